@@ -1,0 +1,59 @@
+"""`grade-admin`: the instructor's commands (the student kit, the Gradescope autograder)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from grader import __version__
+from grader.exceptions import GraderError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="grade-admin")
+def main():
+    """Instructor tools: build what students receive and what Gradescope runs."""
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Assignment spec (default: built-in).")
+def kit(out, spec_file):
+    """Write the student kit to the new folder OUT: starting files and a self-check, no solution."""
+    _run(lambda: _kit(out, spec_file))
+
+
+def _kit(out, spec_file):
+    from grader.deploy import build_kit
+
+    folder = build_kit(out, spec_file=spec_file)
+    click.echo(f"student kit written to {folder}/ — students run: pip install ./{folder.name} && cd my_work && grade .")
+
+
+@main.command()
+@click.argument("zip_path", metavar="OUT.zip", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Assignment spec (default: built-in).")
+@click.option("--secret-file", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="The secret of hidden checks (never give it to students).")
+def autograder(zip_path, spec_file, secret_file):
+    """Write Gradescope's autograder.zip (setup.sh, run_autograder, the grader and the spec)."""
+    _run(lambda: _autograder(zip_path, spec_file, secret_file))
+
+
+def _autograder(zip_path, spec_file, secret_file):
+    from grader.deploy import build_autograder
+
+    path = build_autograder(zip_path, spec_file=spec_file, secret_file=secret_file)
+    click.echo(f"Gradescope autograder written to {path}: upload it as the assignment's autograder (Ubuntu image).")
+
+
+def _run(action):
+    try:
+        action()
+    except GraderError as exc:
+        click.echo(f"grade-admin: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

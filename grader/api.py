@@ -1,0 +1,96 @@
+"""What the command line does, as library functions with keyword-only arguments."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from grader.batch import Entry, detect, grade_batch, looks_like_batch
+from grader.exceptions import UsageError
+from grader.grade import grade_submission
+from grader.html_report import render_report
+from grader.outputs import gradescope_json, result_json, write_atomic
+from grader.sandbox import Limits, resolve_sandbox
+from grader.spec import load_spec
+from grader.submission import submission_name
+from grader.text_report import table
+
+
+def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec_file: Path | None = None,
+        jobs: int | None = None, seed: int = 0, limits: Limits | None = None, sandbox: str = "auto",
+        gradescope_file: Path | None = None, quiet: bool = False, verbose: bool = False, command: str = "",
+        batch: bool = False, resume: bool = False, dask_address: str | None = None, fail_under: float | None = None,
+        echo=print, note=None, progress_factory=None) -> int:
+    """Grade the submissions at `paths`, write their results, and say what happened; return the exit status."""
+    note = note or echo
+    for path in paths:
+        if not Path(path).exists():
+            raise UsageError(f"{path}: no such file or folder (give a submission folder, a .py file or a .zip)")
+    spec = load_spec(spec_file)
+    sandbox = resolve_sandbox(sandbox)
+    with tempfile.TemporaryDirectory(prefix="grade-batch-") as workdir:
+        entries, is_batch = [], False
+        for path in paths:
+            if batch or looks_like_batch(Path(path), spec):
+                detection = detect(Path(path), Path(workdir) / str(len(entries)))
+                note(f"{path}: {detection.describe()}")
+                entries += detection.entries
+                is_batch = True
+            else:
+                entries.append(Entry(id=submission_name(Path(path)), path=Path(path)))
+        if (json_file or gradescope_file) and (is_batch or len(entries) != 1):
+            raise UsageError("--json and --gradescope take a single submission; a batch writes OUT/<id>.json for each")
+        if not entries:
+            raise UsageError(f"no submission found in {', '.join(map(str, paths))}")
+        if len(entries) == 1 and not is_batch:
+            score = _single(entries[0], spec=spec, out_dir=out_dir, json_file=json_file, seed=seed, limits=limits,
+                            sandbox=sandbox, gradescope_file=gradescope_file, quiet=quiet, verbose=verbose,
+                            command=command, echo=echo)
+            return _below(fail_under, {entries[0].id: score}, note)
+        progress = progress_factory(len(entries)) if progress_factory else None
+        started = time.monotonic()
+        try:
+            counts = grade_batch(entries, spec=spec, out_dir=out_dir, jobs=jobs, seed=seed, sandbox=sandbox, limits=limits,
+                                 resume=resume, command=command, progress=progress, dask_address=dask_address)
+        finally:
+            if progress:
+                progress("end", None, None)
+    echo(f"graded {counts['graded']}, unchanged and skipped {counts['skipped']}, grader failures {counts['failed']} "
+         f"of {counts['total']} in {time.monotonic() - started:.1f} s")
+    echo(f"class summary: {Path(out_dir) / 'index.html'}  gradebook: {Path(out_dir) / 'grades.csv'}")
+    if fail_under is None:
+        return 0
+    from grader.batch import load_results
+
+    return _below(fail_under, {r.submission: r.score for r in load_results(out_dir, [e.id for e in entries])}, note)
+
+
+FAIL_UNDER_STATUS = 3
+
+
+def _below(fail_under: float | None, scores: dict[str, float], note) -> int:
+    """Exit status for --fail-under: 3 when any score is below it, else 0."""
+    if fail_under is None:
+        return 0
+    low = {k: v for k, v in scores.items() if v < fail_under}
+    for name, score in low.items():
+        note(f"{name}: {score:.2f} is below --fail-under {fail_under:g}")
+    return FAIL_UNDER_STATUS if low else 0
+
+
+def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gradescope_file, quiet, verbose, command, echo) -> float:
+    """Grade one submission, write its files, print its table; return its score."""
+    result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command)
+    text = result_json(result)
+    write_atomic(Path(out_dir) / f"{result.submission}.json", text)
+    write_atomic(Path(out_dir) / f"{result.submission}.html", render_report(result))
+    if json_file:
+        write_atomic(Path(json_file), text)
+    if gradescope_file:
+        write_atomic(Path(gradescope_file), gradescope_json(result))
+    if quiet:
+        echo(f"{result.submission}: {result.score:.2f}/{result.max_score:.2f}")
+    else:
+        echo(table(result, verbose=verbose))
+        echo(f"\nreport: {Path(out_dir) / (result.submission + '.html')}  (JSON beside it)")
+    return result.score

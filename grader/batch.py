@@ -1,0 +1,445 @@
+"""Batch grading: a folder of submissions in any of the layouts LMS exports produce.
+
+`detect` says which layout a folder is and lists one `Entry` per student (and what it skipped
+and why); `grade_batch` grades them in parallel, each still in its own sandbox, writes each
+result atomically as soon as it is done, skips unchanged ones with `resume`, and rebuilds the
+class outputs (index.html, grades.csv, summary.json) from the results on disk.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import zipfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader import __version__
+from grader.exceptions import UsageError
+from grader.spec import Spec
+
+LAYOUTS = ("folders", "zips", "canvas", "gradescope")
+# Canvas: <name parts>_[LATE_]<user id>_<submission id>_<original file name>[-<n>].<ext>
+CANVAS = re.compile(r"^(?P<student>[A-Za-z][\w-]*?)_(?:LATE_)?(?P<uid>\d+)_(?P<sub>\d+)_(?P<file>.+?)(?:-(?P<rev>\d+))?(?P<ext>\.\w+)$")
+IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+@dataclass
+class Entry:
+    """One student's submission inside a batch."""
+
+    id: str  # the identifier results, reports and the gradebook use
+    path: Path  # a folder, a .zip or a .py file to grade
+    name: str = ""
+    email: str = ""
+
+
+@dataclass
+class Detection:
+    """What a batch folder holds: its layout, one entry per student, and what was passed over."""
+
+    layout: str
+    entries: list[Entry] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+
+    def describe(self) -> str:
+        line = f"batch layout: {self.layout}, {len(self.entries)} submission{'s' * (len(self.entries) != 1)}"
+        if self.skipped:
+            line += f"; skipped {len(self.skipped)}: " + "; ".join(f"{n} ({why})" for n, why in self.skipped[:10])
+            if len(self.skipped) > 10:
+                line += f"; … {len(self.skipped) - 10} more"
+        return line
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+def looks_like_batch(path: Path, spec: Spec) -> bool:
+    """True when `path` is a folder of submissions rather than one submission."""
+    path = Path(path)
+    if not path.is_dir():
+        return path.suffix.lower() == ".zip" and _zip_is_canvas(path)
+    if (path / "submission_metadata.yml").is_file():
+        return True
+    files = [p for p in path.iterdir() if p.is_file() and p.name not in IGNORED]
+    if files and sum(bool(CANVAS.match(p.name)) for p in files) >= max(2, len(files) // 2):
+        return True
+    children = [p for p in path.iterdir() if (p.is_dir() and not p.name.startswith((".", "__"))) or p.suffix.lower() == ".zip"]
+    if len(children) < 2 or any(p.suffix == ".py" for p in files):
+        return False
+    # A submission split over folders defines each class once; a class defined in two
+    # children means each child is a whole submission.
+    seen: dict[str, int] = {}
+    for child in children:
+        for name in _class_names(child, spec):
+            seen[name] = seen.get(name, 0) + 1
+    return any(count >= 2 for count in seen.values())
+
+
+def _class_names(child: Path, spec: Spec) -> set[str]:
+    sources = []
+    if child.is_dir():
+        sources = [p.read_bytes() for p in list(child.rglob("*.py"))[:200]]
+    else:
+        try:
+            with zipfile.ZipFile(child) as z:
+                sources = [z.read(n) for n in z.namelist()[:200] if n.endswith(".py")]
+        except (zipfile.BadZipFile, OSError):
+            return set()
+    names = set()
+    for source in sources:
+        for match in re.finditer(rb"^class\s+(\w+)", source, flags=re.M):
+            cls = spec.find_class(match.group(1).decode(errors="replace"))
+            if cls:
+                names.add(cls.name)
+    return names
+
+
+def detect(root: Path, workdir: Path) -> Detection:
+    """Return the layout of the batch at `root`; Canvas files are regrouped into folders under `workdir`."""
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".zip":
+        unpacked = Path(workdir) / "export"
+        _safe_extract(root, unpacked)
+        root = unpacked
+    if not root.is_dir():
+        raise UsageError(f"{root}: a batch is a folder (or the zip of a Canvas export)")
+    if (root / "submission_metadata.yml").is_file():
+        return _gradescope(root)
+    files = sorted(p for p in root.iterdir() if p.is_file())
+    if files and sum(bool(CANVAS.match(p.name)) for p in files) >= max(1, len([f for f in files if f.name not in IGNORED]) // 2):
+        return _canvas(root, files, Path(workdir) / "canvas")
+    detection = Detection(layout="folders")
+    zips = 0
+    for child in sorted(root.iterdir()):
+        if child.name in IGNORED or child.name.startswith("."):
+            continue
+        if child.is_dir():
+            if child.name.startswith("__") or not any(child.rglob("*.py")) and not any(child.rglob("*.zip")):
+                detection.skipped.append((child.name, "no .py file inside"))
+                continue
+            detection.entries.append(Entry(id=_identifier(child.name), path=child))
+        elif child.suffix.lower() == ".zip":
+            zips += 1
+            detection.entries.append(Entry(id=_identifier(child.stem), path=child))
+        elif child.suffix.lower() == ".py":
+            detection.entries.append(Entry(id=_identifier(child.stem), path=child))
+        else:
+            detection.skipped.append((child.name, "not a folder, .zip or .py"))
+    if zips and zips == len(detection.entries):
+        detection.layout = "zips"
+    elif zips:
+        detection.layout = "folders and zips"
+    return detection
+
+
+def _canvas(root: Path, files: list[Path], into: Path) -> Detection:
+    detection = Detection(layout="canvas")
+    groups: dict[tuple[str, str], dict[str, tuple[int, Path]]] = {}
+    for path in files:
+        if path.name in IGNORED:
+            continue
+        match = CANVAS.match(path.name)
+        if not match:
+            detection.skipped.append((path.name, "not named like a Canvas submission file"))
+            continue
+        original = match["file"] + match["ext"]
+        revision = int(match["rev"] or 0)
+        group = groups.setdefault((match["student"], match["uid"]), {})
+        # Canvas appends -1, -2 … to resubmitted files: keep the latest of each.
+        if original not in group or revision > group[original][0]:
+            if original in group:
+                detection.skipped.append((group[original][1].name, f"superseded by {path.name}"))
+            group[original] = (revision, path)
+        else:
+            detection.skipped.append((path.name, f"superseded by {group[original][1].name}"))
+    for (student, uid), chosen in sorted(groups.items()):
+        folder = into / f"{student}_{uid}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for original, (_, path) in chosen.items():
+            if path.suffix.lower() == ".zip":
+                _safe_extract(path, folder)
+            else:
+                shutil.copyfile(path, folder / original)
+        detection.entries.append(Entry(id=_identifier(f"{student}_{uid}"), path=folder, name=student.replace("_", " ")))
+    return detection
+
+
+def _gradescope(root: Path) -> Detection:
+    detection = Detection(layout="gradescope")
+    people = _gradescope_metadata((root / "submission_metadata.yml").read_text(encoding="utf-8", errors="replace"))
+    for child in sorted(root.iterdir()):
+        if child.name == "submission_metadata.yml" or child.name in IGNORED:
+            continue
+        if not child.is_dir():
+            detection.skipped.append((child.name, "not a submission folder"))
+            continue
+        names, emails = people.get(child.name, ([], []))
+        if not names:
+            detection.skipped.append((child.name, "not listed in submission_metadata.yml")) if child.name not in people else None
+        detection.entries.append(Entry(id=_identifier(child.name), path=child, name=" & ".join(names), email=", ".join(emails)))
+    return detection
+
+
+def _gradescope_metadata(text: str) -> dict[str, tuple[list[str], list[str]]]:
+    """{submission folder: (names, emails)} from Gradescope's submission_metadata.yml (the part we need)."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    current = None
+    for line in text.splitlines():
+        top = re.match(r"^([^\s:#][^:]*):\s*$", line)
+        if top:
+            current = top.group(1).strip().strip("'\"")
+            out[current] = ([], [])
+            continue
+        if current is None:
+            continue
+        name = re.match(r"^\s*-?\s*:name:\s*(.+?)\s*$", line)
+        email = re.match(r"^\s*-?\s*:email:\s*(.+?)\s*$", line)
+        if name:
+            out[current][0].append(name.group(1).strip("'\""))
+        elif email:
+            out[current][1].append(email.group(1).strip("'\""))
+    return out
+
+
+def _zip_is_canvas(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if not n.endswith("/")]
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return bool(names) and sum(bool(CANVAS.match(Path(n).name)) for n in names) >= max(2, len(names) // 2)
+
+
+def _safe_extract(archive: Path, dest: Path):
+    from grader.submission import unzip_into
+
+    unzip_into(archive, dest)
+
+
+def _identifier(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name).strip("._") or "submission"
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over the submission's file names and bytes (a zip or .py by its bytes)."""
+    digest = hashlib.sha256()
+    path = Path(path)
+    if path.is_dir():
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+            digest.update(item.read_bytes())
+    else:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def resume_key(entry: Entry, spec: Spec, seed: int) -> str:
+    return hashlib.sha256(f"{content_hash(entry.path)}|{spec.fingerprint}|{__version__}|{seed}".encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def grade_one(entry: Entry, spec: Spec, seed: int, sandbox: str, limits, command: str, key: str):
+    """Grade one entry (in a pool process or on a dask worker) and return its SubmissionResult."""
+    from grader.grade import grade_submission
+
+    # In the process sandbox the worker comes from this process's shared fork server (the default).
+    result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command)
+    result.submission = entry.id
+    result.student_name, result.student_email, result.resume_key = entry.name, entry.email, key
+    return result
+
+
+def _failed_result(entry: Entry, spec: Spec, exc: Exception):
+    """A result for a submission the grader itself could not finish: every item an error, nothing lost."""
+    from grader.results import ItemResult, SubmissionResult
+
+    message = f"the grader failed on this submission: {type(exc).__name__}: {exc}"
+    items = [ItemResult(name=i.name, max_score=i.points, status_override="error", reason=message) for i in spec.items]
+    return SubmissionResult(submission=entry.id, items=items, errors=[message], spec=spec.name, grader_version=__version__,
+                            student_name=entry.name, student_email=entry.email, resume_key="")
+
+
+def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | None = None, seed: int = 0,
+                sandbox: str = "process", limits=None, resume: bool = False, command: str = "", progress=None,
+                dask_address: str | None = None) -> dict:
+    """Grade every entry, writing each result as it is done; return counts {graded, skipped, failed}."""
+    from grader.html_report import render_report
+    from grader.outputs import result_json, write_atomic
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _unique_ids(entries)
+    keys = {e.id: resume_key(e, spec, seed) for e in entries}
+    todo = [e for e in entries if not (resume and _unchanged(out_dir / f"{e.id}.json", keys[e.id]))]
+    counts = {"graded": 0, "skipped": len(entries) - len(todo), "failed": 0, "total": len(entries)}
+    if progress:
+        progress("start", counts, None)
+
+    def finished(entry, result):
+        write_atomic(out_dir / f"{entry.id}.json", result_json(result))
+        write_atomic(out_dir / f"{entry.id}.html", render_report(result))
+        counts["graded"] += 1
+        counts["failed"] += bool(result.errors and all(i.status == "error" for i in result.items))
+        if progress:
+            progress("done", counts, result)
+
+    try:
+        if dask_address:
+            _run_dask(todo, spec, seed, sandbox, limits, command, keys, dask_address, finished)
+        else:
+            _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished)
+    finally:
+        write_class_outputs(out_dir, [e.id for e in entries], spec)
+    return counts
+
+
+def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished):
+    from concurrent.futures.process import BrokenProcessPool
+
+    jobs = jobs or os.cpu_count() or 1
+    if not todo:
+        return
+    _warm(spec)  # ground truth once, before forking: every pool process inherits it
+    context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    pending = list(todo)
+    while pending:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=context) as pool:
+            futures = {pool.submit(grade_one, e, spec, seed, sandbox, limits, command, keys[e.id]): e for e in pending}
+            pending = []
+            try:
+                while futures:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        entry = futures.pop(future)
+                        try:
+                            finished(entry, future.result())
+                        except BrokenProcessPool:
+                            pending.append(entry)  # the pool died under it: grade it again in a fresh pool
+                        except Exception as exc:  # the grader failed on this one: record it, go on
+                            finished(entry, _failed_result(entry, spec, exc))
+            except KeyboardInterrupt:
+                for future in futures:
+                    future.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+def _run_dask(todo, spec, seed, sandbox, limits, command, keys, address, finished):
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise UsageError("--dask needs dask.distributed: pip install 'nn-grader[cluster]'") from None
+    with Client(address) as client:
+        futures = {client.submit(grade_one, e, spec, seed, sandbox, limits, command, keys[e.id], pure=False): e for e in todo}
+        for future in as_completed(list(futures)):
+            entry = futures[future]
+            try:
+                finished(entry, future.result())
+            except Exception as exc:
+                finished(entry, _failed_result(entry, spec, exc))
+
+
+def _warm(spec: Spec):
+    """Derive and lambdify every item's ground truth in this process."""
+    from grader.symbolic import SymbolicTruth, rules_for
+
+    truth = SymbolicTruth(spec.epsilon)
+    import numpy as np
+
+    from grader.points import K, N
+
+    for cls in spec.classes.values():
+        rules_for(cls)
+        X = np.linspace(-1, 1, N * K).reshape(N, K)
+        if cls.kind == "elementwise":
+            truth.elementwise_jacobian(cls, X)
+            truth.elementwise_forward(cls, X)
+        elif cls.kind == "softmax":
+            for k in (K, 1):
+                truth.softmax_jacobian(X[:, :k])
+        elif cls.kind == "objective":
+            truth.objective_gradient(cls, X * 0 + 0.5, X * 0 + 0.3)
+            truth.loss_entries(cls, X * 0 + 0.5, X * 0 + 0.3)
+
+
+def _unchanged(path: Path, key: str) -> bool:
+    try:
+        return json.loads(path.read_text()).get("resume_key") == key
+    except (OSError, ValueError):
+        return False
+
+
+def _unique_ids(entries: list[Entry]):
+    seen: dict[str, int] = {}
+    for e in entries:
+        if e.id in seen:
+            seen[e.id] += 1
+            e.id = f"{e.id}_{seen[e.id]}"
+        else:
+            seen[e.id] = 1
+
+
+# ----------------------------------------------------------------------------- class outputs
+
+
+def load_results(out_dir: Path, ids: list[str]):
+    """The results of `ids` as they are on disk (a missing or unreadable one is left out)."""
+    from grader.results import SubmissionResult
+
+    results = []
+    for i in ids:
+        try:
+            results.append(SubmissionResult.from_dict(json.loads((Path(out_dir) / f"{i}.json").read_text())))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return results
+
+
+def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec):
+    """Rebuild index.html, grades.csv and summary.json from the results on disk."""
+    from grader.html_report import render_summary
+    from grader.outputs import write_atomic
+
+    results = load_results(out_dir, ids)
+    write_atomic(Path(out_dir) / "index.html", render_summary(results, title=f"{spec.title} — class summary"))
+    write_atomic(Path(out_dir) / "grades.csv", gradebook_csv(results, spec))
+    write_atomic(Path(out_dir) / "summary.json", json.dumps(summary(results, spec), indent=2, ensure_ascii=False))
+
+
+def gradebook_csv(results, spec: Spec) -> str:
+    """One row per student: identifier, name, email, total, max, then each item's points."""
+    items = [i.name for i in spec.items]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["identifier", "name", "email", "total", "max_score", *items])
+    for r in sorted(results, key=lambda r: r.submission):
+        by_name = {i.name: i for i in r.items}
+        writer.writerow([r.submission, r.student_name, r.student_email, f"{r.score:.2f}", f"{r.max_score:.2f}",
+                         *(f"{by_name[n].score:.2f}" if n in by_name else "" for n in items)])
+    return buffer.getvalue()
+
+
+def summary(results, spec: Spec) -> dict:
+    return {
+        "spec": spec.name,
+        "grader_version": __version__,
+        "count": len(results),
+        "submissions": [{
+            "submission": r.submission, "name": r.student_name, "email": r.student_email,
+            "score": round(r.score, 4), "max_score": round(r.max_score, 4), "errors": len(r.errors),
+            "items": {i.name: {"score": round(i.score, 4), "max_score": i.max_score, "status": i.status, "diagnoses": i.diagnoses}
+                      for i in r.items},
+        } for r in sorted(results, key=lambda r: r.submission)],
+    }

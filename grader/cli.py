@@ -1,0 +1,87 @@
+"""The `grade` command: parses options and forwards to the library; exit codes live here only."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from grader import __version__
+from grader.exceptions import GraderError, UsageError
+from grader.sandbox import SANDBOXES, Limits
+
+
+def _progress_bar(total: int):
+    """A progress callback for a batch: a bar with counts and time left on a terminal, a line per result otherwise."""
+    interactive = sys.stderr.isatty()
+    bar = click.progressbar(length=total, label="grading", show_pos=True, show_eta=True, file=sys.stderr) if interactive else None
+
+    def progress(event, counts, result):
+        if event == "start" and interactive:
+            bar.update(counts["skipped"])
+            bar.render_progress()
+        elif event == "done":
+            if interactive:
+                bar.update(1)
+            else:
+                click.echo(f"[{counts['graded'] + counts['skipped']}/{counts['total']}] {result.submission}: "
+                           f"{result.score:.2f}/{result.max_score:.2f}", err=True)
+        elif event == "end" and interactive:
+            bar.render_finish()
+    return progress
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              help="Folder for <submission>.json (and, later, the HTML reports).")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the result of a single submission to FILE.")
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path), help="Assignment spec (TOML). Default: the built-in CS 615 assignment.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Submissions graded at once (batch grading).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random test points.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds one call to your code may take.")
+@click.option("--sandbox", type=click.Choice(SANDBOXES), default="auto", show_default=True,
+              help="bwrap: bubblewrap (no network, private filesystem); process: plain child process with limits; auto: bwrap where installed.")
+@click.option("--gradescope", "gradescope_file", type=click.Path(path_type=Path), help="Write Gradescope's results.json for a single submission to FILE.")
+@click.option("--batch", is_flag=True, help="Treat each PATH as a folder of submissions (detected when not given).")
+@click.option("--resume", is_flag=True, help="Batch: skip submissions whose files, spec and grader version are unchanged since their result.")
+@click.option("--dask", "dask_address", metavar="ADDRESS", help="Batch: grade on a dask cluster (pip install 'nn-grader[cluster]').")
+@click.option("--fail-under", type=float, metavar="SCORE", help="Exit with status 3 when a submission scores below SCORE points (for your own CI).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the total.")
+@click.option("-v", "--verbose", is_flag=True, help="Print the full feedback of every item that did not pass.")
+@click.version_option(__version__, prog_name="grade")
+def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gradescope_file, batch, resume, dask_address,
+         fail_under, quiet, verbose):
+    """Grade numpy neural-network layers and objectives.
+
+    PATH is a submission (a folder, a single .py file, or a .zip) or a folder of submissions:
+    one folder or .zip per student, a Canvas bulk download, or a Gradescope export (detected;
+    force with --batch). Each item of the assignment (e.g. SoftmaxLayer.gradient) is checked
+    against SymPy-derived ground truth; results go to OUT/<submission>.json and .html, and a
+    batch adds OUT/index.html, grades.csv and summary.json.
+
+    \b
+    Examples:
+      grade my_work/                        # self-check your folder
+      grade hw2.zip --seed 7 -v             # other test points, full feedback
+      grade submissions/ -j 4 --resume      # a whole class, skipping unchanged ones
+    """
+    from grader.api import run
+
+    command = "grade " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        code = run(paths=list(paths), out_dir=out_dir, json_file=json_file, spec_file=spec_file, jobs=jobs, seed=seed,
+                   limits=Limits(call_timeout=timeout), sandbox=sandbox, gradescope_file=gradescope_file,
+                   quiet=quiet, verbose=verbose, command=command, batch=batch, resume=resume, dask_address=dask_address, fail_under=fail_under,
+                   echo=click.echo, note=lambda text: click.echo(text, err=True), progress_factory=_progress_bar)
+    except UsageError as exc:
+        click.echo(f"grade: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except GraderError as exc:
+        click.echo(f"grade: internal error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("grade: interrupted; results written so far are kept", err=True)
+        sys.exit(130)
+    sys.exit(code)

@@ -1,0 +1,171 @@
+"""Grading one submission: spec → ground truth → student outputs → comparisons → scores.
+
+`grade_submission` is the library entry point the CLI forwards to. It copies the submission
+into a throwaway folder, reads it statically, starts the sandbox, runs every check of every
+item of the spec, and returns a `SubmissionResult`. It never raises for anything the student
+did; a fault of the grader itself is recorded in `errors` and the other items still run.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from grader import __version__
+from grader.checks import CHECKS, ItemContext
+from grader.network import run_network
+from grader.points import rng_for
+from grader.results import CheckResult, ItemResult, SubmissionResult
+from grader.sandbox import ForkServer, Limits, Sandbox, WorkerDied, WorkerTimeout, resolve_sandbox
+from grader.spec import Item, Spec, load_spec
+from grader.student import StudentCode, StudentFailure
+from grader.submission import copy_submission, discover, submission_name, workspace
+from grader.symbolic import SymbolicTruth, rules_for
+
+
+def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 0, sandbox: str = "auto",
+                     limits: Limits | None = None, command: str = "", progress=None,
+                     fork_server: ForkServer | None = None) -> SubmissionResult:
+    """Grade the submission at `path` (folder, .py or .zip) and return its result.
+
+    With a `fork_server` (plain process sandbox only), the worker is forked from a numpy-warm
+    process instead of started afresh: the same isolation, without the interpreter start-up.
+    """
+    started = time.monotonic()
+    spec = spec or load_spec()
+    limits = limits or Limits()
+    kind = resolve_sandbox(sandbox)
+    result = SubmissionResult(submission=submission_name(Path(path)), sandbox=kind, seed=seed, spec=spec.name,
+                              grader_version=__version__, command=command,
+                              graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    truth = SymbolicTruth(spec.epsilon)
+    with workspace() as tmp:
+        root = copy_submission(Path(path), Path(tmp))
+        found = discover(root, spec)
+        result.warnings += found.warnings
+        result.errors += [f"syntax error: {m}" for m in found.syntax_errors.values()]
+        box = Sandbox(root, kind=kind, limits=limits, load_request={
+            "path": found.sys_path, "path_last": found.sys_path_last, "modules": found.modules,
+            "classes": {name: [f.module, f.name] for name, f in found.found.items()},
+        }, fork_server=fork_server)
+        student = StudentCode(box, found, spec)
+        secret = spec.hidden_secret()
+        try:
+            problems = _start(student, found)
+            result.errors += list(dict.fromkeys(problems.values()))
+            for item in spec.items:
+                if progress:
+                    progress(item.name)
+                if spec.is_hidden(item.name) and secret is None:
+                    result.hidden_pending += len(CHECKS[(item.cls.kind, item.method)])
+                    result.hidden_items_pending += 1
+                    continue
+                result.items.append(_grade_item(item, student, found, truth, seed, problems.get(item.cls.name), result,
+                                                spec=spec, secret=secret))
+            for net in spec.networks:
+                result.items.append(_guarded_network(net, spec, student, seed, result))
+        finally:
+            box.close()
+            result.output = box.printed_output
+    result.elapsed_s = time.monotonic() - started
+    return result
+
+
+def _start(student: StudentCode, found) -> dict[str, str]:
+    """Start the worker; return {class: message} for the classes whose module could not be imported."""
+    if not found.found:
+        return {}
+    try:
+        errors = student.start()
+    except WorkerTimeout:
+        message = "importing your modules did not finish in time (is there a loop or a training run at module level?)"
+        return {name: message for name in found.found}
+    except WorkerDied as exc:
+        message = f"the process importing your modules died: {exc}"
+        return {name: message for name in found.found}
+    problems = {}
+    for name, where in found.found.items():
+        error = errors.get(where.module)
+        if error is None:
+            continue
+        line = f" ({error.get('file')}, line {error.get('line')})" if error.get("line") else ""
+        hint = " The grading environment has Python's standard library and numpy only." if error.get("type") in ("ModuleNotFoundError", "ImportError") else ""
+        problems[name] = f"importing {where.file} failed{line}: {error.get('type')}: {error.get('message')}.{hint}"
+    return problems
+
+
+def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_problem, result, *,
+                spec: Spec, secret: str | None) -> ItemResult:
+    """Run the item's checks. Each check draws its own points (seed, item, check); a hidden check
+    draws them from the instructor's secret instead, and without the secret it is not run at all."""
+    cls = item.cls
+    rule = rules_for(cls).get(item.method)
+    out = ItemResult(name=item.name, max_score=item.points,
+                     rule=rule.text if rule else "", rule_latex=rule.latex if rule else "", rule_mathml=rule.mathml if rule else "")
+    if cls.name not in found.found:
+        problem = found.problems.get(cls.name, "not found")
+        out.status_override = "error" if problem.startswith("syntax error") else "missing"
+        out.reason = problem
+        return out
+    if load_problem:
+        out.status_override = "error"
+        out.reason = load_problem.splitlines()[0]
+        return out
+    if cls.name not in student.methods:
+        out.status_override = "error"
+        out.reason = f"{found.found[cls.name].name} could not be loaded in the sandbox"
+        return out
+    if not student.has(cls, item.method):
+        out.status_override = "missing"
+        out.reason = f"{found.found[cls.name].name} has no method {' or '.join(cls.method_names(item.method))}"
+        return out
+    for name, weight, check in CHECKS[(cls.kind, item.method)]:
+        hidden = spec.is_hidden(item.name, name)
+        if hidden and secret is None:
+            result.hidden_pending += 1
+            continue
+        rng = rng_for(_secret_seed(secret), f"{item.name}/{name}") if hidden else rng_for(seed, f"{item.name}/{name}")
+        ctx = ItemContext(item=item, student=student, truth=truth, rng=rng, problems=result.errors)
+        if any(c.outcome == "timeout" for c in out.checks):
+            # One endless loop per item is enough to know; the time is better spent on other items.
+            out.checks.append(CheckResult(name, False, weight, outcome="timeout", message="skipped: an earlier check of this item timed out"))
+            continue
+        out.checks.append(_run_check(check, ctx, name, weight, result))
+        out.checks[-1].hidden = hidden
+    if all(c.outcome == "timeout" for c in out.checks if not c.passed) and any(not c.passed for c in out.checks):
+        out.reason = "your code did not answer in time in some checks (an endless loop?)"
+    return out
+
+
+def _secret_seed(secret: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(secret.encode()).digest()[:8], "big")
+
+
+def _run_check(check, ctx: ItemContext, name: str, weight: float, result: SubmissionResult) -> CheckResult:
+    """Run one check; whatever happens, return a CheckResult."""
+    try:
+        return check(ctx, name, weight)
+    except StudentFailure as failure:
+        outcome = failure.outcome
+        status = failure.status
+        message = f"{failure.during} gave {outcome.describe()}"
+        if status == "not_implemented":
+            message = f"{failure.during} raises NotImplementedError: not implemented yet"
+        elif outcome.kind == "error" and outcome.traceback:
+            message += "\n" + outcome.traceback.strip()
+        # "ok" means the code ran but gave no usable numbers (None, a string): a wrong answer, not a crash.
+        return CheckResult(name, False, weight, message=message, outcome=status)
+    except Exception as exc:  # a fault of the grader: recorded loudly, the run goes on
+        result.errors.append(f"internal error in check {ctx.item.name}/{name}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
+        return CheckResult(name, False, weight, outcome="error", message=f"the grader failed on this check ({type(exc).__name__}); this is not your fault, please report it")
+
+
+def _guarded_network(net, spec, student, seed, result) -> ItemResult:
+    try:
+        return run_network(net, spec, student, seed)
+    except Exception as exc:
+        result.errors.append(f"internal error in {net.item_name}: {type(exc).__name__}: {exc}")
+        return ItemResult(name=net.item_name, max_score=0.0, status_override="error", reason="the grader failed on this diagnostic")

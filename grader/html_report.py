@@ -1,0 +1,201 @@
+"""HTML reports: one self-contained page per submission, and the class summary of a batch.
+
+Jinja2 templates ship in grader/templates and render with StrictUndefined, so a missing value
+is an error, never a blank. Pages carry their CSS and SVG inline, refer to nothing outside
+themselves, and show formulas as MathML straight from SymPy (no JavaScript needed for them).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import html
+import math
+from collections import Counter, defaultdict
+from importlib import resources
+from urllib.parse import quote
+
+import jinja2
+import numpy as np
+
+from grader.results import SubmissionResult
+
+MARKS = {"passed": "✓", "partial": "◐", "failed": "✗", "error": "!", "timeout": "T", "missing": "∅", "not_implemented": "…"}
+STATUS_TEXT = {"not_implemented": "not implemented"}
+PRINTED_LIMIT = 8000
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("grader", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _css() -> str:
+    return resources.files("grader.templates").joinpath("style.css").read_text(encoding="utf-8")
+
+
+def render_report(result: SubmissionResult) -> str:
+    """Return the HTML page of one submission's result."""
+    items = sorted(result.items, key=lambda i: (i.status == "passed", i.name.startswith("Network.")))
+    items = [_item_view(i) for i in items]
+    counts = Counter(i["status"] for i in items)
+    summary = ", ".join(f"{n} {STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items(), key=lambda kv: kv[0] != "passed"))
+    percent = 100.0 * result.score / result.max_score if result.max_score else 0.0
+    output = result.output if len(result.output) <= PRINTED_LIMIT else result.output[:PRINTED_LIMIT] + "\n… [truncated]"
+    return _environment().get_template("report.html.j2").render(
+        r=result, items=items, percent=percent, counts=summary, css=_css(), output=output)
+
+
+def _item_view(item) -> dict:
+    checks = []
+    drawn = False  # one set of heatmaps per item: the first failing check's
+    for c in item.checks:
+        view = {"name": c.name, "passed": c.passed, "score": c.score, "max_score": c.max_score, "message": c.message,
+                "diagnosis": c.diagnosis, "note": c.note, "heatmaps": [], "stages": []}
+        if not c.passed and not drawn and "got" in c.details and "expected" in c.details:
+            view["heatmaps"] = heatmaps(c.details["got"], c.details["expected"])
+            drawn = bool(view["heatmaps"])
+        if "stages" in c.details:
+            view["stages"] = _stages(c.details["stages"])
+        checks.append(view)
+    return {
+        "name": item.name, "anchor": item.name.replace(".", "-"), "score": item.score, "max_score": item.max_score,
+        "status": item.status, "status_text": STATUS_TEXT.get(item.status, item.status), "mark": MARKS[item.status],
+        "one_line": item.one_line, "reason": item.reason if item.checks else item.reason,
+        "rule": item.rule, "rule_mathml": item.rule_mathml, "checks": checks,
+    }
+
+
+def _stages(stages: list[dict]) -> list[dict]:
+    first = next((i for i, s in enumerate(stages) if not s["ok"]), None)
+    return [{**s, "first": i == first} for i, s in enumerate(stages)]
+
+
+# ----------------------------------------------------------------------------- heatmaps
+
+
+def heatmaps(got, expected) -> list[dict]:
+    """Expected, the student's and their difference as small SVG heatmaps (first observation of a 3-D array)."""
+    g, e = _as_array(got), _as_array(expected)
+    if e.ndim == 0 or g.ndim == 0 or e.size > 400 or g.size > 400:
+        return []
+    label = ""
+    if e.ndim == 3:
+        if g.ndim == 2 and g.shape == e.shape[:2]:  # a diagonal given where a full Jacobian was due
+            g = np.einsum("nk,kj->nkj", g, np.eye(g.shape[1]))
+        e, label = e[0], " (first observation)"
+    if g.ndim == 3:
+        g = g[0]
+    if e.ndim == 1:
+        e = e[None, :]
+    if g.ndim == 1:
+        g = g[None, :]
+    out = [{"svg": heatmap_svg(e, "expected"), "caption": f"expected{label}"},
+           {"svg": heatmap_svg(g, "yours"), "caption": f"yours{label}"}]
+    if g.shape == e.shape:
+        with np.errstate(all="ignore"):
+            out.append({"svg": heatmap_svg(g - e, "difference", mark_nonzero=True), "caption": "yours − expected (× marks a difference)"})
+    return out
+
+
+def _as_array(values) -> np.ndarray:
+    return np.array(values if values is not None else np.nan, dtype=float)
+
+
+def heatmap_svg(matrix: np.ndarray, title: str, *, mark_nonzero: bool = False, cell: int = 22) -> str:
+    """A diverging blue–white–red heatmap; NaN/inf cells are grey and crossed, so it reads without colour too."""
+    rows, cols = matrix.shape
+    finite = matrix[np.isfinite(matrix)]
+    scale = float(np.max(np.abs(finite))) if finite.size else 1.0
+    scale = scale or 1.0
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{cols * cell}" height="{rows * cell}" '
+             f'viewBox="0 0 {cols * cell} {rows * cell}" role="img" aria-label="{html.escape(title)} heatmap">']
+    for i in range(rows):
+        for j in range(cols):
+            v = matrix[i, j]
+            x, y = j * cell, i * cell
+            if not math.isfinite(v):
+                parts.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="#9aa0a6"><title>[{i},{j}] {v}</title></rect>'
+                             f'<path d="M{x} {y}l{cell} {cell}M{x + cell} {y}l{-cell} {cell}" stroke="#333" stroke-width="1"/>')
+                continue
+            t = max(-1.0, min(1.0, v / scale))
+            r, g_, b = (255, int(255 * (1 - t)), int(255 * (1 - t))) if t >= 0 else (int(255 * (1 + t)), int(255 * (1 + t)), 255)
+            parts.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="rgb({r},{g_},{b})" stroke="#ffffff" stroke-width="1">'
+                         f'<title>[{i},{j}] {v:.6g}</title></rect>')
+            if mark_nonzero and abs(v) > 1e-6 * max(scale, 1e-12):
+                parts.append(f'<text x="{x + cell / 2}" y="{y + cell * 0.7}" font-size="{cell * 0.6:.0f}" text-anchor="middle" fill="#000">×</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------------------- class summary
+
+
+def render_summary(results: list[SubmissionResult], *, title: str = "Class summary") -> str:
+    """Return the class summary page: students × items, histogram, pass rates, frequent diagnoses."""
+    results = sorted(results, key=lambda r: r.submission)
+    item_names = list(dict.fromkeys(i.name for r in results for i in r.items if i.max_score > 0))
+    rows = []
+    for r in results:
+        by_name = {i.name: i for i in r.items}
+        rows.append({"name": r.submission, "href": quote(f"{r.submission}.html"), "score": r.score, "max_score": r.max_score,
+                     "percent": 100 * r.score / r.max_score if r.max_score else 0.0,
+                     "cells": [_cell(by_name.get(n)) for n in item_names], "errors": len(r.errors)})
+    rates = []
+    for n in item_names:
+        statuses = [i.status for r in results for i in r.items if i.name == n]
+        passed = sum(s == "passed" for s in statuses)
+        rates.append({"name": n, "passed": passed, "total": len(statuses), "rate": 100 * passed / len(statuses) if statuses else 0.0})
+    who = defaultdict(list)
+    for r in results:
+        for i in r.items:
+            for d in i.diagnoses:
+                who[(i.name, d)].append(r.submission)
+    diagnoses = [{"item": k[0], "diagnosis": k[1], "count": len(v), "who": [(w, quote(f"{w}.html")) for w in sorted(set(v))]}
+                 for k, v in sorted(who.items(), key=lambda kv: (-len(kv[1]), kv[0]))][:30]
+    scores = [row["percent"] for row in rows]
+    return _environment().get_template("summary.html.j2").render(
+        title=title, rows=rows, items=item_names, short=[_short(n) for n in item_names], rates=rates, diagnoses=diagnoses,
+        histogram=histogram_svg(scores), count=len(rows), mean=float(np.mean(scores)) if scores else 0.0,
+        median=float(np.median(scores)) if scores else 0.0, css=_css(),
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _cell(item) -> dict:
+    if item is None:
+        return {"status": "missing", "text": "–", "value": -1}
+    return {"status": item.status, "text": f"{item.score:.1f}", "value": round(item.score, 3), "mark": MARKS[item.status]}
+
+
+def _short(name: str) -> str:
+    cls, method = name.split(".", 1)
+    for suffix in ("Layer",):
+        cls = cls[: -len(suffix)] if cls.endswith(suffix) and len(cls) > len(suffix) else cls
+    return f"{cls}.{method}"
+
+
+def histogram_svg(percents: list[float], *, bins: int = 10, width: int = 420, height: int = 160) -> str:
+    """Score distribution in 10-point bins, as an inline SVG bar chart with counts written on the bars."""
+    counts = [0] * bins
+    for p in percents:
+        counts[min(int(p // (100 / bins)), bins - 1)] += 1
+    top = max(counts) or 1
+    bar_w = (width - 40) / bins
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" viewBox="0 0 {width} {height + 30}" '
+             f'role="img" aria-label="histogram of scores">']
+    for k, c in enumerate(counts):
+        h = (height - 20) * c / top
+        x = 30 + k * bar_w
+        parts.append(f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" fill="#4b6cb7"><title>{k * 10}–{k * 10 + 10}%: {c}</title></rect>')
+        if c:
+            parts.append(f'<text x="{x + bar_w / 2 - 2:.1f}" y="{height - h - 4:.1f}" font-size="11" text-anchor="middle">{c}</text>')
+        parts.append(f'<text x="{x + bar_w / 2 - 2:.1f}" y="{height + 14}" font-size="10" text-anchor="middle">{k * 10}</text>')
+    parts.append(f'<line x1="28" y1="{height}" x2="{width - 8}" y2="{height}" stroke="#333"/>')
+    parts.append(f'<text x="{width / 2}" y="{height + 28}" font-size="10" text-anchor="middle">score (%)</text></svg>')
+    return "".join(parts)

@@ -1,0 +1,72 @@
+"""Writing results: the result JSON of CONTRACT.md and Gradescope's results.json, atomically."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from grader.results import SubmissionResult
+
+
+def write_atomic(path: Path, text: str):
+    """Write `text` to `path` so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be read
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _check_feedback(item, checks) -> str:
+    lines = [f"[{c.name}] " + (c.message or "passed") + (f"\n  Likely mistake: {c.diagnosis}." if c.diagnosis and not c.passed else "")
+             for c in checks]
+    return "\n".join(lines) or item.feedback
+
+
+def result_json(result: SubmissionResult) -> str:
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def gradescope_json(result: SubmissionResult) -> str:
+    """Gradescope's results.json: score, execution_time, output and one test per item.
+
+    An item's hidden checks become a test of their own with visibility "hidden", so students
+    see neither their points nor their feedback before the instructor publishes them.
+    """
+    tests = []
+    for item in result.items:
+        total = sum(c.max_score for c in item.checks) or 1.0
+        parts = [("visible", [c for c in item.checks if not c.hidden]), ("hidden", [c for c in item.checks if c.hidden])]
+        if not item.checks:
+            parts = [("visible", [])]
+        for visibility, checks in parts:
+            if item.checks and not checks:
+                continue
+            share = sum(c.max_score for c in checks) / total if item.checks else 1.0
+            earned = sum(c.score for c in checks) / total if item.checks else 0.0
+            passed = all(c.passed for c in checks) and (bool(checks) or item.status == "passed")
+            tests.append({
+                "name": item.name + (" (hidden checks)" if visibility == "hidden" and len(parts) > 1 and parts[0][1] else ""),
+                "score": round(item.max_score * earned, 4),
+                "max_score": round(item.max_score * share, 4),
+                "status": "passed" if passed else "failed",
+                "output": _check_feedback(item, checks) if visibility == "hidden" or len(parts) > 1 else item.feedback,
+                "visibility": visibility,
+            })
+    summary = f"{result.score:.2f} / {result.max_score:.2f}"
+    if result.hidden_pending:
+        summary += f"\n{result.hidden_pending} hidden checks were not run (no instructor secret)."
+    if result.errors:
+        summary += "\n" + "\n".join(result.errors)
+    return json.dumps({"score": round(result.score, 4), "execution_time": round(result.elapsed_s, 3),
+                       "output": summary, "tests": tests}, indent=2, ensure_ascii=False)

@@ -1,0 +1,79 @@
+"""Deterministic test points: float64, odd non-square shapes, clear of every kink.
+
+Each item draws from its own generator seeded by (seed, item name), so the points of one item
+do not depend on which other items run. Shapes are N=7 observations, D=5 inputs, K=3 outputs
+by default, so that a transposed matrix can never have the right shape by accident.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from grader.spec import ClassSpec
+
+N, D, K = 7, 5, 3
+KINK_MARGIN = 0.05
+
+
+def rng_for(seed: int, label: str) -> np.random.Generator:
+    return np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(label.encode())])
+
+
+def layer_input(rng, cls: ClassSpec, n: int, k: int) -> np.ndarray:
+    """Inputs for an activation in its domain, never within KINK_MARGIN of a kink."""
+    low, high = cls.domain if cls.kind == "elementwise" else (-3.0, 3.0)
+    X = rng.uniform(low, high, size=(n, k))
+    for kink in cls.kinks:
+        near = np.abs(X - kink) < KINK_MARGIN
+        X[near] = kink + np.where(X[near] >= kink, 1, -1) * (KINK_MARGIN + rng.uniform(0.1, 0.5, size=near.sum()))
+    return X
+
+
+def upstream(rng, n: int, k: int) -> np.ndarray:
+    """A random δ: an all-ones δ would hide softmax mistakes, since Jᵀ·1 = 0 there."""
+    return rng.normal(size=(n, k))
+
+
+def weights(rng, d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return rng.normal(size=(d, k)), rng.normal(size=(1, k))
+
+
+def input_data(rng, n: int, d: int) -> np.ndarray:
+    """Data for an input layer: columns with their own means and spreads."""
+    return rng.normal(loc=rng.uniform(-5, 5, size=d), scale=rng.uniform(0.5, 3, size=d), size=(n, d))
+
+
+def objective_pair(rng, cls: ClassSpec, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and estimates of the kinds the objective expects."""
+    if cls.targets == "onehot":
+        Y = np.eye(k)[rng.integers(0, k, size=n)]
+    elif cls.targets == "binary":
+        Y = rng.integers(0, 2, size=(n, k)).astype(float)
+    else:
+        Y = rng.normal(size=(n, k))
+    if cls.estimates == "distribution":
+        e = np.exp(rng.normal(size=(n, k)))
+        Yhat = e / e.sum(axis=1, keepdims=True)
+    elif cls.estimates == "probability":
+        Yhat = rng.uniform(0.05, 0.95, size=(n, k))
+    else:
+        Yhat = rng.normal(size=(n, k))
+    return Y, Yhat
+
+
+def objective_edges(cls: ClassSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and estimates with ŷ exactly 0 and 1, right and wrong (finite results expected)."""
+    if cls.estimates == "real":
+        return (np.array([[1e3, -2.0, 0.0], [0.0, 5.0, -1e3], [7.0, 0.5, 1e-9]]),
+                np.array([[-1e3, 3.0, 0.0], [1e-9, 5.0, 1e3], [-7.0, 0.5, 0.0]]))
+    if cls.targets == "onehot":
+        return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+    return np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]), np.array([[0.0, 1.0, 1.0], [0.0, 0.5, 1.0]])
+
+
+def edge_input(cls: ClassSpec) -> np.ndarray:
+    """Large inputs: e^z overflows in a naive formula; softmax rows near ±1000 mixed with small rows."""
+    if cls.kind == "softmax":
+        return np.array([[1000.0, 999.0, 998.0], [-3.0, 0.5, 2.0], [-1000.0, -999.0, -1001.0], [0.1, 0.2, 0.3]])
+    return np.array([[1000.0, -1000.0, 40.0], [-40.0, 710.0, -745.0]])

@@ -1,0 +1,209 @@
+"""Results as plain dataclasses: a check, an item (`<Class>.<method>`), a submission.
+
+`to_dict()` gives the result JSON of CONTRACT.md; scores are derived, never stored twice.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+STATUSES = ("passed", "partial", "failed", "error", "timeout", "missing", "not_implemented")
+
+
+@dataclass
+class CheckResult:
+    """One check of one item: passed or not, its share of the item's points, and why."""
+
+    name: str
+    passed: bool
+    max_score: float
+    message: str = ""
+    diagnosis: str | None = None
+    outcome: str = "ok"  # ok | error | timeout | not_implemented | missing: what the student's code did
+    note: str = ""  # said even when the check passes (e.g. judged on your own gradient())
+    details: dict = field(default_factory=dict)  # small arrays for the reports: got / expected
+    hidden: bool = False  # drawn from the instructor's secret; not run in a self-check
+
+    @property
+    def score(self) -> float:
+        return self.max_score if self.passed else 0.0
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "passed": self.passed, "score": round(self.score, 6),
+               "max_score": round(self.max_score, 6), "message": self.message}
+        if self.diagnosis:
+            out["diagnosis"] = self.diagnosis
+        if self.note:
+            out["note"] = self.note
+        if self.outcome != "ok":
+            out["outcome"] = self.outcome
+        if self.details:
+            out["details"] = self.details
+        if self.hidden:
+            out["hidden"] = True
+        return out
+
+
+@dataclass
+class ItemResult:
+    """One gradable item: its checks, its status and the feedback a student reads."""
+
+    name: str
+    max_score: float
+    checks: list[CheckResult] = field(default_factory=list)
+    status_override: str | None = None  # missing / error / not_implemented / timeout decided before any check
+    reason: str = ""
+    rule: str = ""
+    rule_latex: str = ""
+    rule_mathml: str = ""
+
+    @property
+    def score(self) -> float:
+        if self.status_override in ("missing", "error", "not_implemented", "timeout") and not self.checks:
+            return 0.0
+        total = sum(c.max_score for c in self.checks)
+        if total <= 0:
+            return 0.0
+        return self.max_score * sum(c.score for c in self.checks) / total
+
+    @property
+    def diagnoses(self) -> list[str]:
+        return list(dict.fromkeys(c.diagnosis for c in self.checks if c.diagnosis and not c.passed))
+
+    @property
+    def status(self) -> str:
+        if self.status_override:
+            return self.status_override
+        failed = [c for c in self.checks if not c.passed]
+        if not failed:
+            return "passed"
+        outcomes = {c.outcome for c in failed}
+        if len(failed) == len(self.checks):
+            if "ok" not in outcomes:
+                # the code never gave an answer to judge: say what happened first
+                # (a MemoryError then a hang is an error, not wrong numbers)
+                return failed[0].outcome
+            return "failed"
+        return "partial" if self.score > 0 or self.max_score == 0 else "failed"
+
+    @property
+    def feedback(self) -> str:
+        """What is wrong, where, and the expected rule; or what passed and any note."""
+        lines = []
+        if self.reason:
+            lines.append(self.reason)
+        for check in self.checks:
+            if not check.passed:
+                lines.append(f"[{check.name}] {check.message}")
+                if check.diagnosis:
+                    lines.append(f"  Likely mistake: {check.diagnosis}.")
+            elif check.note:
+                lines.append(f"[{check.name}] {check.note}")
+        if (self.status != "passed" or not lines) and self.rule:
+            lines.append(f"Expected rule: {self.rule}" + (f"  [{self.rule_latex}]" if self.rule_latex else ""))
+        if not lines:
+            lines.append("All checks passed.")
+        return "\n".join(lines)
+
+    @property
+    def one_line(self) -> str:
+        """The short reason shown in the table."""
+        if self.status == "passed":
+            return next((c.note for c in self.checks if c.note), "all checks passed").splitlines()[0]
+        if self.reason and not self.checks:
+            return self.reason.splitlines()[0]
+        failed = [c for c in self.checks if not c.passed]
+        diag = self.diagnoses
+        first = failed[0].message.splitlines()[0] if failed else self.reason
+        return (f"{diag[0]}: " if diag else "") + f"{failed[0].name if failed else ''}: {first}"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "score": round(self.score, 6),
+            "max_score": round(self.max_score, 6),
+            "status": self.status,
+            "feedback": self.feedback,
+            "diagnoses": self.diagnoses,
+            "reason": self.reason,
+            "rule": {"text": self.rule, "latex": self.rule_latex, "mathml": self.rule_mathml},
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+@dataclass
+class SubmissionResult:
+    """One submission's grade: every item, the problems met on the way, and how it was run."""
+
+    submission: str
+    items: list[ItemResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    sandbox: str = ""
+    seed: int = 0
+    spec: str = ""
+    grader_version: str = ""
+    output: str = ""  # what the student's code printed, truncated
+    command: str = ""
+    graded_at: str = ""  # ISO 8601, UTC
+    student_name: str = ""  # where an LMS export says it
+    student_email: str = ""
+    resume_key: str = ""  # content hash + spec + grader version + seed, for --resume
+    hidden_pending: int = 0  # hidden checks a self-check did not run (they run at grading time)
+    hidden_items_pending: int = 0
+
+    @property
+    def score(self) -> float:
+        return sum(i.score for i in self.items)
+
+    @property
+    def max_score(self) -> float:
+        return sum(i.max_score for i in self.items)
+
+    def item(self, name: str) -> ItemResult:
+        return next(i for i in self.items if i.name == name)
+
+    def to_dict(self) -> dict:
+        return {
+            "submission": self.submission,
+            "score": round(self.score, 4),
+            "max_score": round(self.max_score, 4),
+            "items": [i.to_dict() for i in self.items],
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "sandbox": self.sandbox,
+            "seed": self.seed,
+            "spec": self.spec,
+            "grader_version": self.grader_version,
+            "output": self.output,
+            "command": self.command,
+            "graded_at": self.graded_at,
+            "name": self.student_name,
+            "email": self.student_email,
+            "resume_key": self.resume_key,
+            "hidden_checks_pending": self.hidden_pending,
+            "hidden_items_pending": self.hidden_items_pending,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SubmissionResult":
+        """Rebuild a result from its JSON (for class outputs rebuilt from the results on disk)."""
+        items = []
+        for i in data["items"]:
+            checks = [CheckResult(name=c["name"], passed=c["passed"], max_score=c["max_score"], message=c.get("message", ""),
+                                  diagnosis=c.get("diagnosis"), outcome=c.get("outcome", "ok"), note=c.get("note", ""),
+                                  details=c.get("details", {}), hidden=c.get("hidden", False)) for c in i.get("checks", [])]
+            rule = i.get("rule", {})
+            items.append(ItemResult(name=i["name"], max_score=i["max_score"], checks=checks, status_override=i["status"],
+                                    reason=i.get("reason", ""), rule=rule.get("text", ""), rule_latex=rule.get("latex", ""),
+                                    rule_mathml=rule.get("mathml", "")))
+        return cls(submission=data["submission"], items=items, errors=list(data.get("errors", [])),
+                   warnings=list(data.get("warnings", [])), elapsed_s=data.get("elapsed_s", 0.0), sandbox=data.get("sandbox", ""),
+                   seed=data.get("seed", 0), spec=data.get("spec", ""), grader_version=data.get("grader_version", ""),
+                   output=data.get("output", ""), command=data.get("command", ""), graded_at=data.get("graded_at", ""),
+                   student_name=data.get("name", ""), student_email=data.get("email", ""), resume_key=data.get("resume_key", ""),
+                   hidden_pending=data.get("hidden_checks_pending", 0), hidden_items_pending=data.get("hidden_items_pending", 0))
+
+
+__all__ = ["STATUSES", "CheckResult", "ItemResult", "SubmissionResult", "asdict"]

@@ -1,0 +1,534 @@
+"""The assignment spec: the one registry of gradable items, read from TOML and validated.
+
+A spec is data: each class names its kind, its aliases, its methods, its points and, for
+element-wise layers and objectives, the one formula the gradient rule is derived from.
+Every check and every report iterates over `Spec.items`; nothing else lists the items.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import sympy as sp
+
+from grader.exceptions import FormulaError, SpecError
+from grader.formulas import parse_formula
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+#: What each kind of class is graded on, in report order.
+GRADED_METHODS = {
+    "objective": ("eval", "gradient"),
+    "elementwise": ("forward", "gradient", "backward"),
+    "softmax": ("forward", "gradient", "backward"),
+    "fully_connected": ("forward", "gradient", "backward"),
+    "input": ("forward",),
+}
+#: Methods the grader calls to set up a check; they score nothing by themselves.
+HELPER_METHODS = {
+    "objective": (),
+    "elementwise": ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut"),
+    "softmax": ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut"),
+    "fully_connected": ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut",
+                        "getWeights", "setWeights", "getBiases", "setBiases"),
+    "input": ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut"),
+}
+#: The shapes a `gradient()` may take for each kind, and the form the spec gives by default.
+GRADIENT_FORMS = {
+    "elementwise": ("diagonal", "jacobian"),
+    "softmax": ("jacobian", "diagonal"),
+    "fully_connected": ("matrix", "per_observation"),
+}
+DEFAULT_GRADIENT_FORMS = {
+    "elementwise": ("diagonal", "jacobian"),
+    "softmax": ("jacobian",),
+    "fully_connected": ("matrix", "per_observation"),
+}
+REDUCTIONS = ("mean", "mean_rows", "sum")
+TARGETS = ("real", "binary", "onehot")
+ESTIMATES = ("real", "probability", "distribution")
+
+Z, Y, YHAT, EPS, G = sp.symbols("z y yhat eps g", real=True)
+FORWARD_SYMBOLS = {"z": Z}
+LOSS_SYMBOLS = {"y": Y, "yhat": YHAT, "eps": EPS}
+MISTAKE_SYMBOLS = {"elementwise": {"z": Z, "g": G}, "objective": {"y": Y, "yhat": YHAT, "eps": EPS}}
+
+_TOP_KEYS = {"assignment", "tolerance", "conventions", "classes", "networks", "hidden"}
+_HIDDEN_KEYS = {"items", "checks", "secret_env", "secret_file"}
+_ASSIGNMENT_KEYS = {"name", "title", "epsilon"}
+_TOLERANCE_KEYS = {"rtol", "atol", "fd_step", "fd_rtol", "fd_atol"}
+_CONVENTION_KEYS = {"input_ddof"}
+_CLASS_KEYS = {
+    "kind", "aliases", "methods", "points", "rules", "tolerance", "forward", "loss", "reduction",
+    "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes",
+}
+_MISTAKE_KEYS = {"method", "name", "formula"}
+_NETWORK_KEYS = {"name", "layers", "objective"}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close is right: |got − expected| ≤ atol + rtol·|expected|, and the same for finite differences."""
+
+    rtol: float = 1e-5
+    atol: float = 1e-6
+    fd_step: float = 1e-6
+    fd_rtol: float = 1e-4
+    fd_atol: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong answer for one method, as a formula in z and g (layers) or y, ŷ, ε (objectives)."""
+
+    method: str
+    name: str
+    formula: str
+    expr: sp.Expr = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class ClassSpec:
+    """One gradable class: its kind, names, points and the definition its ground truth comes from."""
+
+    name: str
+    kind: str
+    aliases: tuple[str, ...]
+    methods: dict[str, tuple[str, ...]]
+    points: dict[str, float]
+    rules: dict[str, str]
+    tolerance: Tolerance
+    epsilon: float
+    formula: str | None = None
+    expr: sp.Expr | None = field(default=None, compare=False, repr=False)
+    reduction: str = "mean"
+    targets: str = "real"
+    estimates: str = "real"
+    domain: tuple[float, float] = (-3.0, 3.0)
+    kinks: tuple[float, ...] = ()
+    gradient_forms: tuple[str, ...] = ()
+    ddof: int = 1
+    mistakes: tuple[Mistake, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The class names a submission may use, canonical first."""
+        return (self.name, *self.aliases)
+
+    @property
+    def graded_methods(self) -> tuple[str, ...]:
+        return tuple(m for m in GRADED_METHODS[self.kind] if m in self.points)
+
+    def method_names(self, method: str) -> tuple[str, ...]:
+        """The names a submission may give `method`, canonical first."""
+        return self.methods.get(method, (method,))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One gradable item, `<Class>.<method>`, worth `points`."""
+
+    cls: ClassSpec
+    method: str
+    points: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.cls.name}.{self.method}"
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """What self-checks do not run: whole items and checks, seeded from an instructor secret never shipped."""
+
+    items: frozenset[str]
+    checks: frozenset[str]
+    secret_env: str = "GRADER_HIDDEN_SECRET"
+    secret_file: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A small network of the student's own layers, back-propagated as a 0-point diagnostic."""
+
+    name: str
+    layers: tuple[str, ...]
+    objective: str
+
+    @property
+    def item_name(self) -> str:
+        return f"Network.{self.name}"
+
+
+@dataclass(frozen=True, eq=False)
+class Spec:
+    """A whole assignment: its classes (the registry of items), tolerances and diagnostics."""
+
+    name: str
+    title: str
+    source: str
+    epsilon: float
+    classes: dict[str, ClassSpec]
+    networks: tuple[NetworkSpec, ...]
+    fingerprint: str
+    hidden: "Hidden" = None
+
+    def is_hidden(self, item: str, check: str | None = None) -> bool:
+        """True for a hidden item, or a check hidden everywhere ("edges") or in one item ("Item.method:edges")."""
+        if self.hidden is None:
+            return False
+        if check is None:
+            return item in self.hidden.items
+        return item in self.hidden.items or check in self.hidden.checks or f"{item}:{check}" in self.hidden.checks
+
+    def hidden_secret(self) -> str | None:
+        """The instructor's secret for hidden checks (environment variable, else file), or None (a self-check)."""
+        if self.hidden is None:
+            return None
+        value = os.environ.get(self.hidden.secret_env, "")
+        if value:
+            return value
+        if self.hidden.secret_file:
+            try:
+                return Path(self.hidden.secret_file).read_text().strip() or None
+            except OSError:
+                return None
+        return None
+
+    @property
+    def items(self) -> list[Item]:
+        return [Item(c, m, c.points[m]) for c in self.classes.values() for m in c.graded_methods]
+
+    @property
+    def max_score(self) -> float:
+        return sum(item.points for item in self.items)
+
+    def find_class(self, name: str) -> ClassSpec | None:
+        """Return the class whose canonical name or alias is `name`, case-insensitively."""
+        key = name.lower()
+        for cls in self.classes.values():
+            if key in (n.lower() for n in cls.names):
+                return cls
+        return None
+
+
+def default_spec_path() -> Path:
+    """Return the path of the built-in spec (the assignment of CONTRACT.md)."""
+    return Path(str(resources.files("grader.specs").joinpath("default.toml")))
+
+
+def load_spec(path: str | Path | None = None) -> Spec:
+    """Read, validate and return the spec at `path` (the built-in one when None)."""
+    path = Path(path) if path is not None else default_spec_path()
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(source, "no such file") from None
+    except OSError as exc:
+        raise SpecError(source, f"cannot be read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(source, "is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(source, f"is not valid TOML: {exc}") from None
+    return parse_spec(data, source=source, fingerprint=hashlib.sha256(raw).hexdigest())
+
+
+def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> Spec:
+    """Validate the TOML data of a spec and return it as a `Spec`; raise `SpecError` naming what is wrong."""
+    _no_unknown(data, _TOP_KEYS, source)
+    assignment = _table(data, "assignment", source)
+    _no_unknown(assignment, _ASSIGNMENT_KEYS, source, section="assignment")
+    epsilon = _number(assignment.get("epsilon", 1e-7), source, None, "epsilon", positive=True)
+    tolerance = _tolerance(_table(data, "tolerance", source), Tolerance(), source, None)
+    conventions = _table(data, "conventions", source)
+    _no_unknown(conventions, _CONVENTION_KEYS, source, section="conventions")
+    ddof = conventions.get("input_ddof", 1)
+    if ddof not in (0, 1):
+        raise SpecError(source, "must be 0 or 1", key="conventions.input_ddof")
+
+    classes_data = data.get("classes")
+    if not isinstance(classes_data, dict) or not classes_data:
+        raise SpecError(source, "declares no [classes.<Name>] table: a spec needs at least one gradable class")
+    classes = {}
+    for name, body in classes_data.items():
+        classes[name] = _class(name, body, source, tolerance, epsilon, ddof)
+    _no_name_clashes(classes, source)
+
+    networks = tuple(_network(i, n, classes, source) for i, n in enumerate(data.get("networks", [])))
+    hidden = _hidden(data.get("hidden"), classes, source)
+    spec = Spec(
+        name=str(assignment.get("name", Path(source).stem)),
+        title=str(assignment.get("title", assignment.get("name", Path(source).stem))),
+        source=source,
+        epsilon=epsilon,
+        classes=classes,
+        networks=networks,
+        fingerprint=fingerprint or hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest(),
+        hidden=hidden,
+    )
+    if spec.max_score <= 0:
+        raise SpecError(source, "gives no points at all: set `points` on at least one class")
+    return spec
+
+
+def _class(name, body, source, tolerance, epsilon, ddof) -> ClassSpec:
+    if not isinstance(body, dict):
+        raise SpecError(source, "must be a table", item=name)
+    if not name.isidentifier():
+        raise SpecError(source, "a class name must be a Python identifier", item=name)
+    _no_unknown(body, _CLASS_KEYS, source, item=name)
+    kind = body.get("kind")
+    if kind not in GRADED_METHODS:
+        raise SpecError(source, f"unknown kind {kind!r}; use one of {', '.join(GRADED_METHODS)}", item=name, key="kind")
+
+    aliases = _names(body.get("aliases", []), source, name, "aliases")
+    methods = {}
+    method_data = body.get("methods", {})
+    if not isinstance(method_data, dict):
+        raise SpecError(source, "must be a table of method = [aliases]", item=name, key="methods")
+    known_methods = GRADED_METHODS[kind] + HELPER_METHODS[kind]
+    for method, alias_list in method_data.items():
+        if method not in known_methods:
+            raise SpecError(source, f"unknown method '{method}' for kind {kind}; known: {', '.join(known_methods)}", item=name, key=f"methods.{method}")
+        methods[method] = (method, *_names(alias_list, source, name, f"methods.{method}"))
+
+    points_data = body.get("points", {})
+    if not isinstance(points_data, dict):
+        raise SpecError(source, "must be a table of method = points", item=name, key="points")
+    points = {}
+    for method, value in points_data.items():
+        if method not in GRADED_METHODS[kind]:
+            raise SpecError(source, f"'{method}' is not graded for kind {kind}; graded: {', '.join(GRADED_METHODS[kind])}", item=name, key=f"points.{method}")
+        points[method] = _number(value, source, name, f"points.{method}", nonnegative=True)
+
+    rules = body.get("rules", {})
+    if not isinstance(rules, dict) or not all(isinstance(v, str) for v in rules.values()):
+        raise SpecError(source, "must be a table of method = \"text\"", item=name, key="rules")
+    for method in rules:
+        if method not in GRADED_METHODS[kind]:
+            raise SpecError(source, f"'{method}' is not graded for kind {kind}", item=name, key=f"rules.{method}")
+
+    fields = dict(
+        name=name, kind=kind, aliases=aliases, methods=methods, points=points, rules=dict(rules),
+        tolerance=_tolerance(body.get("tolerance", {}), tolerance, source, name), epsilon=epsilon, ddof=ddof,
+    )
+    if kind == "elementwise":
+        fields.update(_elementwise(name, body, source))
+    elif "forward" in body:
+        raise SpecError(source, f"a {kind} class has its forward built in; only elementwise classes take a formula", item=name, key="forward")
+    if kind == "objective":
+        fields.update(_objective(name, body, source))
+    else:
+        for key in ("loss", "reduction", "targets", "estimates"):
+            if key in body:
+                raise SpecError(source, f"only objectives take '{key}'", item=name, key=key)
+    if kind in GRADIENT_FORMS:
+        forms = tuple(body.get("gradient_forms", DEFAULT_GRADIENT_FORMS[kind]))
+        bad = [f for f in forms if f not in GRADIENT_FORMS[kind]]
+        if bad or not forms:
+            raise SpecError(source, f"accepted forms for {kind} are {', '.join(GRADIENT_FORMS[kind])}; got {bad or 'none'}", item=name, key="gradient_forms")
+        fields["gradient_forms"] = forms
+    elif "gradient_forms" in body:
+        raise SpecError(source, f"a {kind} class has no gradient() forms to choose", item=name, key="gradient_forms")
+    if kind == "input" and "ddof" in body:
+        if body["ddof"] not in (0, 1):
+            raise SpecError(source, "must be 0 or 1", item=name, key="ddof")
+        fields["ddof"] = body["ddof"]
+    fields["mistakes"] = _mistakes(name, kind, body.get("mistakes", []), source)
+    return ClassSpec(**fields)
+
+
+def _elementwise(name, body, source) -> dict:
+    formula = body.get("forward")
+    if not isinstance(formula, str):
+        raise SpecError(source, "an elementwise class needs `forward = \"<formula in z>\"`", item=name, key="forward")
+    expr = _formula(formula, FORWARD_SYMBOLS, source, name, "forward")
+    domain = body.get("domain", [-3.0, 3.0])
+    if (not isinstance(domain, list) or len(domain) != 2 or not all(isinstance(v, (int, float)) for v in domain)
+            or not domain[0] < domain[1]):
+        raise SpecError(source, "must be [low, high] with low < high", item=name, key="domain")
+    kinks = body.get("kinks", [])
+    if not isinstance(kinks, list) or not all(isinstance(v, (int, float)) for v in kinks):
+        raise SpecError(source, "must be a list of numbers", item=name, key="kinks")
+    return dict(formula=formula, expr=expr, domain=(float(domain[0]), float(domain[1])),
+                kinks=tuple(sorted(set(float(k) for k in kinks) | set(_derived_kinks(expr)))))
+
+
+def _objective(name, body, source) -> dict:
+    formula = body.get("loss")
+    if not isinstance(formula, str):
+        raise SpecError(source, "an objective needs `loss = \"<formula in y, yhat, eps>\"`", item=name, key="loss")
+    expr = _formula(formula, LOSS_SYMBOLS, source, name, "loss")
+    if YHAT not in expr.free_symbols:
+        raise SpecError(source, "the loss does not depend on yhat, so it has no gradient", item=name, key="loss")
+    fields = dict(formula=formula, expr=expr)
+    for key, allowed, default in (("reduction", REDUCTIONS, "mean"), ("targets", TARGETS, "real"), ("estimates", ESTIMATES, "real")):
+        value = body.get(key, default)
+        if value not in allowed:
+            raise SpecError(source, f"must be one of {', '.join(allowed)}; got {value!r}", item=name, key=key)
+        fields[key] = value
+    return fields
+
+
+def _mistakes(name, kind, entries, source) -> tuple[Mistake, ...]:
+    if not isinstance(entries, list):
+        raise SpecError(source, "must be a list of {method, name, formula}", item=name, key="mistakes")
+    symbols = MISTAKE_SYMBOLS.get(kind)
+    out = []
+    for i, entry in enumerate(entries):
+        key = f"mistakes[{i}]"
+        if symbols is None:
+            raise SpecError(source, f"formula mistakes are for elementwise and objective classes, not {kind}", item=name, key=key)
+        if not isinstance(entry, dict):
+            raise SpecError(source, "must be a table {method, name, formula}", item=name, key=key)
+        _no_unknown(entry, _MISTAKE_KEYS, source, item=name, prefix=f"{key}.")
+        method = entry.get("method")
+        if method not in GRADED_METHODS[kind]:
+            raise SpecError(source, f"method must be one of {', '.join(GRADED_METHODS[kind])}", item=name, key=f"{key}.method")
+        if not isinstance(entry.get("name"), str) or not entry["name"].strip():
+            raise SpecError(source, "needs a name", item=name, key=f"{key}.name")
+        expr = _formula(entry.get("formula"), symbols, source, name, f"{key}.formula")
+        out.append(Mistake(method=method, name=entry["name"], formula=entry["formula"], expr=expr))
+    return tuple(out)
+
+
+def _network(index, data, classes, source) -> NetworkSpec:
+    key = f"networks[{index}]"
+    if not isinstance(data, dict):
+        raise SpecError(source, "must be a table {name, layers, objective}", key=key)
+    _no_unknown(data, _NETWORK_KEYS, source, prefix=f"{key}.")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SpecError(source, "needs a name that is an identifier", key=f"{key}.name")
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise SpecError(source, "needs a list of layer classes", key=f"{key}.layers")
+    for layer in layers:
+        if layer not in classes or classes[layer].kind in ("objective",):
+            raise SpecError(source, f"'{layer}' is not a layer class of this spec", key=f"{key}.layers")
+    if layers.count("InputLayer") and layers[0] != "InputLayer":
+        raise SpecError(source, "an input layer can only come first", key=f"{key}.layers")
+    objective = data.get("objective")
+    if objective not in classes or classes[objective].kind != "objective":
+        raise SpecError(source, f"'{objective}' is not an objective class of this spec", key=f"{key}.objective")
+    return NetworkSpec(name=name, layers=tuple(layers), objective=objective)
+
+
+def _hidden(data, classes, source) -> Hidden | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise SpecError(source, "[hidden] must be a table", key="hidden")
+    _no_unknown(data, _HIDDEN_KEYS, source, section="hidden")
+    items = data.get("items", [])
+    checks = data.get("checks", [])
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise SpecError(source, "must be a list of \"Class.method\" names", key="hidden.items")
+    graded = {f"{c.name}.{m}" for c in classes.values() for m in c.graded_methods}
+    for item in items:
+        if item not in graded:
+            raise SpecError(source, f"'{item}' is not a graded item of this spec", key="hidden.items")
+    from grader.checks import CHECKS
+
+    known = {name for checks_ in CHECKS.values() for name, _, _ in checks_}
+    if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks):
+        raise SpecError(source, "must be a list of check names (\"edges\" or \"Class.method:edges\")", key="hidden.checks")
+    for check in checks:
+        item, _, name = check.rpartition(":")
+        if name not in known or (item and item not in graded):
+            raise SpecError(source, f"'{check}' names no check; checks are {', '.join(sorted(known))}", key="hidden.checks")
+    secret_env = data.get("secret_env", "GRADER_HIDDEN_SECRET")
+    secret_file = data.get("secret_file", "")
+    if not isinstance(secret_env, str) or not secret_env or not isinstance(secret_file, str):
+        raise SpecError(source, "secret_env and secret_file are strings", key="hidden")
+    if secret_file and not Path(secret_file).is_absolute():
+        secret_file = str(Path(source).resolve().parent / secret_file)
+    return Hidden(items=frozenset(items), checks=frozenset(checks), secret_env=secret_env, secret_file=secret_file)
+
+
+def _derived_kinks(expr: sp.Expr) -> list[float]:
+    """Return the real points where a Piecewise, Abs, Max or Min of `expr` switches branch."""
+    points = []
+    for node in sp.preorder_traversal(expr):
+        conditions = []
+        if isinstance(node, sp.Piecewise):
+            conditions = [cond for _, cond in node.args if cond not in (sp.true, sp.false)]
+        elif isinstance(node, (sp.Abs, sp.sign, sp.Heaviside)):
+            conditions = [sp.Eq(node.args[0], 0)]
+        elif isinstance(node, (sp.Max, sp.Min)):
+            conditions = [sp.Eq(a, b) for a, b in zip(node.args, node.args[1:])]
+        for cond in conditions:
+            for rel in cond.atoms(sp.core.relational.Relational):
+                try:
+                    roots = sp.solve(sp.Eq(rel.lhs, rel.rhs), Z)
+                except (NotImplementedError, TypeError):
+                    continue
+                points += [float(r) for r in roots if getattr(r, "is_real", False)]
+    return points
+
+
+def _formula(text, symbols, source, item, key) -> sp.Expr:
+    if not isinstance(text, str):
+        raise SpecError(source, "must be a formula string", item=item, key=key)
+    try:
+        return parse_formula(text, symbols)
+    except FormulaError as exc:
+        raise SpecError(source, str(exc), item=item, key=key) from None
+
+
+def _tolerance(data, base: Tolerance, source, item) -> Tolerance:
+    if not isinstance(data, dict):
+        raise SpecError(source, "must be a table", item=item, key="tolerance")
+    _no_unknown(data, _TOLERANCE_KEYS, source, item=item, prefix="tolerance." if item else "", section=None if item else "tolerance")
+    values = {k: _number(v, source, item, f"tolerance.{k}", positive=True) for k, v in data.items()}
+    return Tolerance(**{**base.__dict__, **values})
+
+
+def _number(value, source, item, key, *, positive=False, nonnegative=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(source, f"must be a number, got {value!r}", item=item, key=key)
+    if positive and value <= 0:
+        raise SpecError(source, f"must be positive, got {value!r}", item=item, key=key)
+    if nonnegative and value < 0:
+        raise SpecError(source, f"must not be negative, got {value!r}", item=item, key=key)
+    return float(value)
+
+
+def _names(value, source, item, key) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.isidentifier() for v in value):
+        raise SpecError(source, "must be a list of Python identifiers", item=item, key=key)
+    return tuple(value)
+
+
+def _table(data, key, source) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(source, f"[{key}] must be a table", key=key)
+    return value
+
+
+def _no_unknown(data, allowed, source, *, item=None, prefix="", section=None):
+    for key in data:
+        if key not in allowed:
+            where = f"{section}.{key}" if section else f"{prefix}{key}"
+            raise SpecError(source, f"unknown key; allowed here: {', '.join(sorted(allowed))}", item=item, key=where)
+
+
+def _no_name_clashes(classes: dict[str, ClassSpec], source):
+    seen = {}
+    for cls in classes.values():
+        for n in cls.names:
+            other = seen.setdefault(n.lower(), cls.name)
+            if other != cls.name:
+                raise SpecError(source, f"the name '{n}' is used by both {other} and {cls.name}", item=cls.name, key="aliases")

@@ -1,0 +1,186 @@
+"""The parent's handle on the student's classes: calls go to the sandbox, only data comes back.
+
+`StudentCode` turns the sandbox's outcomes into arrays or `StudentFailure`s, restarts the worker
+after a timeout or a death, and knows which of the spec's method names and aliases each student
+class answers to.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from grader.sandbox import ObjectHandle, Outcome, PostFailed, Sandbox, WorkerDied, WorkerTimeout
+from grader.spec import GRADED_METHODS, HELPER_METHODS, ClassSpec, Spec
+from grader.submission import Discovery
+
+
+class StudentFailure(Exception):
+    """Raised inside a check when the student's code did not give a usable value; the check records it."""
+
+    def __init__(self, outcome: Outcome, during: str):
+        self.outcome = outcome
+        self.during = during
+        super().__init__(f"{during}: {outcome.describe()}")
+
+    @property
+    def status(self) -> str:
+        o = self.outcome
+        if o.kind == "error" and o.error_type == "NotImplementedError":
+            return "not_implemented"
+        if o.kind in ("timeout",):
+            return "timeout"
+        if o.kind == "missing":
+            return "missing"
+        return "error" if o.kind in ("error", "died") else "ok"
+
+
+class StudentCode:
+    """Proxy to the student's classes running in the sandbox."""
+
+    def __init__(self, sandbox: Sandbox, discovery: Discovery, spec: Spec):
+        self.sandbox = sandbox
+        self.discovery = discovery
+        self.spec = spec
+        self.methods: dict[str, dict[str, str | None]] = {}
+        self.import_errors: dict[str, dict] = {}  # module -> the error importing it raised
+        self.hung: set[tuple[str, str]] = set()  # (class, method) that already ran out of time once
+
+    def start(self) -> dict[str, dict]:
+        """Start the worker and import the class modules; return {module: error} for those that failed.
+
+        A module that kills the worker or never finishes importing (os._exit, an endless loop at
+        module level) is found by importing each module alone; the others are then loaded
+        without it, so one hostile file costs only its own classes.
+        """
+        try:
+            return self._load()
+        except (WorkerDied, WorkerTimeout):
+            pass
+        request = self.sandbox.load_request
+        fatal = {}
+        for module in request["modules"]:
+            self.sandbox.load_request = {**request, "modules": [module],
+                                         "classes": {k: v for k, v in request["classes"].items() if v[0] == module}}
+            try:
+                self._load()
+            except WorkerTimeout:
+                fatal[module] = {"type": "Timeout", "message": f"importing it did not finish in {self.sandbox.limits.load_timeout:g} s "
+                                                               "(a loop or a training run at module level?)"}
+            except WorkerDied as exc:
+                fatal[module] = {"type": "WorkerDied", "message": f"the process died while importing it: {exc}"}
+        good = [m for m in request["modules"] if m not in fatal]
+        self.sandbox.load_request = {**request, "modules": good,
+                                     "classes": {k: v for k, v in request["classes"].items() if v[0] in good}}
+        self.methods = {}
+        errors = self._load() if good else {}
+        self.import_errors = {**errors, **fatal}
+        return self.import_errors
+
+    def _load(self) -> dict[str, dict]:
+        result = self.sandbox.start()
+        if result.get("kind") != "ok":
+            raise WorkerDied(f"the worker could not load the submission: {result.get('message', result)}")
+        self.import_errors = dict(result.get("failed", {}))
+        for name in result.get("loaded", []):
+            cls = self.spec.classes[name]
+            wanted = [n for m in GRADED_METHODS[cls.kind] + HELPER_METHODS[cls.kind] for n in cls.method_names(m)]
+            present = set(self.sandbox.describe(name, wanted))
+            self.methods[name] = {
+                m: next((n for n in cls.method_names(m) if n in present), None)
+                for m in GRADED_METHODS[cls.kind] + HELPER_METHODS[cls.kind]
+            }
+        return self.import_errors
+
+    def has(self, cls: ClassSpec, method: str) -> bool:
+        return bool(self.methods.get(cls.name, {}).get(method))
+
+    # ------------------------------------------------------------------ requests
+
+    def _guard(self, during: str, action):
+        try:
+            return action()
+        except PostFailed as failed:  # a constructor or setter sent earlier did not work
+            raise StudentFailure(failed.outcome, failed.during) from None
+        except WorkerTimeout:
+            self._recover()
+            raise StudentFailure(Outcome("timeout"), during) from None
+        except WorkerDied as exc:
+            self._recover()
+            raise StudentFailure(Outcome("died", message=str(exc)), during) from None
+
+    def _recover(self):
+        """Start a fresh worker so the other items are still graded (unless the time is used up)."""
+        self.sandbox.close()
+        remaining = self.sandbox.limits.total_timeout - (time.monotonic() - self.sandbox.started_at)
+        if remaining > 1:
+            try:
+                self.sandbox.restart()
+            except (WorkerDied, WorkerTimeout):
+                self.sandbox.close()
+
+    def new(self, cls: ClassSpec, *args) -> ObjectHandle:
+        """A student object; if its constructor fails, the next call says so."""
+        during = f"{cls.name}({', '.join(_short(a) for a in args)})"
+        return self._guard(during, lambda: self.sandbox.new(cls.name, *args, during=during))
+
+    def tell(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args):
+        """Call a setter without waiting for it; an exception in it surfaces at the next call."""
+        name = self.methods.get(cls.name, {}).get(method)
+        during = f"{cls.name}.{method}()"
+        if not name:
+            raise StudentFailure(Outcome("missing", message=f"{cls.name} has no method {' or '.join(cls.method_names(method))}"), during)
+        self._guard(during, lambda: self.sandbox.tell(obj, name, args, during))
+
+    def calls(self, obj: ObjectHandle, cls: ClassSpec, method: str, arg_lists: list[tuple], *, return_args=False) -> list[Outcome]:
+        name = self.methods.get(cls.name, {}).get(method)
+        during = f"{cls.name}.{method}()"
+        if not name:
+            names = " or ".join(cls.method_names(method))
+            raise StudentFailure(Outcome("missing", message=f"{cls.name} has no method {names}"), during)
+        if (cls.name, method) in self.hung:  # an endless loop costs its time limit once, not once per check
+            raise StudentFailure(Outcome("timeout", message="it ran out of time earlier"), during)
+        try:
+            return self._guard(during, lambda: self.sandbox.call_many(obj, name, arg_lists, return_args=return_args))
+        except StudentFailure as failure:
+            if failure.outcome.kind == "timeout" and failure.during == during:
+                self.hung.add((cls.name, method))
+            raise
+
+    def call(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args, return_args=False) -> Outcome:
+        return self.calls(obj, cls, method, [args], return_args=return_args)[0]
+
+    def fully_connected(self, cls: ClassSpec, W: np.ndarray, b: np.ndarray) -> tuple[ObjectHandle, np.ndarray, np.ndarray]:
+        """A student FC layer holding W and b; without setters, the student's own weights are read and used instead."""
+        d, k = W.shape
+        layer = self.new(cls, d, k)
+        values = []
+        for setter, getter, value in (("setWeights", "getWeights", W), ("setBiases", "getBiases", b)):
+            if self.has(cls, setter):
+                self.tell(layer, cls, setter, value)
+                values.append(value)
+            elif self.has(cls, getter):
+                values.append(self.value(layer, cls, getter))
+            else:
+                raise StudentFailure(Outcome("missing", message=f"{cls.name} has neither {setter} nor {getter}"), f"{cls.name}.{setter}()")
+        W, b = np.asarray(values[0], dtype=float), np.asarray(values[1], dtype=float).reshape(1, -1)
+        if W.shape != (d, k) or b.shape != (1, k):
+            raise StudentFailure(Outcome("other", type="weights", detail=f"W of shape {W.shape} and b of shape {b.shape}; expected {(d, k)} and {(1, k)}"),
+                                 f"{cls.name}({d}, {k})")
+        return layer, W, b
+
+    def value(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args) -> np.ndarray:
+        """Call and return the array, or raise StudentFailure saying what came back instead."""
+        return array_of(self.call(obj, cls, method, *args), f"{cls.name}.{method}()")
+
+
+def array_of(outcome: Outcome, during: str) -> np.ndarray:
+    if outcome.kind == "array":
+        return outcome.value
+    raise StudentFailure(outcome, during)
+
+
+def _short(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array {value.shape}"
+    return repr(value)[:40]

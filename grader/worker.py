@@ -1,0 +1,380 @@
+"""The student's side of the sandbox: runs INSIDE the child process, next to untrusted code.
+
+This file is executed as a plain script (`python -I worker.py`), so it imports nothing from
+the grader: only the standard library and numpy. It does what the parent asks, one request at
+a time (import these modules, make this object, call this method with these arrays) and sends
+back plain data only: numbers as raw little-endian float64 bytes with their shape, text, and
+type names. It judges nothing; every comparison happens in the parent.
+
+Wire format, both ways: 4-byte big-endian length, then a JSON object. Arrays travel inside
+the JSON as {"f8": "<base64 of little-endian float64 bytes>", "shape": [...]}: numbers only,
+nothing that could be unpickled or parsed as code.
+"""
+import base64
+import json
+import os
+import struct
+import sys
+import traceback
+
+MAX_TEXT = 2000
+MAX_ELEMENTS = 1_000_000
+
+
+def read_message(fd):
+    header = _read_exact(fd, 4)
+    if header is None:
+        return None
+    (size,) = struct.unpack(">I", header)
+    body = _read_exact(fd, size)
+    return None if body is None else json.loads(body)
+
+
+def _read_exact(fd, size):
+    chunks, remaining = [], size
+    while remaining:
+        chunk = os.read(fd, remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_message(fd, message):
+    body = json.dumps(message).encode()
+    data = struct.pack(">I", len(body)) + body
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class Worker:
+    def __init__(self, np, roots):
+        self.np = np
+        self.roots = roots  # folders whose files count as the student's, for trimming tracebacks
+        self.classes = {}
+        self.objects = {}
+
+    # ------------------------------------------------------------------ encoding
+
+    def decode(self, value):
+        if isinstance(value, dict) and "f8" in value:
+            return self.np.frombuffer(base64.b64decode(value["f8"]), dtype="<f8").reshape(value["shape"]).copy()
+        if isinstance(value, dict) and "obj" in value:
+            return self.objects[value["obj"]]
+        if isinstance(value, dict) and "list" in value:
+            return value["list"]
+        return value
+
+    def encode_result(self, value):
+        """Describe a student's return value as plain data: an array, None, or a type name."""
+        np = self.np
+        if value is None:
+            return {"kind": "none"}
+        type_name = type(value).__module__ + "." + type(value).__qualname__
+        try:
+            if isinstance(value, (bool, int, float, complex, np.generic, np.ndarray, list, tuple)):
+                arr = np.array(value, copy=True)
+                arr = np.asarray(arr).view(np.ndarray) if isinstance(arr, np.ndarray) else arr
+                if arr.dtype.kind not in "biufc":
+                    return {"kind": "other", "type": type_name, "detail": f"an array of dtype {arr.dtype}"}
+                if arr.size > MAX_ELEMENTS:
+                    return {"kind": "other", "type": type_name, "detail": f"an array of {arr.size} elements (shape {arr.shape})"}
+                if arr.dtype.kind == "c":
+                    return {"kind": "other", "type": type_name, "detail": "a complex array"}
+                raw = np.ascontiguousarray(arr, dtype="<f8").tobytes()
+                return {"kind": "array", "type": type_name, "dtype": str(arr.dtype), "f8": base64.b64encode(raw).decode(),
+                        "shape": list(arr.shape)}
+        except Exception as exc:  # a value that cannot become numbers is reported as what it is
+            return {"kind": "other", "type": type_name, "detail": f"could not be read as numbers ({type(exc).__name__})"}
+        return {"kind": "other", "type": type_name, "detail": _short(repr_safely(value))}
+
+    def error(self, exc):
+        frames = traceback.extract_tb(exc.__traceback__)
+        own = [f for f in frames if any(f.filename.startswith(r) for r in self.roots)]
+        lines = traceback.format_list(own or frames[-1:])
+        text = "".join(lines) + "".join(traceback.format_exception_only(type(exc), exc))
+        for root in self.roots:  # the student knows their files by their own paths, not the sandbox's
+            text = text.replace(root.rstrip("/") + "/", "")
+        where = own[-1] if own else None
+        return {
+            "kind": "error",
+            "type": type(exc).__name__,
+            "message": _short(str(exc)),
+            "traceback": text[-4000:],
+            "file": os.path.relpath(where.filename, self.roots[0]) if where else None,
+            "line": where.lineno if where else None,
+        }
+
+    # ------------------------------------------------------------------ requests
+
+    def handle(self, request):
+        op = request["op"]
+        if op == "load":
+            return self.load(request)
+        if op == "describe":
+            cls = self.classes[request["class"]]
+            return {"kind": "ok", "methods": [n for n in request["names"] if callable(getattr(cls, n, None))]}
+        if op == "new":
+            cls = self.classes[request["class"]]
+            args = [self.decode(a) for a in request.get("args", [])]
+            try:
+                self.objects[request["obj"]] = cls(*args)
+            except BaseException as exc:  # the student's constructor failed: report it
+                return self.error(exc)
+            return {"kind": "ok"}
+        if op == "call":
+            return self.call(request)
+        if op == "drop":
+            self.objects.clear()
+            return {"kind": "ok"}
+        return {"kind": "bad-request", "message": f"unknown op {op!r}"}
+
+    def load(self, request):
+        import importlib
+
+        for entry in reversed(request["path"]):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        for entry in request.get("path_last", []):
+            if entry not in sys.path:
+                sys.path.append(entry)
+        modules, failed = {}, {}
+        for module_name in request["modules"]:
+            try:
+                modules[module_name] = importlib.import_module(module_name)
+            except BaseException as exc:  # one broken module costs only its own classes
+                failed[module_name] = self.error(exc)
+        for key, (module_name, class_name) in request["classes"].items():
+            if module_name not in modules:
+                continue
+            found = getattr(modules[module_name], class_name, None)
+            if not isinstance(found, type):
+                failed[module_name] = {"kind": "error", "type": "AttributeError", "traceback": "", "file": None, "line": None,
+                                       "message": f"{module_name} has no class {class_name} once imported"}
+                continue
+            self.classes[key] = found
+        return {"kind": "ok", "failed": failed, "loaded": sorted(self.classes)}
+
+    def call(self, request):
+        np = self.np
+        target = self.objects[request["obj"]]
+        method = getattr(target, request["method"])
+        results = []
+        for args in request["calls"]:
+            values = [self.decode(a) for a in args]
+            try:
+                result = self.encode_result(method(*values))
+            except BaseException as exc:  # anything the student raises, SystemExit included
+                result = self.error(exc)
+            if request.get("return_args"):
+                result["args_after"] = [self.encode_result(v) if isinstance(v, (np.ndarray, list)) else {"kind": "none"} for v in values]
+            results.append(result)
+        return {"kind": "ok", "results": results}
+
+
+def repr_safely(value):
+    try:
+        return repr(value)
+    except BaseException:
+        return "<unprintable>"
+
+
+def _short(text):
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
+
+
+def fork_server(control_fd):
+    """Serve "spawn" requests: fork a fresh worker per submission from this numpy-warm process.
+
+    This process imports nothing but numpy and this file, so a child forked from it holds
+    nothing of the grader. Each request carries the child's pipes (SCM_RIGHTS), its folder,
+    environment and limits; the reply is the child's pid; "wait" returns its exit status.
+    """
+    import resource
+    import signal
+    import socket
+
+    import numpy  # noqa: F401  (the point: imported once, inherited by every child)
+
+    _preload()
+    _become_subreaper()
+    control = socket.socket(fileno=control_fd)
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(control, 1 << 16, 8)
+        except OSError:
+            return
+        if not data:
+            return
+        request = json.loads(data)
+        if request["op"] == "wait":
+            try:
+                _, status = os.waitpid(request["pid"], 0)
+                code = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                code = None
+            # One submission at a time per server: whatever else is still ours (a forked
+            # child that called setsid and ignores SIGTERM, say) outlived its grading.
+            _kill_children()
+            control.sendall(json.dumps({"code": code}).encode())
+            continue
+        pid = os.fork()
+        if pid:
+            for fd in fds:
+                os.close(fd)
+            control.sendall(json.dumps({"pid": pid}).encode())
+            continue
+        # The child: its own session, limits, folder and environment, then the worker loop.
+        try:
+            control.close()
+            os.setsid()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for name, value in request["limits"].items():
+                try:
+                    resource.setrlimit(getattr(resource, name), (value, value))
+                except (ValueError, OSError, AttributeError):
+                    pass
+            read_fd, write_fd, out_fd, err_fd = fds
+            os.dup2(out_fd, 1)
+            os.dup2(err_fd, 2)
+            _close_all_but({0, 1, 2, read_fd, write_fd})
+            if request.get("uid") is not None and os.geteuid() == 0:
+                # Graded as root: the student's code runs as an unprivileged user, so it can
+                # write nothing but its own copy, and the process limit binds.
+                os.setgroups([])
+                os.setgid(request["gid"])
+                os.setuid(request["uid"])
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            serve(read_fd, write_fd)
+        except BaseException:  # said on the child's stderr, which the parent keeps
+            traceback.print_exc()
+        finally:
+            os._exit(0)
+
+
+# Loaded before a worker drops to an unprivileged user, who may not be allowed to read the
+# Python installation (a root-owned pyenv under /root, say): numpy's lazily imported parts and
+# the standard library, less what opens windows, networks or foreign processes (~0.2 s, once).
+NUMPY_PARTS = ("numpy.random", "numpy.linalg", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.lib.stride_tricks",
+               "numpy.testing")
+NOT_PRELOADED = {
+    "antigravity", "this", "tkinter", "turtle", "turtledemo", "idlelib", "ensurepip", "venv", "lib2to3", "pydoc",
+    "pydoc_data", "test", "pty", "tty", "curses", "readline", "webbrowser", "asyncio", "multiprocessing", "concurrent",
+    "ctypes", "sqlite3", "dbm", "distutils", "xml", "email", "http", "urllib", "xmlrpc", "wsgiref", "mailbox", "smtplib",
+    "ftplib", "imaplib", "poplib", "nntplib", "telnetlib", "socketserver", "ssl", "socket", "select", "selectors",
+    "subprocess", "sre_compile", "sre_constants", "sre_parse",
+}
+
+
+def _preload():
+    import contextlib
+    import importlib
+    import io
+
+    names = list(NUMPY_PARTS) + sorted(n for n in getattr(sys, "stdlib_module_names", ())
+                                       if not n.startswith("_") and n not in NOT_PRELOADED)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
+
+
+def _become_subreaper():
+    """Orphaned descendants of a worker become this process's children, so none can escape;
+    and this process dies with the grader process that started it."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the process group kill is all there is
+
+
+def _kill_children():
+    """SIGKILL and reap every child of this process, until none is left."""
+    import signal
+
+    me = str(os.getpid())
+    for _ in range(50):
+        children = []
+        try:
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/stat") as stat:
+                            fields = stat.read().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    if fields[1] == me:
+                        children.append(int(entry))
+        except OSError:
+            return
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _close_all_but(keep):
+    """Close every descriptor not in `keep`: nothing of the fork server's reaches the student's code."""
+    edges = sorted(keep)
+    for low, high in zip(edges, edges[1:] + [1 << 16]):
+        os.closerange(low + 1, high)
+
+
+def serve(read_fd, write_fd):
+    import numpy as np
+
+    sys.dont_write_bytecode = True  # nothing written next to the student's files
+    np.seterr(all="ignore")
+    roots = [os.getcwd()]
+    worker = Worker(np, roots)
+    write_message(write_fd, {"kind": "ready", "pid": os.getpid()})
+    while True:
+        request = read_message(read_fd)
+        if request is None:
+            break
+        try:
+            response = worker.handle(request)
+        except BaseException as exc:  # a student object that breaks the worker itself
+            response = worker.error(exc)
+            response["kind"] = "error"
+        for stream in (sys.stdout, sys.stderr):  # -I ignores PYTHONUNBUFFERED; a killed worker must not lose prints
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        write_message(write_fd, response)
+
+
+def main():
+    if sys.argv[1] == "--fork-server":
+        sys.path.extend(sys.argv[3:])  # where numpy lives, when site-packages is not on the path
+        fork_server(int(sys.argv[2]))
+        return
+    read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
+    sys.path.extend(sys.argv[3:])
+    serve(read_fd, write_fd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Batch grading: every export layout, parallel runs that survive crashes and hangs, resume, class outputs."""
+import csv
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader.batch import Entry, detect, grade_batch, looks_like_batch
+from grader.sandbox import Limits
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SUBMISSIONS = FIXTURES / "submissions"
+BATCHES = FIXTURES / "batches"
+FAST = Limits(call_timeout=1.0, total_timeout=60.0)
+
+
+def zip_folder(folder: Path, archive: Path):
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                z.write(path, path.relative_to(folder).as_posix())
+
+
+def test_folders_layout(tmp_path, spec):
+    for name in ("fc_gradient_w", "tanh_missing"):
+        shutil.copytree(SUBMISSIONS / name, tmp_path / name)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "README.txt").write_text("hi")
+    assert looks_like_batch(tmp_path, spec)
+    found = detect(tmp_path, tmp_path / "work")
+    assert found.layout == "folders" and [e.id for e in found.entries] == ["fc_gradient_w", "tanh_missing"]
+    assert found.skipped == [("README.txt", "not a folder, .zip or .py"), ("empty", "no .py file inside")]
+    assert found.describe() == ("batch layout: folders, 2 submissions; skipped 2: README.txt (not a folder, .zip or .py); "
+                                "empty (no .py file inside)")
+
+
+def test_one_submission_split_over_folders_is_not_a_batch(spec):
+    assert not looks_like_batch(SUBMISSIONS / "layout_absolute_import", spec)
+    assert not looks_like_batch(SUBMISSIONS / "layout_relative_package", spec)
+
+
+def test_zips_layout(tmp_path, spec):
+    for name in ("fc_gradient_w", "aliases_correct"):
+        zip_folder(SUBMISSIONS / name, tmp_path / f"{name}.zip")
+    assert looks_like_batch(tmp_path, spec)
+    found = detect(tmp_path, tmp_path / "work")
+    assert found.layout == "zips" and [e.id for e in found.entries] == ["aliases_correct", "fc_gradient_w"]
+
+
+def test_canvas_layout_groups_files_and_keeps_resubmissions(tmp_path, spec):
+    assert looks_like_batch(BATCHES / "canvas", spec)
+    found = detect(BATCHES / "canvas", tmp_path)
+    assert found.layout == "canvas"
+    assert [(e.id, e.name) for e in found.entries] == [("jonesbob_1002", "jonesbob"), ("leecarol_1003", "leecarol"),
+                                                       ("smithalice_1001", "smithalice")]
+    alice = next(e for e in found.entries if e.id == "smithalice_1001")
+    assert sorted(p.name for p in alice.path.iterdir()) == ["layers.py", "objectives.py"]
+    assert "return -2 * (Y - Yhat)" in (alice.path / "objectives.py").read_text()  # the -1 resubmission won
+    assert ("smithalice_1001_5001_objectives.py", "superseded by smithalice_1001_5001_objectives-1.py") in found.skipped
+    assert ("notes.txt", "not named like a Canvas submission file") in found.skipped
+
+
+def test_canvas_zip_is_a_batch(tmp_path, spec):
+    archive = tmp_path / "submissions.zip"
+    zip_folder(BATCHES / "canvas", archive)
+    assert looks_like_batch(archive, spec)
+    assert len(detect(archive, tmp_path / "work").entries) == 3
+
+
+def test_gradescope_layout_takes_names_and_emails(tmp_path, spec):
+    found = detect(BATCHES / "gradescope", tmp_path)
+    assert found.layout == "gradescope"
+    assert [(e.id, e.name, e.email) for e in found.entries] == [
+        ("submission_111111", "Alice Smith", "alice@example.edu"),
+        ("submission_222222", "Bob Jones & Carol Lee", "bob@example.edu, carol@example.edu")]
+
+
+def test_batch_outputs_and_their_formats(tmp_path, spec):
+    found = detect(BATCHES / "gradescope", tmp_path / "work")
+    counts = grade_batch(found.entries, spec=spec, out_dir=tmp_path / "out", jobs=2, sandbox="process")
+    assert counts == {"graded": 2, "skipped": 0, "failed": 0, "total": 2}
+    out = tmp_path / "out"
+    rows = list(csv.DictReader(io.StringIO((out / "grades.csv").read_text())))
+    assert list(rows[0])[:5] == ["identifier", "name", "email", "total", "max_score"]
+    assert len(rows[0]) == 5 + 25
+    assert rows[1]["identifier"] == "submission_222222" and rows[1]["name"] == "Bob Jones & Carol Lee"
+    assert rows[1]["total"] == "96.00" and rows[1]["FullyConnectedLayer.forward"] == "1.00"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["count"] == 2 and summary["submissions"][0]["email"] == "alice@example.edu"
+    assert summary["submissions"][1]["items"]["FullyConnectedLayer.forward"]["diagnoses"] == ["bias ignored: h = xW without + b"]
+    assert '<a href="submission_111111.html">submission_111111</a>' in (out / "index.html").read_text()
+    for entry in found.entries:
+        assert json.loads((out / f"{entry.id}.json").read_text())["resume_key"]
+
+
+def crash_and_hang(tmp_path) -> list[Entry]:
+    root = tmp_path / "class"
+    for name in ("se_gradient_missing_2", "fc_gradient_w"):
+        shutil.copytree(SUBMISSIONS / name, root / name)
+    (root / "crasher").mkdir()
+    (root / "crasher" / "s.py").write_text("import os\nos._exit(1)\n" + (FIXTURES / "base_submission.py").read_text())
+    (root / "hanger").mkdir()
+    (root / "hanger" / "s.py").write_text((SUBMISSIONS / "softmax_gradient_loops_forever" / "submission.py").read_text())
+    return [Entry(p.name, p) for p in sorted(root.iterdir())]
+
+
+def test_a_crashing_and_a_hanging_submission_do_not_stop_the_batch(tmp_path, spec):
+    entries = crash_and_hang(tmp_path)
+    counts = grade_batch(entries, spec=spec, out_dir=tmp_path / "out", jobs=2, sandbox="process", limits=FAST)
+    assert counts["graded"] == 4
+    scores = {r["submission"]: r["score"] for r in json.loads((tmp_path / "out" / "summary.json").read_text())["submissions"]}
+    assert scores == {"crasher": 0.0, "fc_gradient_w": 96.0, "hanger": 89.0, "se_gradient_missing_2": 96.4}
+    crasher = json.loads((tmp_path / "out" / "crasher.json").read_text())
+    assert "died" in crasher["items"][0]["reason"] and "exited with status 1" in crasher["items"][0]["reason"]
+
+
+def test_interrupted_batch_resumes_without_grading_anything_twice(tmp_path, spec):
+    entries = crash_and_hang(tmp_path)
+    out = tmp_path / "out"
+    seen = []
+
+    def interrupt_after_two(event, counts, result):
+        if event == "done":
+            seen.append(result.submission)
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        grade_batch(entries, spec=spec, out_dir=out, jobs=1, sandbox="process", limits=FAST, progress=interrupt_after_two)
+    first = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name != "summary.json"}
+    assert sorted(first) == sorted(f"{s}.json" for s in seen)
+    assert len(json.loads((out / "summary.json").read_text())["submissions"]) == 2  # rebuilt from disk even so
+
+    regraded = []
+    counts = grade_batch(entries, spec=spec, out_dir=out, jobs=2, sandbox="process", limits=FAST, resume=True,
+                         progress=lambda e, c, r: regraded.append(r.submission) if e == "done" else None)
+    assert counts == {"graded": 2, "skipped": 2, "failed": 0, "total": 4}
+    assert sorted(regraded) == sorted(e.id for e in entries if e.id not in seen)
+    assert all((out / name).stat().st_mtime_ns == mtime for name, mtime in first.items())
+    fresh = grade_batch(entries, spec=spec, out_dir=tmp_path / "fresh", jobs=2, sandbox="process", limits=FAST)
+    assert fresh["graded"] == 4
+    resumed = json.loads((out / "summary.json").read_text())["submissions"]
+    again = json.loads((tmp_path / "fresh" / "summary.json").read_text())["submissions"]
+    assert [(s["submission"], s["score"]) for s in resumed] == [(s["submission"], s["score"]) for s in again]
+
+
+def test_resume_regrades_a_changed_submission(tmp_path, spec):
+    root = tmp_path / "class"
+    shutil.copytree(SUBMISSIONS / "fc_gradient_w", root / "a")
+    entries = [Entry("a", root / "a")]
+    grade_batch(entries, spec=spec, out_dir=tmp_path / "out", jobs=1, sandbox="process")
+    (root / "a" / "submission.py").write_text((FIXTURES / "base_submission.py").read_text())
+    counts = grade_batch(entries, spec=spec, out_dir=tmp_path / "out", jobs=1, sandbox="process", resume=True)
+    assert counts["graded"] == 1
+    assert json.loads((tmp_path / "out" / "a.json").read_text())["score"] == 100
+
+
+def test_dask_local_cluster_gives_the_same_results(tmp_path, spec):
+    distributed = pytest.importorskip("dask.distributed")
+    entries = [Entry(n, SUBMISSIONS / n) for n in ("fc_gradient_w", "tanh_one_minus_g", "aliases_correct")]
+    grade_batch(entries, spec=spec, out_dir=tmp_path / "local", jobs=2, sandbox="process")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        counts = grade_batch(entries, spec=spec, out_dir=tmp_path / "dask", sandbox="process", dask_address=cluster.scheduler_address)
+    assert counts["graded"] == 3
+    local = json.loads((tmp_path / "local" / "summary.json").read_text())["submissions"]
+    remote = json.loads((tmp_path / "dask" / "summary.json").read_text())["submissions"]
+    assert [(s["submission"], s["score"], s["items"]) for s in local] == [(s["submission"], s["score"], s["items"]) for s in remote]
+
+
+def test_a_grader_failure_on_one_submission_is_recorded_and_the_batch_goes_on(tmp_path, spec, monkeypatch):
+    import grader.batch as batch
+
+    real = batch.grade_one
+
+    def flaky(entry, *args):
+        if entry.id == "b":
+            raise RuntimeError("simulated grader bug")
+        return real(entry, *args)
+
+    # Pickled by name as grader.batch.grade_one, which the forked pool resolves to this patch.
+    flaky.__module__, flaky.__qualname__ = real.__module__, real.__qualname__
+    monkeypatch.setattr(batch, "grade_one", flaky)
+    entries = [Entry("a", SUBMISSIONS / "fc_gradient_w"), Entry("b", SUBMISSIONS / "tanh_missing")]
+    counts = grade_batch(entries, spec=spec, out_dir=tmp_path, jobs=2, sandbox="process")
+    assert counts == {"graded": 2, "skipped": 0, "failed": 1, "total": 2}
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert b["errors"] == ["the grader failed on this submission: RuntimeError: simulated grader bug"]
+    assert {i["status"] for i in b["items"]} == {"error"}
+    assert json.loads((tmp_path / "a.json").read_text())["score"] == 96.0

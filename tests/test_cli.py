@@ -1,0 +1,129 @@
+"""The command: options forwarded, results written, exit codes as CONTRACT.md says."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CONTRACT_KEYS = {"submission", "score", "max_score", "items", "errors", "elapsed_s"}
+ITEM_KEYS = {"name", "score", "max_score", "status", "feedback", "checks"}
+CHECK_KEYS = {"name", "passed", "score", "max_score", "message"}
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_grades_a_folder_prints_the_table_and_writes_the_contract_json(tmp_path):
+    out = tmp_path / "out"
+    res = run(FIXTURES / "submissions" / "se_gradient_missing_2", "--out", out, "--sandbox", "process", "--json", tmp_path / "r.json")
+    assert res.exit_code == 0, res.output
+    assert "SquaredError.gradient" in res.output and "partial" in res.output and "a factor of 2 missing" in res.output
+    assert "total" in res.output and "96.40/100.00" in res.output
+    data = json.loads((out / "se_gradient_missing_2.json").read_text())
+    assert data == json.loads((tmp_path / "r.json").read_text())
+    assert CONTRACT_KEYS <= set(data) and data["score"] == 96.4 and data["max_score"] == 100
+    item = next(i for i in data["items"] if i["name"] == "SquaredError.gradient")
+    assert ITEM_KEYS <= set(item) and item["status"] == "partial"
+    assert all(CHECK_KEYS <= set(c) for c in item["checks"])
+    assert data["sandbox"] == "process" and data["seed"] == 0
+
+
+def test_seed_changes_the_points_but_not_the_verdict(tmp_path):
+    a = run(FIXTURES / "submissions" / "tanh_one_minus_g", "--out", tmp_path, "--sandbox", "process", "--seed", "1", "-q")
+    assert a.exit_code == 0 and a.output.strip() == "tanh_one_minus_g: 96.00/100.00"
+
+
+def test_gradescope_file_has_gradescopes_shape(tmp_path):
+    res = run(FIXTURES / "submissions" / "fc_bias_ignored", "--out", tmp_path, "--sandbox", "process", "--gradescope", tmp_path / "results.json", "-q")
+    assert res.exit_code == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert set(data) == {"score", "execution_time", "output", "tests"} and data["score"] == 96.0
+    assert all(set(t) == {"name", "score", "max_score", "status", "output", "visibility"} for t in data["tests"])
+
+
+def test_missing_path_is_a_usage_error():
+    res = run("no/such/folder")
+    assert res.exit_code == 2
+    assert "no/such/folder: no such file or folder" in res.output
+
+
+def test_bad_spec_exits_2_naming_file_item_and_key(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[assignment]\nname="x"\n[classes.Soft]\nkind="elementwise"\nforward="log(1 + exp(z)"\npoints={forward=1}\n')
+    res = run(FIXTURES / "base_submission.py", "--spec", spec, "--out", tmp_path)
+    assert res.exit_code == 2
+    assert f"{spec}: [classes.Soft] key 'forward': 'log(1 + exp(z)' is not a valid formula" in res.output
+
+
+def test_json_takes_one_submission(tmp_path):
+    res = run(FIXTURES / "base_submission.py", FIXTURES / "submissions" / "tanh_missing", "--json", tmp_path / "x.json")
+    assert res.exit_code == 2 and "--json and --gradescope take a single submission" in res.output
+
+
+def test_a_spec_with_a_formula_declared_activation_is_graded(tmp_path):
+    spec = tmp_path / "softplus.toml"
+    spec.write_text('[assignment]\nname="softplus"\n[classes.SoftplusLayer]\nkind="elementwise"\nforward="log(1 + exp(z))"\n'
+                    'points={forward=2, gradient=2, backward=2}\n')
+    sub = tmp_path / "sp"
+    sub.mkdir()
+    base = (FIXTURES / "base_submission.py").read_text()
+    (sub / "s.py").write_text(base + "\n\nclass SoftplusLayer(Layer):\n    def forward(self, X):\n        X = np.asarray(X, dtype=float)\n"
+                              "        self.setPrevIn(X)\n        out = np.logaddexp(0, X)\n        self.setPrevOut(out)\n        return out\n\n"
+                              "    def gradient(self):\n        return 1 / (1 + np.exp(-self.getPrevIn()))\n")
+    res = run(sub, "--spec", spec, "--out", tmp_path, "--sandbox", "process", "-q")
+    assert res.exit_code == 0 and res.output.strip() == "sp: 6.00/6.00"
+
+
+def test_python_dash_m_and_help():
+    res = subprocess.run([sys.executable, "-m", "grader", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0
+    for option in ("--out", "--json", "--spec", "--jobs", "--seed", "--timeout", "--sandbox", "--gradescope", "--quiet"):
+        assert option in res.stdout
+
+
+@pytest.mark.skipif(shutil.which("grade") is None, reason="the package is not installed")
+def test_installed_console_script_grades_the_reference(tmp_path):
+    from grader.paths import reference_dir
+
+    res = subprocess.run(["grade", str(reference_dir()), "--out", str(tmp_path), "-q"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("100.00/100.00")
+
+
+def test_non_finite_numbers_are_written_as_strict_json_and_the_html_beside_it(tmp_path):
+    res = run(FIXTURES / "submissions" / "softmax_no_max_shift", "--out", tmp_path, "--sandbox", "process", "-q")
+    assert res.exit_code == 0
+    text = (tmp_path / "softmax_no_max_shift.json").read_text()
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    edges = next(c for i in data["items"] if i["name"] == "SoftmaxLayer.forward" for c in i["checks"] if c["name"] == "edges")
+    assert edges["details"]["got"][0] == [None, None, None]
+    assert (tmp_path / "softmax_no_max_shift.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_several_submissions_get_a_class_summary(tmp_path):
+    res = run(FIXTURES / "submissions" / "tanh_missing", FIXTURES / "submissions" / "fc_gradient_w", "--out", tmp_path, "--sandbox", "process", "-q")
+    assert res.exit_code == 0
+    page = (tmp_path / "index.html").read_text()
+    assert '<a href="tanh_missing.html">tanh_missing</a>' in page and '<a href="fc_gradient_w.html">fc_gradient_w</a>' in page
+
+
+def test_a_class_folder_is_detected_and_graded_as_a_batch(tmp_path):
+    res = CliRunner().invoke(main, [str(FIXTURES / "batches" / "canvas"), "--out", str(tmp_path), "--sandbox", "process", "-j", "2"])
+    assert res.exit_code == 0, res.output
+    assert "batch layout: canvas, 3 submissions; skipped 2" in res.output
+    assert "graded 3, unchanged and skipped 0, grader failures 0 of 3" in res.output
+    assert (tmp_path / "grades.csv").read_text().count("\n") == 4
+    res = CliRunner().invoke(main, [str(FIXTURES / "batches" / "canvas"), "--out", str(tmp_path), "--sandbox", "process", "--resume"])
+    assert "graded 0, unchanged and skipped 3" in res.output
+
+
+def test_gradescope_output_refuses_a_batch(tmp_path):
+    res = run(FIXTURES / "batches" / "gradescope", "--gradescope", tmp_path / "r.json")
+    assert res.exit_code == 2 and "take a single submission" in res.output

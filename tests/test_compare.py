@@ -1,0 +1,45 @@
+"""The comparison engine: verdicts and messages in numpy's order."""
+import numpy as np
+
+from grader.compare import compare
+
+
+def test_equal_within_tolerance_passes():
+    assert compare([1.0, 2.0], [1.0, 2.0 + 1e-9], rtol=1e-6, atol=0).passed
+
+
+def test_shape_comes_first_and_alone():
+    result = compare(np.zeros((3, 2)), np.zeros((2, 3)), rtol=1e-6, atol=1e-8)
+    assert not result.passed
+    assert result.message == "Shape mismatch: your result has shape (3, 2), expected (2, 3)."
+
+
+def test_message_order_nan_then_count_then_indices_then_max_differences():
+    got = np.array([[1.0, np.nan, 3.0], [4.0, 5.5, 6.0]])
+    expected = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    result = compare(got, expected, rtol=1e-6, atol=1e-8)
+    lines = result.message.splitlines()
+    assert lines[0] == "NaN where a finite value was expected, at (0, 1)."
+    assert lines[1] == "Mismatched elements: 2 / 6 (33.3%)"
+    assert lines[2] == "  at (0, 1): got nan, expected 2"
+    assert lines[3] == "  at (1, 1): got 5.5, expected 5"
+    assert lines[4] == "Max absolute difference: 0.5  (tolerance atol=1e-08)"
+    assert lines[5] == "Max relative difference: 0.1  (tolerance rtol=1e-06)"
+    assert result.mismatched == 2 and result.total == 6
+
+
+def test_matching_infinities_are_equal_and_mismatched_ones_are_named():
+    assert compare([np.inf, -np.inf, 1.0], [np.inf, -np.inf, 1.0], rtol=1e-6, atol=0).passed
+    result = compare([np.inf, 1.0], [5.0, 1.0], rtol=1e-6, atol=0)
+    assert result.message.startswith("+inf where a finite value was expected, at (0,).")
+
+
+def test_only_the_first_five_indices_are_listed():
+    result = compare(np.ones(12), np.zeros(12), rtol=0, atol=0.5)
+    assert "  … and 7 more" in result.message
+    assert result.message.count("  at (") == 5
+
+
+def test_scalars_compare_with_empty_index():
+    result = compare(np.float64(2.0), np.float64(1.0), rtol=1e-6, atol=0)
+    assert "  at (): got 2, expected 1" in result.message

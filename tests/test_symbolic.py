@@ -1,0 +1,173 @@
+"""The two ground truths agree: reference vs SymPy-derived values and Jacobians, and both vs central differences."""
+import numpy as np
+import pytest
+
+from grader.points import objective_pair
+from grader.reference_truth import ReferenceTruth, reference_module
+from grader.spec import load_spec
+from grader.symbolic import SymbolicTruth, compile_exprs, rules_for
+
+SPEC = load_spec()
+RT = ReferenceTruth()
+ST = SymbolicTruth(SPEC.epsilon)
+RTOL, ATOL = 1e-5, 1e-6
+SHAPES = [(1, k) for k in (1, 2, 3, 7, 20)] + [(7, k) for k in (1, 3, 5, 20)]
+
+
+def kinds(*names):
+    return [c for c in SPEC.classes.values() if c.kind in names]
+
+
+def central_jacobian(f, X, h=1e-6):
+    """∂f(X)[n, j]/∂X[n, i] by central differences, perturbing column i of every row at once."""
+    n, d = X.shape
+    cols = []
+    for i in range(d):
+        e = np.zeros_like(X)
+        e[:, i] = h
+        cols.append((f(X + e) - f(X - e)) / (2 * h))
+    return np.stack(cols, axis=-1)  # N×K×D
+
+
+def points(n, k, seed=0, low=-3, high=3):
+    rng = np.random.default_rng(seed + 31 * k + n)
+    X = rng.uniform(low, high, size=(n, k))
+    X[np.abs(X) < 0.05] += 0.1  # keep clear of ReLU's kink
+    return X
+
+
+@pytest.mark.parametrize("n,k", SHAPES)
+@pytest.mark.parametrize("cls", kinds("elementwise"), ids=lambda c: c.name)
+def test_elementwise_reference_matches_symbolic(cls, n, k):
+    X = points(n, k)
+    layer = RT.layer(cls, X)
+    np.testing.assert_allclose(layer.getPrevOut(), ST.elementwise_forward(cls, X), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(RT.jacobian(cls, X), ST.elementwise_jacobian(cls, X), rtol=RTOL, atol=ATOL)
+    fd = central_jacobian(lambda A: ST.elementwise_forward(cls, A), X)
+    np.testing.assert_allclose(ST.elementwise_jacobian(cls, X), fd, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,k", SHAPES)
+def test_softmax_reference_matches_symbolic(n, k):
+    cls = SPEC.classes["SoftmaxLayer"]
+    X = points(n, k)
+    layer = RT.layer(cls, X)
+    np.testing.assert_allclose(layer.getPrevOut(), ST.softmax_forward(X), rtol=RTOL, atol=ATOL)
+    jac = ST.softmax_jacobian(X)
+    np.testing.assert_allclose(RT.jacobian(cls, X), jac, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(jac, central_jacobian(ST.softmax_forward, X), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (1, 4, 3), (7, 5, 3), (3, 20, 2), (5, 2, 20)])
+def test_fully_connected_reference_matches_symbolic(n, d, k):
+    cls = SPEC.classes["FullyConnectedLayer"]
+    rng = np.random.default_rng(d * 100 + k)
+    X, W, b = rng.normal(size=(n, d)), rng.normal(size=(d, k)), rng.normal(size=(1, k))
+    layer = RT.layer(cls, X, W=W, b=b)
+    np.testing.assert_allclose(layer.getPrevOut(), ST.fully_connected_forward(X, W, b), rtol=RTOL, atol=ATOL)
+    jac = ST.fully_connected_jacobian(X, W, b)
+    assert jac.shape == (n, k, d)
+    np.testing.assert_allclose(RT.jacobian(cls, X, W=W, b=b), jac, rtol=RTOL, atol=ATOL)
+    fd = central_jacobian(lambda A: ST.fully_connected_forward(A, W, b), X)
+    np.testing.assert_allclose(jac, fd, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,d", [(2, 1), (7, 5), (20, 3)])
+def test_input_layer_reference_matches_symbolic(n, d):
+    cls = SPEC.classes["InputLayer"]
+    rng = np.random.default_rng(n + d)
+    data = rng.normal(3, 2, size=(n, d))
+    data[:, 0] = 4.0  # a constant column: σ = 0 counts as 1
+    X = rng.normal(size=(4, d))
+    layer = RT.layer(cls, X, data=data)
+    expected = ST.input_forward(data, X, cls.ddof)
+    np.testing.assert_allclose(layer.getPrevOut(), expected, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(expected[:, 0], X[:, 0] - 4.0)
+
+
+@pytest.mark.parametrize("n,k", SHAPES)
+@pytest.mark.parametrize("cls", kinds("objective"), ids=lambda c: c.name)
+def test_objective_reference_matches_symbolic(cls, n, k):
+    Y, Yhat = objective_pair(np.random.default_rng(n * 7 + k), cls, n, k)
+    ref = RT.objective(cls)
+    value = ST.objective_value(cls, Y, Yhat)
+    assert ref.eval(Y, Yhat) == pytest.approx(value, rel=RTOL, abs=ATOL)
+    grad = ST.objective_gradient(cls, Y, Yhat)
+    np.testing.assert_allclose(ref.gradient(Y, Yhat), grad, rtol=RTOL, atol=ATOL)
+    # ∂J/∂ŷ is per entry: central differences of J, scaled back by the reduction's divisor.
+    scale = {"mean": n * k, "mean_rows": n, "sum": 1}[cls.reduction]
+    h = 1e-6
+    fd = np.zeros_like(Yhat)
+    for idx in np.ndindex(*Yhat.shape):
+        e = np.zeros_like(Yhat)
+        e[idx] = h
+        fd[idx] = (ST.objective_value(cls, Y, Yhat + e) - ST.objective_value(cls, Y, Yhat - e)) / (2 * h) * scale
+    np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-5)
+
+
+def test_edges_stay_finite_and_exact():
+    tanh, sigmoid = SPEC.classes["TanhLayer"], SPEC.classes["LogisticSigmoidLayer"]
+    Z = np.array([[1000.0, -1000.0, 40.0, -40.0]])
+    np.testing.assert_allclose(ST.elementwise_forward(tanh, Z), [[1, -1, 1, -1]])
+    np.testing.assert_allclose(ST.elementwise_forward(sigmoid, Z), [[1, 0, 1, 0]], atol=1e-15)
+    np.testing.assert_allclose(ST.elementwise_derivative(tanh, Z), [[0, 0, 0, 0]], atol=1e-30)
+    big = np.array([[1000.0, 999.0, -1000.0], [0.1, 0.2, 0.3]])
+    out = ST.softmax_forward(big)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    for cls in kinds("objective"):
+        Y = np.array([[1.0, 0.0]])
+        for yhat in ([[0.0, 1.0]], [[1.0, 0.0]]):
+            assert np.isfinite(ST.objective_value(cls, Y, np.array(yhat)))
+            assert np.isfinite(ST.objective_gradient(cls, Y, np.array(yhat))).all()
+
+
+def test_lambdified_code_round_trips_through_the_disk_cache(tmp_path, monkeypatch):
+    import sympy as sp
+
+    from grader import symbolic
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    z = sp.Symbol("z")
+    fresh = compile_exprs([z], [sp.exp(-z) / (1 + sp.exp(-z)) ** 2, z**2])
+    files = list(tmp_path.glob("*.py"))
+    assert len(files) == 1 and "def _lambdifygenerated" in files[0].read_text()
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    cached = compile_exprs([z], [sp.exp(-z) / (1 + sp.exp(-z)) ** 2, z**2])
+    assert cached is not fresh
+    x = np.linspace(-2, 2, 5)
+    np.testing.assert_allclose(cached(x), fresh(x))
+
+
+def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    import sympy as sp
+
+    from grader import symbolic
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    z = sp.Symbol("z")
+    compile_exprs([z], [z + 1])
+    path = next(tmp_path.glob("*.py"))
+    path.write_text("this is not python")
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    assert compile_exprs([z], [z + 1])(np.array([1.0]))[0] == pytest.approx(2.0)
+
+
+def test_rules_are_the_general_indexed_rules():
+    softmax = rules_for(SPEC.classes["SoftmaxLayer"])["gradient"]
+    assert r"\left(\delta_{ij} - {g}_{j}\right) {g}_{i}" in softmax.latex
+    assert softmax.mathml.startswith("<mrow>") and "&#948;" in softmax.mathml or "δ" in softmax.mathml
+    fc = rules_for(SPEC.classes["FullyConnectedLayer"])["gradient"]
+    assert fc.latex.endswith("{W}_{i,j}")
+    sigmoid = rules_for(SPEC.classes["LogisticSigmoidLayer"])["gradient"]
+    assert "g{\\left(z \\right)}" in sigmoid.latex.split("=")[-1]  # also written in g, derived by SymPy
+    ce = rules_for(SPEC.classes["CrossEntropy"])["gradient"]
+    assert ce.latex.endswith(r"- \frac{y}{\epsilon + ŷ}")
+
+
+def test_reference_package_exports_every_spec_class():
+    module = reference_module()
+    for cls in SPEC.classes.values():
+        assert isinstance(getattr(module, cls.name), type), cls.name
