@@ -73,32 +73,34 @@ def _compare_chains(net, spec, student, rng, trace):
     Y = np.eye(k)[rng.integers(0, k, size=n)] if objective.targets == "onehot" else rng.integers(0, 2, size=(n, k)).astype(float)
 
     stages = trace["stages"]
+
+    def record(layer: str, stage: str, got, want, departs: str) -> None:
+        """One stage of the chain: agrees with the truth or not; the first that does not is named."""
+        ok = compare(got, want, rtol=RTOL, atol=ATOL).passed
+        stages.append({"layer": layer, "pass": stage, "ok": ok})
+        if not ok and trace["first_bad"] is None:
+            trace["first_bad"] = departs
+
     got, want = X, X
-    first_bad = None
     for cls, handle, step in layers:
         got = array_of(student.call(handle, cls, "forward", got), f"{cls.name}.forward()")
         want = step.forward(want)
-        ok = compare(got, want, rtol=RTOL, atol=ATOL).passed
-        stages.append({"layer": cls.name, "pass": "forward", "ok": ok})
-        if not ok and first_bad is None:
-            first_bad = trace["first_bad"] = f"the forward output departs first at {cls.name} (layer {len(stages)} of {len(layers)})"
+        record(cls.name, "forward", got, want,
+               f"the forward output departs first at {cls.name} (layer {len(stages) + 1} of {len(layers)})")
     obj = student.new(objective)
     delta = array_of(student.call(obj, objective, "gradient", Y, got), f"{objective.name}.gradient()")
     true_delta = truth.objective_gradient(objective, Y, want)
-    ok = compare(delta, true_delta, rtol=RTOL, atol=ATOL).passed
-    stages.append({"layer": objective.name, "pass": "gradient", "ok": ok})
-    if not ok and first_bad is None:
-        first_bad = trace["first_bad"] = f"δ departs first at {objective.name}.gradient, where back-propagation starts"
+    record(objective.name, "gradient", delta, true_delta,
+           f"δ departs first at {objective.name}.gradient, where back-propagation starts")
     for i in range(len(layers) - 1, -1, -1):
         cls, handle, step = layers[i]
         if cls.kind == "input":
             continue
         delta = array_of(student.call(handle, cls, "backward", delta), f"{cls.name}.backward()")
         true_delta = step.backward(true_delta)
-        ok = compare(delta, true_delta, rtol=RTOL, atol=ATOL).passed
-        stages.append({"layer": cls.name, "pass": "backward", "ok": ok})
-        if not ok and first_bad is None:
-            first_bad = trace["first_bad"] = f"δ departs first at {cls.name}.backward (layer {i + 1} of {len(layers)}, going backward)"
+        record(cls.name, "backward", delta, true_delta,
+               f"δ departs first at {cls.name}.backward (layer {i + 1} of {len(layers)}, going backward)")
+    first_bad = trace["first_bad"]
     if first_bad is None:
         return "the whole network forward and back agrees with the truth", True, stages
     return first_bad, False, stages
