@@ -35,7 +35,7 @@ def _progress_bar(total: int):
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
-              help="Folder for <submission>.json (and, later, the HTML reports).")
+              help="Folder for each <submission>.json and .html; a batch adds index.html, grades.csv and summary.json.")
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the result of a single submission to FILE.")
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path), help="Assignment spec (TOML). Default: the built-in CS 615 assignment.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Submissions graded at once (batch grading).")

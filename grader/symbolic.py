@@ -319,7 +319,28 @@ def in_terms_of_output(expr: sp.Expr, derivative_expr: sp.Expr) -> sp.Expr | Non
     if len(forms) != 1:
         return None
     form = forms.pop()
-    return None if form.has(Z) or form.has(sp.exp) else form.subs(sp.Symbol("_g"), g)
+    if form.has(Z) or form.has(sp.exp):
+        return None
+    return readable(form, _leading_sign_inside(form), sp.expand(form)).subs(sp.Symbol("_g"), g)
+
+
+def readable(*forms: sp.Expr) -> sp.Expr:
+    """The simplest to read of equal forms (fewest operations, then shortest); the first on a tie."""
+    return min(forms, key=lambda f: (sp.count_ops(f), len(str(f))))
+
+
+def _leading_sign_inside(form: sp.Expr) -> sp.Expr:
+    """−(g − 1)·g as (1 − g)·g: a negative coefficient taken into a factor that then starts positive."""
+    coeff, rest = sp.factor(form).as_coeff_Mul()
+    if coeff >= 0:
+        return sp.factor(form)
+    factors = list(sp.Mul.make_args(rest))
+    for n, f in enumerate(factors):
+        flipped = sp.expand(-f)
+        if isinstance(f, sp.Add) and flipped.as_coeff_Add()[0] > 0:
+            factors[n] = flipped
+            return sp.Mul(-coeff, *factors)
+    return sp.factor(form)
 
 
 def rules_for(cls: ClassSpec) -> dict[str, Rule]:
@@ -339,9 +360,10 @@ def _rules(kind: str, expr, rules: tuple, reduction: str) -> dict[str, Rule]:
     if cls.kind == "elementwise":
         d = derivative(cls.expr, Z)
         alternatives = [f for f in (in_terms_of_output(cls.expr, d),) if f is not None]
+        shown = d if d.has(sp.Piecewise) else readable(d, sp.factor(sp.together(d)))  # the same function, easier to read
         return {
             "forward": _rule(text.get("forward", "g(z), element by element"), g_z, cls.expr),
-            "gradient": _rule(text.get("gradient", "∂g/∂z, element by element (diagonal Jacobian)"), dg_dz, d, *alternatives),
+            "gradient": _rule(text.get("gradient", "∂g/∂z, element by element (diagonal Jacobian)"), dg_dz, shown, *alternatives),
             "backward": _rule(text.get("backward", "δ ⊙ g′(z), element-wise"), _DELTA_OUT, _DELTA_IN * dg_dz),
         }
     if cls.kind == "objective":

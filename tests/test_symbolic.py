@@ -1,6 +1,7 @@
 """The two ground truths agree: reference vs SymPy-derived values and Jacobians, and both vs central differences."""
 import numpy as np
 import pytest
+import sympy as sp
 
 from grader.points import objective_pair
 from grader.reference_truth import ReferenceTruth, reference_module
@@ -158,11 +159,14 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 def test_rules_are_the_general_indexed_rules():
     softmax = rules_for(SPEC.classes["SoftmaxLayer"])["gradient"]
     assert r"\left(\delta_{ij} - {g}_{j}\right) {g}_{i}" in softmax.latex
-    assert softmax.mathml.startswith("<mrow>") and "&#948;" in softmax.mathml or "δ" in softmax.mathml
+    assert softmax.mathml.startswith("<mrow>") and ("&#948;" in softmax.mathml or "δ" in softmax.mathml)
     fc = rules_for(SPEC.classes["FullyConnectedLayer"])["gradient"]
     assert fc.latex.endswith("{W}_{i,j}")
     sigmoid = rules_for(SPEC.classes["LogisticSigmoidLayer"])["gradient"]
     assert "g{\\left(z \\right)}" in sigmoid.latex.split("=")[-1]  # also written in g, derived by SymPy
+    # as the slides write them, not SymPy's factor() spelling −(g − 1)·g
+    assert sigmoid.latex.endswith(r"= \left(1 - g{\left(z \right)}\right) g{\left(z \right)}")
+    assert rules_for(SPEC.classes["TanhLayer"])["gradient"].latex.endswith(r"= 1 - g^{2}{\left(z \right)}")
     ce = rules_for(SPEC.classes["CrossEntropy"])["gradient"]
     assert ce.latex.endswith(r"- \frac{y}{\epsilon + ŷ}")
 
@@ -171,3 +175,13 @@ def test_reference_package_exports_every_spec_class():
     module = reference_module()
     for cls in SPEC.classes.values():
         assert isinstance(getattr(module, cls.name), type), cls.name
+
+
+@pytest.mark.parametrize("text", ["-(g - 1)*g", "-(g - 1)*(g + 1)", "-g**2 + g", "2*g*(g - 3)", "-(g + 2)*(g - 1)"])
+def test_readable_forms_are_the_same_function(text):
+    from grader.symbolic import _leading_sign_inside, readable
+
+    g = sp.Symbol("g")
+    form = sp.sympify(text, locals={"g": g})
+    for shown in (_leading_sign_inside(form), readable(form, _leading_sign_inside(form), sp.expand(form))):
+        assert sp.expand(shown - form) == 0
