@@ -55,9 +55,12 @@ def render_report(result: SubmissionResult) -> str:
 def _item_view(item) -> dict:
     checks = []
     drawn = False  # one set of heatmaps per item: the first failing check's
+    named = set()  # a diagnosis is named once per item, at the first check it fits
     for c in item.checks:
+        diagnosis = c.diagnosis if c.diagnosis and not c.passed and c.diagnosis not in named else None
+        named.add(diagnosis)
         view = {"name": c.name, "passed": c.passed, "score": c.score, "max_score": c.max_score, "message": c.message,
-                "diagnosis": c.diagnosis, "note": c.note, "heatmaps": [], "stages": []}
+                "diagnosis": diagnosis, "note": c.note, "heatmaps": [], "stages": []}
         if not c.passed and not drawn and "got" in c.details and "expected" in c.details:
             view["heatmaps"] = heatmaps(c.details["got"], c.details["expected"])
             drawn = bool(view["heatmaps"])
@@ -67,7 +70,7 @@ def _item_view(item) -> dict:
     return {
         "name": item.name, "anchor": item.name.replace(".", "-"), "score": item.score, "max_score": item.max_score,
         "status": item.status, "status_text": STATUS_TEXT.get(item.status, item.status), "mark": MARKS[item.status],
-        "one_line": item.one_line, "reason": item.reason if item.checks else item.reason,
+        "one_line": item.one_line, "reason": item.reason,
         "rule": item.rule, "rule_mathml": item.rule_mathml, "checks": checks,
     }
 

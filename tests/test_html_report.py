@@ -80,6 +80,10 @@ def test_report_has_the_header_rows_rule_and_network_chain(results):
     assert '<math display="block" xmlns="http://www.w3.org/1998/Math/MathML"><mrow>' in page
     assert page.count("<svg") >= 3 and "yours − expected" in page
     assert 'class="stage bad first"' in page and "SoftmaxLayer.backward ✗" in page
+    # four checks of SoftmaxLayer.gradient fail for the same reason: the mistake is named once
+    gradient_row = page.split('id="SoftmaxLayer-gradient"')[1].split('<tr id=')[0]
+    assert gradient_row.count('<p class="diagnosis">only the diagonal of the softmax Jacobian, g(1 − g)</p>') == 1
+    assert gradient_row.count('<div class="check bad">') == 4
 
 
 def test_printed_output_and_traceback_are_shown(tmp_path):
