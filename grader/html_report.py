@@ -55,10 +55,7 @@ def render_report(result: SubmissionResult) -> str:
 def _item_view(item) -> dict:
     checks = []
     drawn = False  # one set of heatmaps per item: the first failing check's
-    named = set()  # a diagnosis is named once per item, at the first check it fits
-    for c in item.checks:
-        diagnosis = c.diagnosis if c.diagnosis and not c.passed and c.diagnosis not in named else None
-        named.add(diagnosis)
+    for c, diagnosis in zip(item.checks, item.named_diagnoses()):
         view = {"name": c.name, "passed": c.passed, "score": c.score, "max_score": c.max_score, "message": c.message,
                 "diagnosis": diagnosis, "note": c.note, "heatmaps": [], "stages": []}
         if not c.passed and not drawn and "got" in c.details and "expected" in c.details:

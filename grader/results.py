@@ -85,17 +85,26 @@ class ItemResult:
             return "failed"
         return "partial" if self.score > 0 or self.max_score == 0 else "failed"
 
+    def named_diagnoses(self) -> list[str | None]:
+        """Per check, the diagnosis to show: a mistake is named once, at the first failed check it fits."""
+        named, out = set(), []
+        for check in self.checks:
+            fresh = check.diagnosis if check.diagnosis and not check.passed and check.diagnosis not in named else None
+            named.add(fresh)
+            out.append(fresh)
+        return out
+
     @property
     def feedback(self) -> str:
         """What is wrong, where, and the expected rule; or what passed and any note."""
         lines = []
         if self.reason:
             lines.append(self.reason)
-        for check in self.checks:
+        for check, diagnosis in zip(self.checks, self.named_diagnoses()):
             if not check.passed:
                 lines.append(f"[{check.name}] {check.message}")
-                if check.diagnosis:
-                    lines.append(f"  Likely mistake: {check.diagnosis}.")
+                if diagnosis:
+                    lines.append(f"  Likely mistake: {diagnosis}.")
             elif check.note:
                 lines.append(f"[{check.name}] {check.note}")
         if (self.status != "passed" or not lines) and self.rule:

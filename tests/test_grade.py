@@ -263,3 +263,9 @@ def test_item_status_says_what_happened_when_no_answer_came(outcomes, status):
     item = ItemResult("TanhLayer.forward", 4.0,
                       checks=[CheckResult(f"c{i}", False, 1.0, outcome=o) for i, o in enumerate(outcomes)])
     assert item.status == status and item.score == 0.0
+
+
+def test_feedback_names_a_mistake_once(graded):
+    feedback = graded("softmax_diagonal_only").item("SoftmaxLayer.gradient").feedback
+    assert feedback.count("Likely mistake: only the diagonal of the softmax Jacobian") == 1
+    assert feedback.count("Shape mismatch") == 4  # every failed check still says what it found
