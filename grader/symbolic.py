@@ -4,15 +4,18 @@ Only the definitions are written here (g(z) from the spec, softmax, xW + b, the 
 loss of one entry); every Jacobian and derivative comes from `sympy.diff` or
 `Matrix.jacobian`. Expressions are lambdified once with `cse=True`, kept in memory and, as
 generated source, on disk under a key of the expression itself, so a second run or a second
-submission pays nothing. Entries numpy cannot evaluate finitely (e^1000 / e^1000) are
+submission pays nothing; the rules printed for the reports (LaTeX, MathML) are kept the same
+way, keyed also by this module's own source, since they depend on how it prints. Entries numpy cannot evaluate finitely (e^1000 / e^1000) are
 recomputed with mpmath at 50 digits, so the truth stays exact at the edges.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import html
 import inspect
+import json
 import os
 import re
 import warnings
@@ -45,37 +48,56 @@ def _numpy_namespace() -> dict:
     return dict(sp.lambdify([], 0, modules="numpy").__globals__)
 
 
+def _cache_key(*parts: str) -> str:
+    """A disk-cache key: the content, the grader and SymPy versions."""
+    return hashlib.sha256("|".join((__version__, sp.__version__) + parts).encode()).hexdigest()[:32]
+
+
+def _read_cached(key: str, suffix: str, load):
+    """`load(text)` of the cached file, or None when it is absent, disabled or damaged (never trusted)."""
+    folder = cache_dir()
+    path = folder / f"{key}{suffix}" if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return load(path.read_text(), str(path))
+    except Exception:  # a damaged cache entry is rebuilt
+        return None
+
+
+def _write_cached(key: str, suffix: str, text: str) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    path = folder / f"{key}{suffix}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)  # atomic: parallel graders never read half a file
+    except OSError:
+        pass  # a read-only cache only costs time
+
+
+def _load_lambdified(text: str, filename: str):
+    namespace = dict(_numpy_namespace())
+    exec(compile(text, filename, "exec"), namespace)  # our own generated code
+    return namespace["_lambdifygenerated"]
+
+
 def compile_exprs(args: list[sp.Symbol], exprs: list[sp.Expr]):
     """Return a numpy function of `args` that returns the list `exprs`, from memory, disk or lambdify."""
     fast_key = (tuple(args), tuple(exprs))  # hashing SymPy objects is cached; srepr below is not
     if fast_key in _MEMORY:
         return _MEMORY[fast_key]
-    key = hashlib.sha256(
-        f"{__version__}|{sp.__version__}|{sp.srepr(tuple(args))}|{sp.srepr(tuple(exprs))}".encode()
-    ).hexdigest()[:32]
+    key = _cache_key(sp.srepr(tuple(args)), sp.srepr(tuple(exprs)))
     if key in _MEMORY:
         _MEMORY[fast_key] = _MEMORY[key]
         return _MEMORY[key]
-    folder = cache_dir()
-    path = folder / f"{key}.py" if folder else None
-    fn = None
-    if path is not None and path.is_file():
-        try:
-            namespace = dict(_numpy_namespace())
-            exec(compile(path.read_text(), str(path), "exec"), namespace)  # our own generated code
-            fn = namespace["_lambdifygenerated"]
-        except Exception:  # a damaged cache entry is rebuilt, never trusted
-            fn = None
+    fn = _read_cached(key, ".py", _load_lambdified)
     if fn is None:
         fn = sp.lambdify(args, list(exprs), modules="numpy", cse=True)
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(inspect.getsource(fn))
-                os.replace(tmp, path)
-            except OSError:
-                pass  # a read-only cache only costs time
+        _write_cached(key, ".py", inspect.getsource(fn))
     _MEMORY[key] = _MEMORY[fast_key] = fn
     return fn
 
@@ -349,10 +371,26 @@ def rules_for(cls: ClassSpec) -> dict[str, Rule]:
     Cached by content, not by object: a spec sent to another process (a pool, a dask worker)
     arrives as new objects, and deriving the rules again costs more than grading.
     """
-    return _rules(cls.kind, cls.expr, tuple(sorted(cls.rules.items())), cls.reduction)
+    return _cached_rules(cls.kind, cls.expr, tuple(sorted(cls.rules.items())), cls.reduction)
+
+
+@functools.lru_cache(maxsize=1)
+def _own_source_digest() -> str:
+    """How this module derives and prints rules: a change to it must not be hidden by old cached rules."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 @functools.lru_cache(maxsize=None)
+def _cached_rules(kind: str, expr, rules: tuple, reduction: str) -> dict[str, Rule]:
+    """The rules from memory, from disk (keyed by the definition) or derived and then stored."""
+    key = _cache_key("rules", _own_source_digest(), kind, sp.srepr(expr) if expr is not None else "", repr(rules), reduction)
+    found = _read_cached(key, ".rules.json", lambda text, _: {m: Rule(**r) for m, r in json.loads(text).items()})
+    if found is None:
+        found = _rules(kind, expr, rules, reduction)
+        _write_cached(key, ".rules.json", json.dumps({m: dataclasses.asdict(r) for m, r in found.items()}))
+    return found
+
+
 def _rules(kind: str, expr, rules: tuple, reduction: str) -> dict[str, Rule]:
     cls = _RuleInput(kind, expr, dict(rules), reduction)
     g_z, dg_dz = sp.Function("g")(Z), sp.Derivative(sp.Function("g")(Z), Z)

@@ -156,6 +156,30 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     assert compile_exprs([z], [z + 1])(np.array([1.0]))[0] == pytest.approx(2.0)
 
 
+def test_rules_are_derived_once_then_read_from_disk(tmp_path, monkeypatch):
+    from grader import symbolic
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    sigmoid = SPEC.classes["LogisticSigmoidLayer"]
+    symbolic._cached_rules.cache_clear()
+    derived = rules_for(sigmoid)
+    assert len(list(tmp_path.glob("*.rules.json"))) == 1
+
+    def no_derivation(*args):
+        raise AssertionError("derived again although the rules were on disk")
+
+    symbolic._cached_rules.cache_clear()  # a new process: nothing in memory
+    monkeypatch.setattr(symbolic, "_rules", no_derivation)
+    assert rules_for(sigmoid) == derived
+
+    next(tmp_path.glob("*.rules.json")).write_text("{not json")  # damaged: derived again, never trusted
+    symbolic._cached_rules.cache_clear()
+    monkeypatch.undo()
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    assert rules_for(sigmoid) == derived
+    symbolic._cached_rules.cache_clear()
+
+
 def test_rules_are_the_general_indexed_rules():
     softmax = rules_for(SPEC.classes["SoftmaxLayer"])["gradient"]
     assert r"\left(\delta_{ij} - {g}_{j}\right) {g}_{i}" in softmax.latex
