@@ -32,20 +32,23 @@ SUBMISSIONS = ROOT / "tests" / "fixtures" / "submissions"
 # endless loop in a hundred.
 CORRECT = ["aliases_correct", "eps_variants_correct", "jacobian_forms_correct", "layout_one_class_per_file", "layout_relative_package"]
 HANGS = ["softmax_gradient_loops_forever"]
+CALL_LIMIT = 2.0  # seconds; a hanging submission waits it out twice (gradient, then backward calling it)
 
 
-def make_class(dest: Path, count: int, seed: int = 615) -> list[Entry]:
+def make_class(dest: Path, count: int, seed: int = 615, hangs: bool = True) -> tuple[list[Entry], int]:
+    """`count` submissions copied from the fixtures; returns them and how many hang."""
     rng = random.Random(seed)
     mistakes = sorted(p.name for p in SUBMISSIONS.iterdir() if p.is_dir() and p.name not in CORRECT + HANGS
                       and not p.name.startswith("layout_self"))
-    entries = []
+    entries, hanging = [], 0
     for i in range(count):
         roll = rng.random()
-        source = rng.choice(HANGS) if roll < 0.01 else rng.choice(CORRECT) if roll < 0.4 else rng.choice(mistakes)
+        source = rng.choice(HANGS) if roll < 0.01 and hangs else rng.choice(CORRECT) if roll < 0.4 else rng.choice(mistakes)
+        hanging += source in HANGS
         target = dest / f"student{i:03d}"
         shutil.copytree(SUBMISSIONS / source, target)
         entries.append(Entry(target.name, target))
-    return entries
+    return entries, hanging
 
 
 def numpy_startup(repeat: int = 7) -> float:
@@ -67,22 +70,23 @@ def main():
     spec = load_spec()
     bare = numpy_startup()
     print(f"bare `python -c 'import numpy'`: {bare * 1000:.0f} ms (median of 7)")
-    print(f"{args.count} submissions, -j {args.jobs}")
+    print(f"{args.count} submissions, -j {args.jobs}, call limit {CALL_LIMIT:g} s")
     for sandbox in args.sandbox:
         if sandbox == "bwrap" and not bwrap_available():
             print(f"{sandbox:8s} skipped: bubblewrap is not installed")
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            entries = make_class(Path(tmp) / "class", args.count)
+            entries, hanging = make_class(Path(tmp) / "class", args.count, hangs=not args.no_hangs)
             started = time.perf_counter()
             counts = grade_batch(entries, spec=spec, out_dir=Path(tmp) / "out", jobs=args.jobs, sandbox=sandbox,
-                                 limits=Limits(call_timeout=2.0))
+                                 limits=Limits(call_timeout=CALL_LIMIT))
             wall = time.perf_counter() - started
         per = wall / counts["graded"]
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"{sandbox:8s} {counts['graded'] / wall:6.2f} submissions/s   {per * 1000:6.0f} ms per submission = "
-              f"{per / bare:4.2f} × numpy start-up   peak RSS: grader {own:.0f} MiB, largest child {children:.0f} MiB")
+              f"{per / bare:4.2f} × numpy start-up   peak RSS: grader {own:.0f} MiB, largest child {children:.0f} MiB   "
+              f"({hanging} endless-loop submissions, each waiting out its limit)")
 
 
 if __name__ == "__main__":
