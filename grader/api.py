@@ -93,4 +93,6 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
     else:
         echo(table(result, verbose=verbose))
         echo(f"\nreport: {Path(out_dir) / (result.submission + '.html')}  (JSON beside it)")
+        if not verbose and any(i.status != "passed" for i in result.items):
+            echo("what is wrong in each item, and the expected rule: open the report, or run again with -v")
     return result.score

@@ -33,6 +33,15 @@ def test_grades_a_folder_prints_the_table_and_writes_the_contract_json(tmp_path)
     assert ITEM_KEYS <= set(item) and item["status"] == "partial"
     assert all(CHECK_KEYS <= set(c) for c in item["checks"])
     assert data["sandbox"] == "process" and data["seed"] == 0
+    assert "run again with -v" in res.output  # something failed: where to read why
+
+
+def test_verbose_prints_the_feedback_and_a_clean_run_needs_no_hint(tmp_path):
+    res = run(FIXTURES / "submissions" / "se_gradient_missing_2", "--out", tmp_path, "--sandbox", "process", "-v")
+    assert "== SquaredError.gradient (partial" in res.output and "Expected rule:" in res.output
+    assert "run again with -v" not in res.output
+    clean = run(FIXTURES / "submissions" / "aliases_correct", "--out", tmp_path, "--sandbox", "process")
+    assert clean.exit_code == 0 and "100.00/100.00" in clean.output and "run again with -v" not in clean.output
 
 
 def test_seed_changes_the_points_but_not_the_verdict(tmp_path):
