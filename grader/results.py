@@ -90,7 +90,8 @@ class ItemResult:
         named, out = set(), []
         for check in self.checks:
             fresh = check.diagnosis if check.diagnosis and not check.passed and check.diagnosis not in named else None
-            named.add(fresh)
+            if fresh:
+                named.add(fresh)
             out.append(fresh)
         return out
 

@@ -5,8 +5,9 @@ loss of one entry); every Jacobian and derivative comes from `sympy.diff` or
 `Matrix.jacobian`. Expressions are lambdified once with `cse=True`, kept in memory and, as
 generated source, on disk under a key of the expression itself, so a second run or a second
 submission pays nothing; the rules printed for the reports (LaTeX, MathML) are kept the same
-way, keyed also by this module's own source, since they depend on how it prints. Entries numpy cannot evaluate finitely (e^1000 / e^1000) are
-recomputed with mpmath at 50 digits, so the truth stays exact at the edges.
+way, keyed also by this module's own source, since they depend on how it prints. Entries
+numpy cannot evaluate finitely (e^1000 / e^1000) are recomputed with mpmath at 50 digits, so
+the truth stays exact at the edges.
 """
 from __future__ import annotations
 
@@ -353,16 +354,17 @@ def readable(*forms: sp.Expr) -> sp.Expr:
 
 def _leading_sign_inside(form: sp.Expr) -> sp.Expr:
     """−(g − 1)·g as (1 − g)·g: a negative coefficient taken into a factor that then starts positive."""
-    coeff, rest = sp.factor(form).as_coeff_Mul()
+    factored = sp.factor(form)
+    coeff, rest = factored.as_coeff_Mul()
     if coeff >= 0:
-        return sp.factor(form)
+        return factored
     factors = list(sp.Mul.make_args(rest))
     for n, f in enumerate(factors):
         flipped = sp.expand(-f)
         if isinstance(f, sp.Add) and flipped.as_coeff_Add()[0] > 0:
             factors[n] = flipped
             return sp.Mul(-coeff, *factors)
-    return sp.factor(form)
+    return factored
 
 
 def rules_for(cls: ClassSpec) -> dict[str, Rule]:
