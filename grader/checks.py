@@ -1,9 +1,21 @@
-"""The checks of every kind of item, as a registry: (kind, method) → [(check, weight, function)].
+"""The checks of every kind of item: `grader/check_table.py` names them, this module runs them.
 
 A check function gets an `ItemContext`, asks the student's code for numbers through
 `StudentCode`, computes what is expected from the SymPy truth in this process, and returns a
 `CheckResult`. It may raise `StudentFailure` (the runner turns that into a failed check with
 the student's error); it never judges anything inside the sandbox.
+
+Three principles hold for every check:
+
+- Only work earns points. Test points mix ordinary values with extreme ones, so a constant
+  answer cannot match; auxiliary checks pay only as far as the values are right
+  (`check_table.py`); backward() earns the own-gradient credit below only when it really
+  applies the chain rule to a Jacobian that is not degenerate.
+- Nothing off for what the slides do not ask. Wherever ε enters, every ε in the spec's range
+  (added, or by clipping ŷ) is right: values are judged against the band the range spans
+  (`SymbolicTruth.*_band`). Inputs are float arrays; lists are not graded.
+- Judge at the precision the student computed in (`grader/precision.py`): tolerances, the
+  finite-difference step and the diagnoses follow the coarsest dtype the check's answers had.
 
 No double penalty: `gradient()` and `backward()` are judged on the true stored input and output
 (set with setPrevIn/setPrevOut where the class has them), and `backward()` passes when it
@@ -16,14 +28,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grader import points
+from grader.check_table import CHECK_TABLE
 from grader.compare import compare
 from grader.diagnose import Situation, diagnose
+from grader.precision import Precision, precision_of
 from grader.results import CheckResult
 from grader.reference_truth import ReferenceTruth
 from grader.sandbox import ObjectHandle
 from grader.spec import ClassSpec, Item, Tolerance
 from grader.student import StudentCode, StudentFailure, array_of
-from grader.symbolic import SymbolicTruth
+from grader.symbolic import Band, SymbolicTruth
 
 N, D, K = points.N, points.D, points.K
 
@@ -46,24 +60,41 @@ class ItemContext:
     def tol(self) -> Tolerance:
         return self.item.cls.tolerance
 
+    @property
+    def precision(self) -> Precision:
+        """The coarsest precision of the student's answers in this check so far."""
+        return self.student.precision
+
 
 # ----------------------------------------------------------------------------- judging
 
 
-def judge(ctx: ItemContext, name: str, weight: float, got: np.ndarray, expected: np.ndarray, situation: Situation, *,
-          rtol: float | None = None, atol: float | None = None, what: str = "your result", note: str = "",
-          alternative: np.ndarray | None = None, alternative_note: str = "") -> CheckResult:
-    """Compare, and on a mismatch name the mistake; `alternative` is a second right answer (own-gradient chain)."""
-    rtol = ctx.tol.rtol if rtol is None else rtol
-    atol = ctx.tol.atol if atol is None else atol
-    result = compare(got, expected, rtol=rtol, atol=atol, what=what)
+def judge(ctx: ItemContext, name: str, weight: float, got: np.ndarray, expected, situation: Situation, *,
+          rtol: float | None = None, atol: float | None = None, what: str = "your result", note: str = "") -> CheckResult:
+    """Compare at the answer's precision; on a mismatch, name the mistake the numbers support.
+
+    `expected` is an array, or a `Band` whose interval holds every right answer.
+    """
+    band = expected if isinstance(expected, Band) else Band(expected, expected, expected)
+    precision = ctx.precision
+    value_rtol, value_atol = precision.values(ctx.tol)
+    rtol = value_rtol if rtol is None else rtol
+    atol = value_atol if atol is None else atol
+    note = _with_precision_note(note, precision, situation.method)
+    result = compare(got, band.nominal, rtol=rtol, atol=atol, what=what, lower=band.lower, upper=band.upper)
     if result.passed:
         return CheckResult(name, True, weight, note=note)
-    if alternative is not None and compare(got, alternative, rtol=rtol, atol=atol).passed:
-        return CheckResult(name, True, weight, note=alternative_note)
-    details = _details(got, expected)
-    diagnosis = diagnose(got, expected, situation, rtol=rtol, atol=atol)
-    return CheckResult(name, False, weight, message=result.message, diagnosis=diagnosis, details=details)
+    diagnosis = diagnose(got, band.nominal, situation, rtol=rtol, atol=atol, lower=band.lower, upper=band.upper)
+    return CheckResult(name, False, weight, message=result.message, diagnosis=diagnosis, note=note,
+                       details=_details(got, band.nominal))
+
+
+def _with_precision_note(note: str, precision: Precision, method: str) -> str:
+    if not precision.reduced:
+        return note
+    said = (f"your {method}() computes in {precision.name}: judged at {precision.name}'s precision, "
+            "which costs nothing where the answer is right at it")
+    return f"{note}; {said}" if note else said
 
 
 def _details(got, expected) -> dict:
@@ -79,16 +110,22 @@ def json_numbers(a: np.ndarray):
     return np.where(np.isfinite(a), a, None).tolist() if a.ndim else (float(a) if np.isfinite(a) else None)
 
 
-def cross_checked(ctx: ItemContext, expected, reference) -> np.ndarray:
+def cross_checked(ctx: ItemContext, expected: Band, reference) -> Band:
     """Return the symbolic truth after checking that the reference implementation agrees with it.
 
     The two ground truths are kept in agreement by the test suite; a disagreement here is a
     fault of the grader (a spec whose formula no longer matches reference/), never the student's.
     """
-    if reference is not None and not compare(reference, expected, rtol=ctx.tol.rtol, atol=ctx.tol.atol).passed:
+    if reference is not None and not compare(reference, expected.nominal, rtol=ctx.tol.rtol, atol=ctx.tol.atol,
+                                             lower=expected.lower, upper=expected.upper).passed:
         ctx.problems.append(f"ground truths disagree for {ctx.item.name}: reference/ and the spec's SymPy definition differ; "
                             "fix the spec or the reference")
     return expected
+
+
+def exact(value) -> Band:
+    """A truth with no ε in it: one right answer."""
+    return Band(value, value, value)
 
 
 def unchanged(ctx: ItemContext, name: str, weight: float, outcome, originals: list[tuple[str, np.ndarray]]) -> CheckResult:
@@ -104,6 +141,14 @@ def unchanged(ctx: ItemContext, name: str, weight: float, outcome, originals: li
                                f"(e.g. `X = np.array(X, dtype=float)`) or use operations that return new arrays.")
 
 
+def finite_difference_band(fd: np.ndarray, fd_true: np.ndarray, true_derivative: np.ndarray, noise: float) -> Band:
+    """Central differences as a measurement: right within their truncation error (how far the
+    same differences of the truth are from the true derivative) and their rounding noise."""
+    with np.errstate(invalid="ignore"):
+        error = np.nan_to_num(np.abs(fd_true - true_derivative), nan=0.0, posinf=0.0) + noise
+    return Band(fd, fd - error, fd + error)
+
+
 # ----------------------------------------------------------------------------- layers: setup
 
 
@@ -111,8 +156,16 @@ def true_forward(ctx: ItemContext, X, W=None, b=None) -> np.ndarray:
     return ctx.truth.layer_forward(ctx.cls, X, W=W, b=b)
 
 
-def true_jacobian(ctx: ItemContext, X, W=None, b=None) -> np.ndarray:
-    return ctx.truth.layer_jacobian(ctx.cls, X, W=W, b=b)
+def true_jacobian(ctx: ItemContext, X, W=None, b=None) -> Band:
+    """The N×K×D Jacobian; for an element-wise layer with the band its ε rule spans on the diagonal."""
+    if ctx.cls.kind != "elementwise":
+        return exact(ctx.truth.layer_jacobian(ctx.cls, X, W=W, b=b))
+    band = ctx.truth.elementwise_derivative_band(ctx.cls, X)
+    return Band(*(_diagonal(a) for a in (band.nominal, band.lower, band.upper)))
+
+
+def _diagonal(d: np.ndarray) -> np.ndarray:
+    return np.einsum("nk,kj->nkj", d, np.eye(d.shape[1]))
 
 
 def new_layer(ctx: ItemContext, d: int, k: int) -> tuple[ObjectHandle, np.ndarray | None, np.ndarray | None]:
@@ -139,7 +192,7 @@ def as_jacobian(ctx: ItemContext, got: np.ndarray, n: int, k: int, d: int) -> np
     """The student's gradient() as an N×K×D Jacobian, if it has one of the spec's accepted forms."""
     forms = ctx.cls.gradient_forms
     if "diagonal" in forms and got.shape == (n, k) and k == d:
-        return np.einsum("nk,kj->nkj", got, np.eye(k))
+        return _diagonal(got)
     if ("jacobian" in forms or "per_observation" in forms) and got.shape == (n, k, d):
         return got
     if ("jacobian" in forms and n == 1 and got.shape == (k, d)) or ("matrix" in forms and got.shape == (k, d)):
@@ -147,20 +200,26 @@ def as_jacobian(ctx: ItemContext, got: np.ndarray, n: int, k: int, d: int) -> np
     return None
 
 
-def expected_form(ctx: ItemContext, got: np.ndarray, jac: np.ndarray) -> np.ndarray:
+def expected_form(ctx: ItemContext, got: np.ndarray, jac: Band) -> Band:
     """The truth in the form the student chose (diagonal or full), or the spec's first form."""
-    n, k, d = jac.shape
+    n, k, d = jac.nominal.shape
     forms = ctx.cls.gradient_forms
     if "diagonal" in forms and (got.ndim == 2 and got.shape[0] == n or forms[0] == "diagonal" and got.ndim != 3) and k == d:
-        return np.einsum("nkk->nk", jac)
+        return Band(*(np.einsum("nkk->nk", a) for a in (jac.nominal, jac.lower, jac.upper)))
     if "matrix" in forms and (got.ndim == 2 or forms[0] == "matrix" and got.ndim != 3):
-        return jac[0]
+        return Band(*(a[0] for a in (jac.nominal, jac.lower, jac.upper)))
     return jac
 
 
 def chain(G: np.ndarray, jac: np.ndarray) -> np.ndarray:
     """δ · J for each observation: (N×K) with (N×K×D) gives N×D."""
     return np.einsum("nk,nkd->nd", G, jac)
+
+
+def chain_band(G: np.ndarray, jac: Band) -> Band:
+    """δ · J for every J of the band: entry by entry, its extremes come from the band's ends."""
+    ends = [chain(G, jac.lower), chain(G, jac.upper)]
+    return Band(chain(G, jac.nominal), np.minimum(*ends), np.maximum(*ends))
 
 
 def layer_sizes(ctx: ItemContext, single: bool = False) -> tuple[int, int, int]:
@@ -198,30 +257,22 @@ def forward_values(single: bool):
         layer, W, b = new_layer(ctx, d, k)
         got = ctx.student.value(layer, ctx.cls, "forward", X)
         reference = ReferenceTruth().layer(ctx.cls, X, W=W, b=b)
-        expected = cross_checked(ctx, true_forward(ctx, X, W, b), reference.getPrevOut() if reference else None)
+        expected = cross_checked(ctx, exact(true_forward(ctx, X, W, b)), reference.getPrevOut() if reference else None)
         return judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, W=W, b=b))
     return check
 
 
 def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
-    """Large |z| (and rows near ±1000 for softmax), then a plain Python list of ints."""
+    """Large |z| beside ordinary values (softmax rows near ±1000 beside small rows)."""
     cls, student = ctx.cls, ctx.student
     if cls.kind == "fully_connected":
-        X = np.array([[300.0, -200.0, 1e3, 0.0, -1e3]])
+        X = np.array([[300.0, -200.0, 1e3, 0.0, -1e3], [0.4, -1.2, 2.0, 0.7, -0.3]])
     else:
         X = points.edge_input(cls)
     layer, W, b = new_layer(ctx, X.shape[1], K if cls.kind == "fully_connected" else X.shape[1])
     got = student.value(layer, cls, "forward", X)
-    result = judge(ctx, name, weight, got, true_forward(ctx, X, W, b), situation(ctx, "forward", X=X, W=W, b=b),
-                   what=f"your forward at large inputs {X.tolist()}")
-    if not result.passed:
-        return result
-    ints = [[1, -2, 3], [0, 2, -1]] if cls.kind != "fully_connected" else [[1, -2, 3, 0, 2]]
-    Xi = np.array(ints, dtype=float)
-    layer, W, b = new_layer(ctx, Xi.shape[1], K if cls.kind == "fully_connected" else Xi.shape[1])
-    got = student.value(layer, cls, "forward", ints)
-    return judge(ctx, name, weight, got, true_forward(ctx, Xi, W, b), situation(ctx, "forward", X=Xi, W=W, b=b),
-                 what="your forward of a Python list of ints")
+    return judge(ctx, name, weight, got, exact(true_forward(ctx, X, W, b)), situation(ctx, "forward", X=X, W=W, b=b),
+                 what=f"your forward at large inputs {X.tolist()}")
 
 
 def forward_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
@@ -237,11 +288,11 @@ def forward_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     stored_in = student.value(layer, cls, "getPrevIn")
     stored_out = student.value(layer, cls, "getPrevOut")
     sit = situation(ctx, "stores", X=X)
-    first = judge(ctx, name, weight, stored_in, X, sit, what="getPrevIn() after forward(X)")
+    first = judge(ctx, name, weight, stored_in, exact(X), sit, what="getPrevIn() after forward(X)")
     if not first.passed:
         first.message = "forward(X) must store X with setPrevIn(X).\n" + first.message
         return first
-    second = judge(ctx, name, weight, stored_out, out, sit, what="getPrevOut() after forward(X)")
+    second = judge(ctx, name, weight, stored_out, exact(out), sit, what="getPrevOut() after forward(X)")
     if not second.passed:
         second.message = "forward(X) must store its output with setPrevOut(out).\n" + second.message
     return second
@@ -276,42 +327,58 @@ def gradient_values(single: bool, edges: bool = False):
 
 
 def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> CheckResult:
-    """gradient() against central differences of the student's own forward (or the true one, if theirs is wrong)."""
-    cls, student, h = ctx.cls, ctx.student, ctx.tol.fd_step
-    n, d, k = layer_sizes(ctx)
+    """gradient() against central differences of the student's own forward (or the true one, if theirs is wrong).
+
+    The step and the tolerances follow the precision the student's forward computes in; the
+    differences are right within their own truncation and rounding error.
+    """
+    cls, student = ctx.cls, ctx.student
+    _, d, k = layer_sizes(ctx)
     n = 4
     X = layer_input(ctx, n, d)
     layer, W, b, note = stored_layer(ctx, X, k)
     got = student.value(layer, cls, "gradient")
     full = as_jacobian(ctx, got, n, k, d)
+    jac = true_jacobian(ctx, X, W, b)
+    sit = situation(ctx, "gradient", X=X, W=W, b=b)
     if full is None:
-        jac = true_jacobian(ctx, X, W, b)
-        return judge(ctx, name, weight, got, expected_form(ctx, got, jac), situation(ctx, "gradient", X=X, W=W, b=b),
+        return judge(ctx, name, weight, got, expected_form(ctx, got, jac), sit,
                      what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
     probe = student.fully_connected(cls, W, b)[0] if cls.kind == "fully_connected" else student.new(cls)
-    inputs = [(X,)]
-    for i in range(d):
-        e = np.zeros_like(X)
-        e[:, i] = h
-        inputs += [(X + e,), (X - e,)]
-    try:
-        outs = student.calls(probe, cls, "forward", inputs)
-    except StudentFailure:  # a forward that crashes or hangs: judge against the true forward instead
-        outs = []
-    values = [o.value for o in outs]
-    own_forward_right = bool(outs) and all(o.ok and o.value.shape == (n, k) for o in outs) and compare(
-        values[0], true_forward(ctx, X, W, b), rtol=ctx.tol.rtol, atol=ctx.tol.atol).passed
-    if own_forward_right:
-        fd = np.stack([(values[1 + 2 * i] - values[2 + 2 * i]) / (2 * h) for i in range(d)], axis=-1)
+    forward = lambda A: true_forward(ctx, A, W, b)  # noqa: E731
+    own = _own_values(ctx, probe, "forward", [(X,)], forward(X), (n, k))
+    h, rtol, atol = ctx.precision.finite_differences(ctx.tol)
+    steps = [_unit(X, i, h) for i in range(d)]
+    if own is not None:
+        own = _own_values(ctx, probe, "forward", [(X + sign * e,) for e in steps for sign in (1, -1)], None, (n, k))
+    fd_true = np.stack([(forward(X + e) - forward(X - e)) / (2 * h) for e in steps], axis=-1)
+    if own is not None:
+        fd = np.stack([(own[2 * i] - own[2 * i + 1]) / (2 * h) for i in range(d)], axis=-1)
+        noise = ctx.precision.rounding(max(np.abs(v).max() for v in own)) / h
         source = "central differences of your own forward()"
     else:
-        fd = np.stack([(true_forward(ctx, X + _unit(X, i, h), W, b) - true_forward(ctx, X - _unit(X, i, h), W, b)) / (2 * h)
-                       for i in range(d)], axis=-1)
+        fd, noise = fd_true, 0.0
         source = "central differences of the true forward (your forward() is not right, so it was not used)"
         note = (note + "; " if note else "") + "judged against " + source
-    result = judge(ctx, name, weight, full, fd, situation(ctx, "gradient", X=X, W=W, b=b),
-                   rtol=ctx.tol.fd_rtol, atol=ctx.tol.fd_atol, what=f"your gradient() vs {source}", note=note)
-    return result
+    return judge(ctx, name, weight, full, finite_difference_band(fd, fd_true, jac.nominal, noise), sit,
+                 rtol=rtol, atol=atol, what=f"your gradient() vs {source}", note=note)
+
+
+def _own_values(ctx: ItemContext, obj, method: str, calls: list[tuple], truth, shape) -> list[np.ndarray] | None:
+    """The student's answers to `calls` if they all are arrays of `shape` (and the first is the truth,
+    when one is given), else None: a wrong or broken method is not used to judge another."""
+    try:
+        outcomes = ctx.student.calls(obj, ctx.cls, method, calls)
+    except StudentFailure:  # it crashes or hangs: judge against the truth instead
+        return None
+    if not all(o.ok and (o.value.shape == shape or shape == () and o.value.size == 1) for o in outcomes):
+        return None
+    values = [o.value.reshape(shape) for o in outcomes]
+    if truth is not None:
+        rtol, atol = precision_of(outcomes[0].dtype).values(ctx.tol)
+        if not compare(values[0], truth, rtol=rtol, atol=atol).passed:
+            return None
+    return values
 
 
 def _unit(X, i, h):
@@ -323,25 +390,59 @@ def _unit(X, i, h):
 # ----------------------------------------------------------------------------- layers: backward
 
 
+def informative(ctx: ItemContext, own: np.ndarray, true: np.ndarray, X: np.ndarray) -> bool:
+    """True when a student's Jacobian is an answer that did work, not a trivial one.
+
+    Degenerate: not finite; every entry the same (zeros, ones, a constant; of an element-wise
+    layer, every entry of the diagonal); the same matrix for every observation where the truth's
+    differ (an identity, say); or the stored input echoed. A backward built on such a Jacobian
+    earns nothing from the own-gradient credit: it would be paid for an answer that did no work.
+    """
+    if not np.isfinite(own).all():
+        return False
+    part = np.einsum("nkk->nk", own) if ctx.cls.kind == "elementwise" else own
+    if np.ptp(part) == 0:
+        return False
+    if own.shape[0] > 1 and np.array_equal(own, np.broadcast_to(own[:1], own.shape)) and not np.allclose(true, true[:1]):
+        return False
+    return not (part.shape == X.shape and np.allclose(part, X))
+
+
+def own_chain_credit(ctx: ItemContext, layer, X: np.ndarray, k: int, jac: Band, deltas: list[np.ndarray]) -> bool:
+    """True when backward() applies the chain rule to the student's own gradient(): for two
+    different δ its answers are δ · J_own, and J_own is an informative Jacobian of the layer's shape."""
+    cls, student = ctx.cls, ctx.student
+    if not student.has(cls, "gradient"):
+        return False
+    try:
+        outcome = student.call(layer, cls, "gradient")
+    except StudentFailure:  # gradient() hangs: there is nothing to credit
+        return False
+    n, d = X.shape
+    own = as_jacobian(ctx, outcome.value, n, k, d) if outcome.ok else None
+    if own is None or not informative(ctx, own, jac.nominal, X):
+        return False
+    answers = _own_values(ctx, layer, "backward", [(G,) for G in deltas], None, (n, d))
+    if answers is None:
+        return False
+    rtol, atol = ctx.precision.values(ctx.tol)
+    return all(compare(a, chain(G, own), rtol=rtol, atol=atol).passed for a, G in zip(answers, deltas))
+
+
 def backward_values(single: bool, edges: bool = False):
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         cls, student = ctx.cls, ctx.student
         X, n, d, k = jacobian_points(ctx, single, edges)
         G = points.upstream(ctx.rng, n, k)
         layer, W, b, note = stored_layer(ctx, X, k)
-        own = None
-        if student.has(cls, "gradient"):
-            own_outcome = student.call(layer, cls, "gradient")
-            if own_outcome.ok:
-                full = as_jacobian(ctx, own_outcome.value, n, k, d)
-                own = chain(G, full) if full is not None else None
         got = student.value(layer, cls, "backward", G)
         jac = true_jacobian(ctx, X, W, b)
-        expected = chain(G, jac)
-        return judge(ctx, name, weight, got, expected, situation(ctx, "backward", X=X, W=W, b=b, G=G, extra={"jacobian": jac}),
-                     note=note, alternative=own,
-                     alternative_note=f"backward() applies the chain rule correctly to your gradient(), which is not right: "
-                                      f"see {cls.name}.gradient. Full marks here.")
+        result = judge(ctx, name, weight, got, chain_band(G, jac),
+                       situation(ctx, "backward", X=X, W=W, b=b, G=G, extra={"jacobian": jac.nominal}), note=note)
+        if not result.passed and own_chain_credit(ctx, layer, X, k, jac, [G, points.upstream(ctx.rng, n, k)]):
+            return CheckResult(name, True, weight, note=f"backward() applies the chain rule correctly to your gradient(), "
+                                                        f"which is not right: see {cls.name}.gradient. Full marks here.")
+        return result
     return check
 
 
@@ -363,15 +464,13 @@ def backward_after_forward(ctx: ItemContext, name: str, weight: float) -> CheckR
     G = points.upstream(ctx.rng, n, k)
     layer, W, b = new_layer(ctx, d, k)
     student.tell(layer, cls, "forward", X)  # its value is judged elsewhere; an exception surfaces at the next call
-    own = None
-    if student.has(cls, "gradient"):
-        outcome = student.call(layer, cls, "gradient")
-        full = as_jacobian(ctx, outcome.value, n, k, d) if outcome.ok else None
-        own = chain(G, full) if full is not None else None
     got = student.value(layer, cls, "backward", G)
     jac = true_jacobian(ctx, X, W, b)
-    return judge(ctx, name, weight, got, chain(G, jac), situation(ctx, "backward", X=X, W=W, b=b, G=G, extra={"jacobian": jac}),
-                 alternative=own, alternative_note="after forward(), backward() applies the chain rule correctly to your own gradient().")
+    result = judge(ctx, name, weight, got, chain_band(G, jac),
+                   situation(ctx, "backward", X=X, W=W, b=b, G=G, extra={"jacobian": jac.nominal}))
+    if not result.passed and own_chain_credit(ctx, layer, X, k, jac, [G, points.upstream(ctx.rng, n, k)]):
+        return CheckResult(name, True, weight, note="after forward(), backward() applies the chain rule correctly to your own gradient().")
+    return result
 
 
 # ----------------------------------------------------------------------------- input layer
@@ -388,7 +487,7 @@ def input_values(kind: str):
         layer = student.new(cls, data)
         got = student.value(layer, cls, "forward", X)
         reference = ReferenceTruth().layer(cls, X, data=data) if cls.ddof == 1 else None
-        expected = cross_checked(ctx, ctx.truth.input_forward(data, X, cls.ddof), reference.getPrevOut() if reference else None)
+        expected = cross_checked(ctx, exact(ctx.truth.input_forward(data, X, cls.ddof)), reference.getPrevOut() if reference else None)
         what = {"batch": "forward(X) on the constructor's data", "constant_column": "forward with a constant column (σ = 0 counts as 1)",
                 "new_data": "forward of new data (the constructor's μ and σ apply)", "single": "forward of one observation"}[kind]
         return judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, data=data), what=what)
@@ -407,21 +506,21 @@ def input_unchanged(ctx: ItemContext, name: str, weight: float) -> CheckResult:
 # ----------------------------------------------------------------------------- objectives
 
 
+def objective_truth(ctx: ItemContext, method: str, Y: np.ndarray, Yhat: np.ndarray) -> Band:
+    """J or ∂J/∂ŷ with the band every accepted ε spans."""
+    if method == "eval":
+        return ctx.truth.objective_value_band(ctx.cls, Y, Yhat)
+    return ctx.truth.objective_gradient_band(ctx.cls, Y, Yhat)
+
+
 def objective_values(method: str, single: bool):
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         cls, student = ctx.cls, ctx.student
         Y, Yhat = points.objective_pair(ctx.rng, cls, 1 if single else N, K)
-        obj = student.new(cls)
-        got = student.value(obj, cls, method, Y, Yhat)
-        sit = situation(ctx, method, Y=Y, Yhat=Yhat)
+        got = student.value(student.new(cls), cls, method, Y, Yhat)
         reference = ReferenceTruth().objective(cls)
-        if method == "eval":
-            expected = np.float64(ctx.truth.objective_value(cls, Y, Yhat))
-            got = _as_scalar(got)
-        else:
-            expected = ctx.truth.objective_gradient(cls, Y, Yhat)
-        expected = cross_checked(ctx, expected, getattr(reference, method)(Y, Yhat) if reference else None)
-        return judge(ctx, name, weight, got, expected, sit)
+        expected = cross_checked(ctx, objective_truth(ctx, method, Y, Yhat), getattr(reference, method)(Y, Yhat) if reference else None)
+        return judge(ctx, name, weight, _as_scalar(got) if method == "eval" else got, expected, situation(ctx, method, Y=Y, Yhat=Yhat))
     return check
 
 
@@ -431,70 +530,71 @@ def _as_scalar(got: np.ndarray) -> np.ndarray:
 
 
 def objective_edges(method: str):
+    """ŷ exactly 0 and 1 beside ordinary estimates. There the slides ask for finite results: J
+    within the band of every accepted ε (the smallest 1e-16), ∂J/∂ŷ any finite value where the
+    rule has none at ε = 0; the ordinary entries are judged as usual.
+
+    J is one number, and the band of the extreme entries is wide (−ln ε from 13.8 to 36.8), so J
+    is asked twice, with other ordinary estimates beside the same extreme ones: the difference of
+    the two answers, where the student's ε cancels, must be the truth's. A constant, or a loss of
+    another formula that happens to land in the band, cannot pass.
+    """
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         cls, student = ctx.cls, ctx.student
         Y, Yhat = points.objective_edges(cls)
-        obj = student.new(cls)
-        got = student.value(obj, cls, method, Y, Yhat)
         sit = situation(ctx, method, Y=Y, Yhat=Yhat)
-        if method == "eval":
-            expected = np.float64(ctx.truth.objective_value(cls, Y, Yhat))
-            result = judge(ctx, name, weight, _as_scalar(got), expected, sit, rtol=1e-3,
-                           what=f"J at ŷ = {Yhat.tolist()}, y = {Y.tolist()}")
-        else:
-            expected = ctx.truth.objective_gradient(cls, Y, Yhat)
-            # Right forms differ at the edges (ε placed differently): ask for finite values of the right shape and sign.
-            finite_expected = np.where(np.isfinite(got) if got.shape == expected.shape else True, expected, np.nan)
-            if got.shape == expected.shape and np.isfinite(got).all() and np.all(np.sign(got) * np.sign(expected) >= 0):
-                result = CheckResult(name, True, weight)
-            else:
-                result = judge(ctx, name, weight, got, expected, sit, rtol=np.inf, atol=np.inf,
-                               what=f"∂J/∂ŷ at ŷ = {Yhat.tolist()}, y = {Y.tolist()}")
-                if result.passed:
-                    result = CheckResult(name, False, weight, diagnosis="sign flipped at the edges",
-                                         message="the signs of your gradient at ŷ = 0 or 1 differ from the truth's.",
-                                         details=_details(got, finite_expected))
-        if not result.passed:
-            return result
-        Yl, Yhatl = points.objective_pair(ctx.rng, cls, 3, K)
-        got = student.value(student.new(cls), cls, method, Yl.tolist(), Yhatl.tolist())
-        if method == "eval":
-            return judge(ctx, name, weight, _as_scalar(got), np.float64(ctx.truth.objective_value(cls, Yl, Yhatl)),
-                         situation(ctx, method, Y=Yl, Yhat=Yhatl), what="your result for plain Python lists")
-        return judge(ctx, name, weight, got, ctx.truth.objective_gradient(cls, Yl, Yhatl),
-                     situation(ctx, method, Y=Yl, Yhat=Yhatl), what="your result for plain Python lists")
+        if method == "gradient":
+            got = student.value(student.new(cls), cls, method, Y, Yhat)
+            return judge(ctx, name, weight, got, objective_truth(ctx, method, Y, Yhat), sit,
+                         what=f"∂J/∂ŷ at ŷ = {Yhat.tolist()}, y = {Y.tolist()}")
+        Y2, Yhat2 = points.objective_edges(cls, variant=1)
+        obj = student.new(cls)
+        first, second = (_as_scalar(student.value(obj, cls, method, Ya, Yb)) for Ya, Yb in ((Y, Yhat), (Y2, Yhat2)))
+        if first.shape or second.shape:  # not a number: say so against the first point set alone
+            return judge(ctx, name, weight, first, objective_truth(ctx, method, Y, Yhat), sit,
+                         what=f"J at ŷ = {Yhat.tolist()}, y = {Y.tolist()}")
+        bands = [objective_truth(ctx, method, Y, Yhat), objective_truth(ctx, method, Y2, Yhat2),
+                 ctx.truth.objective_value_difference_band(cls, ((Y, Yhat), (Y2, Yhat2)))]
+        band = Band(*(np.array([getattr(b, part) for b in bands], dtype=float) for part in ("nominal", "lower", "upper")))
+        with np.errstate(invalid="ignore"):
+            got = np.array([first, second, first - second])
+        result = judge(ctx, name, weight, got, band, sit,
+                       what=f"[J₁, J₂, J₁ − J₂] for ŷ₁ = {Yhat.tolist()} and ŷ₂ = {Yhat2.tolist()} (the last row differs), "
+                            f"y = {Y.tolist()}")
+        if not result.passed:  # the mistakes are J's: named from the first point set
+            rtol, atol = ctx.precision.values(ctx.tol)
+            result.diagnosis = diagnose(first, bands[0].nominal, sit, rtol=rtol, atol=atol, lower=bands[0].lower, upper=bands[0].upper)
+        return result
     return check
 
 
 def objective_finite_differences(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     """∂J/∂ŷ against central differences of the student's own eval, scaled back to per-entry."""
-    cls, student, h = ctx.cls, ctx.student, ctx.tol.fd_step
+    cls, student = ctx.cls, ctx.student
     n, k = 3, K
     Y, Yhat = points.objective_pair(ctx.rng, cls, n, k)
     obj = student.new(cls)
     got = student.value(obj, cls, "gradient", Y, Yhat)
     scale = {"mean": n * k, "mean_rows": n, "sum": 1}[cls.reduction]
-    inputs = [(Y, Yhat)]
-    for idx in np.ndindex(n, k):
-        e = np.zeros_like(Yhat)
-        e[idx] = h
-        inputs += [(Y, Yhat + e), (Y, Yhat - e)]
-    evals = [_as_scalar(array_of(o, f"{cls.name}.eval()")) if student.has(cls, "eval") else None
-             for o in (student.calls(obj, cls, "eval", inputs) if student.has(cls, "eval") else [])]
+    value = lambda A: ctx.truth.objective_value(cls, Y, A)  # noqa: E731
+    own = _own_values(ctx, obj, "eval", [(Y, Yhat)], value(Yhat), ()) if student.has(cls, "eval") else None
+    h, rtol, atol = ctx.precision.finite_differences(ctx.tol)
+    steps = [_entry(Yhat, idx, h) for idx in np.ndindex(n, k)]
+    if own is not None:
+        own = _own_values(ctx, obj, "eval", [(Y, Yhat + sign * e) for e in steps for sign in (1, -1)], None, ())
+    fd_true = np.array([(value(Yhat + e) - value(Yhat - e)) / (2 * h) for e in steps]).reshape(n, k) * scale
     note = ""
-    own_right = bool(evals) and all(e.shape == () for e in evals) and compare(
-        evals[0], ctx.truth.objective_value(cls, Y, Yhat), rtol=ctx.tol.rtol, atol=ctx.tol.atol).passed
-    if own_right:
-        fd = np.array([(evals[1 + 2 * i] - evals[2 + 2 * i]) / (2 * h) for i in range(n * k)]).reshape(n, k) * scale
+    if own is not None:
+        fd = np.array([(own[2 * i] - own[2 * i + 1]) / (2 * h) for i in range(n * k)]).reshape(n, k) * scale
+        noise = ctx.precision.rounding(max(abs(float(v)) for v in own)) / h * scale
         source = "central differences of your own eval()"
     else:
-        value = lambda A: ctx.truth.objective_value(cls, Y, A)  # noqa: E731
-        fd = np.array([(value(Yhat + _entry(Yhat, idx, h)) - value(Yhat - _entry(Yhat, idx, h))) / (2 * h)
-                       for idx in np.ndindex(n, k)]).reshape(n, k) * scale
+        fd, noise = fd_true, 0.0
         source = "central differences of the true J (your eval() is not right, so it was not used)"
         note = "judged against " + source
-    return judge(ctx, name, weight, got, fd, situation(ctx, "gradient", Y=Y, Yhat=Yhat), rtol=ctx.tol.fd_rtol,
-                 atol=ctx.tol.fd_atol, what=f"your gradient() vs {source}, times the {scale} entries J averages over", note=note)
+    band = finite_difference_band(fd, fd_true, ctx.truth.objective_gradient(cls, Y, Yhat), noise)
+    return judge(ctx, name, weight, got, band, situation(ctx, "gradient", Y=Y, Yhat=Yhat), rtol=rtol, atol=atol,
+                 what=f"your gradient() vs {source}, times the {scale} entries J averages over", note=note)
 
 
 def _entry(A, idx, h):
@@ -516,49 +616,27 @@ def objective_unchanged(method: str):
 
 # ----------------------------------------------------------------------------- the registry
 
-_LAYER_CHECKS = {
-    "forward": [
-        ("values", 0.45, forward_values(single=False)),
-        ("single_observation", 0.15, forward_values(single=True)),
-        ("edges", 0.2, forward_edges),
-        ("stores_input_output", 0.1, forward_stores),
-        ("input_not_mutated", 0.1, forward_unchanged),
-    ],
-    "gradient": [
-        ("jacobian", 0.45, gradient_values(single=False)),
-        ("single_observation", 0.15, gradient_values(single=True)),
-        ("finite_differences", 0.25, gradient_finite_differences),
-        ("edges", 0.15, gradient_values(single=False, edges=True)),
-    ],
-    "backward": [
-        ("chain_rule", 0.45, backward_values(single=False)),
-        ("single_observation", 0.15, backward_values(single=True)),
-        ("after_forward", 0.15, backward_after_forward),
-        ("edges", 0.1, backward_values(single=False, edges=True)),
-        ("gradIn_not_mutated", 0.15, backward_unchanged),
-    ],
+_LAYER_FUNCTIONS = {
+    "forward": {"values": forward_values(single=False), "single_observation": forward_values(single=True),
+                "edges": forward_edges, "stores_input_output": forward_stores, "input_not_mutated": forward_unchanged},
+    "gradient": {"jacobian": gradient_values(single=False), "single_observation": gradient_values(single=True),
+                 "finite_differences": gradient_finite_differences, "edges": gradient_values(single=False, edges=True)},
+    "backward": {"chain_rule": backward_values(single=False), "single_observation": backward_values(single=True),
+                 "after_forward": backward_after_forward, "edges": backward_values(single=False, edges=True),
+                 "gradIn_not_mutated": backward_unchanged},
+}
+FUNCTIONS = {
+    **{(kind, method): table for kind in ("elementwise", "softmax", "fully_connected") for method, table in _LAYER_FUNCTIONS.items()},
+    ("input", "forward"): {"values": input_values("batch"), "new_data": input_values("new_data"),
+                           "constant_column": input_values("constant_column"), "single_observation": input_values("single"),
+                           "input_not_mutated": input_unchanged},
+    ("objective", "eval"): {"values": objective_values("eval", single=False), "single_observation": objective_values("eval", single=True),
+                            "edges": objective_edges("eval"), "inputs_not_mutated": objective_unchanged("eval")},
+    ("objective", "gradient"): {"values": objective_values("gradient", single=False),
+                                "single_observation": objective_values("gradient", single=True),
+                                "finite_differences": objective_finite_differences, "edges": objective_edges("gradient"),
+                                "inputs_not_mutated": objective_unchanged("gradient")},
 }
 
-CHECKS = {
-    **{(kind, method): checks for kind in ("elementwise", "softmax", "fully_connected") for method, checks in _LAYER_CHECKS.items()},
-    ("input", "forward"): [
-        ("values", 0.4, input_values("batch")),
-        ("new_data", 0.2, input_values("new_data")),
-        ("constant_column", 0.2, input_values("constant_column")),
-        ("single_observation", 0.1, input_values("single")),
-        ("input_not_mutated", 0.1, input_unchanged),
-    ],
-    ("objective", "eval"): [
-        ("values", 0.5, objective_values("eval", single=False)),
-        ("single_observation", 0.2, objective_values("eval", single=True)),
-        ("edges", 0.2, objective_edges("eval")),
-        ("inputs_not_mutated", 0.1, objective_unchanged("eval")),
-    ],
-    ("objective", "gradient"): [
-        ("values", 0.45, objective_values("gradient", single=False)),
-        ("single_observation", 0.15, objective_values("gradient", single=True)),
-        ("finite_differences", 0.2, objective_finite_differences),
-        ("edges", 0.1, objective_edges("gradient")),
-        ("inputs_not_mutated", 0.1, objective_unchanged("gradient")),
-    ],
-}
+#: (kind, method) → [(CheckDef, function)]: the table of check_table.py with what runs each check.
+CHECKS = {key: [(check, FUNCTIONS[key][check.name]) for check in checks] for key, checks in CHECK_TABLE.items()}

@@ -28,8 +28,13 @@ def close(got, expected, rtol: float, atol: float) -> bool:
     return compare(got, expected, rtol=rtol, atol=atol).passed
 
 
-def compare(got, expected, *, rtol: float, atol: float, what: str = "your result") -> Comparison:
-    """Compare `got` with `expected` entry by entry and explain any difference."""
+def compare(got, expected, *, rtol: float, atol: float, what: str = "your result", lower=None, upper=None) -> Comparison:
+    """Compare `got` with `expected` entry by entry and explain any difference.
+
+    With `lower` and `upper`, every value between them (and `expected`) is right: an entry is
+    judged by its distance from that interval, as when any ε in a range is accepted. An infinite
+    bound accepts every finite value on its side; NaN and ±inf are judged against `expected`.
+    """
     got = np.asarray(got, dtype=float)
     expected = np.asarray(expected, dtype=float)
     if got.shape != expected.shape:
@@ -48,9 +53,11 @@ def compare(got, expected, *, rtol: float, atol: float, what: str = "your result
                 lines.append(f"a finite value where {label} was expected, at {where}.")
             bad_special |= g != e
     finite = np.isfinite(got) & np.isfinite(expected)
+    low, high = _interval(expected, lower, upper)
     with np.errstate(all="ignore"):
-        diff = np.where(finite, np.abs(got - expected), 0.0)
-        bad = (diff > atol + rtol * np.abs(expected)) & finite
+        nearest = np.clip(got, low, high)
+        diff = np.where(finite, np.abs(got - nearest), 0.0)
+        bad = (diff > atol + rtol * np.abs(np.where(np.isfinite(nearest), nearest, 0.0))) & finite
     bad |= bad_special
     mismatched = int(bad.sum())
     if mismatched == 0:
@@ -59,15 +66,40 @@ def compare(got, expected, *, rtol: float, atol: float, what: str = "your result
     shown = np.argwhere(bad)[:SHOW_INDICES]
     for idx in shown:
         idx = tuple(int(i) for i in idx)
-        lines.append(f"  at {idx if idx else '()'}: got {_num(got[idx])}, expected {_num(expected[idx])}")
+        accepted = _accepted(low[idx], high[idx])
+        lines.append(f"  at {idx if idx else '()'}: got {_num(got[idx])}, expected {_num(expected[idx])}{accepted}")
     if mismatched > len(shown):
         lines.append(f"  … and {mismatched - len(shown)} more")
     if finite.any():
         with np.errstate(all="ignore"):
-            rel = np.where(finite & (expected != 0), diff / np.abs(np.where(expected == 0, 1, expected)), np.where(diff > 0, np.inf, 0))
+            rel = np.where(finite & (nearest != 0), diff / np.abs(np.where(nearest == 0, 1, nearest)), np.where(diff > 0, np.inf, 0))
         lines.append(f"Max absolute difference: {_num(diff.max())}  (tolerance atol={atol:g})")
         lines.append(f"Max relative difference: {_num(rel[finite].max())}  (tolerance rtol={rtol:g})")
     return Comparison(False, "\n".join(lines), mismatched, total)
+
+
+def _interval(expected: np.ndarray, lower, upper) -> tuple[np.ndarray, np.ndarray]:
+    """The accepted interval of each entry: [min, max] of expected and the given bounds."""
+    if lower is None and upper is None:
+        return expected, expected
+    bounds = [expected] + [np.broadcast_to(np.asarray(b, dtype=float), expected.shape) for b in (lower, upper) if b is not None]
+    with np.errstate(invalid="ignore"):
+        low = np.fmin.reduce(bounds)
+        high = np.fmax.reduce(bounds)
+    return low, high
+
+
+def _accepted(low: float, high: float) -> str:
+    """How an accepted interval reads after "expected …", or nothing for a single value."""
+    if not high > low:
+        return ""
+    if np.isinf(low) and np.isinf(high):
+        return " (any finite value is right here)"
+    if np.isinf(high):
+        return f" (any finite value from {_num(low)} up is right)"
+    if np.isinf(low):
+        return f" (any finite value up to {_num(high)} is right)"
+    return f" (any value from {_num(low)} to {_num(high)} is right)"
 
 
 def _indices(rows) -> str:

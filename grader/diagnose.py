@@ -8,11 +8,12 @@ a transpose between the student's numbers and the truth is named.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from grader.compare import close
+from grader.compare import close, compare
 from grader.spec import G, YHAT, Y, Z, EPS, ClassSpec
 from grader.symbolic import SymbolicTruth, _elementwise, derivative, reduce_loss
 
@@ -40,21 +41,33 @@ class Situation:
     extra: dict = field(default_factory=dict)
 
 
-def diagnose(got: np.ndarray, expected: np.ndarray, situation: Situation, *, rtol: float, atol: float) -> str | None:
-    """Return the name of the known mistake `got` matches, or None."""
+def diagnose(got: np.ndarray, expected: np.ndarray, situation: Situation, *, rtol: float, atol: float,
+             lower=None, upper=None) -> str | None:
+    """Return the name of the known mistake `got` matches, or None.
+
+    The tolerances are those the answer was judged by (its precision's), and a mistake whose
+    numbers are right on these points (between `lower` and `upper`, when any ε is accepted) is
+    never named: nothing there tells it from the right answer.
+    """
     got = np.asarray(got, dtype=float)
-    for name, numbers in _candidates(situation):
-        try:
-            with np.errstate(all="ignore"):
-                value = numbers()
-        except Exception:  # a mistake that cannot be computed here simply does not match
-            continue
-        if value is None:
-            continue
-        for form in _forms(np.asarray(value, dtype=float), situation):
-            if form.shape == got.shape and close(got, form, rtol, atol):
+    expected = np.asarray(expected, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, numbers in _candidates(situation):
+            try:
+                with np.errstate(all="ignore"):
+                    value = numbers()
+            except Exception:  # a mistake that cannot be computed here simply does not match
+                continue
+            if value is None:
+                continue
+            for form in _forms(np.asarray(value, dtype=float), situation):
+                if form.shape != got.shape or not close(got, form, rtol, atol):
+                    continue
+                if form.shape == expected.shape and compare(form, expected, rtol=rtol, atol=atol, lower=lower, upper=upper).passed:
+                    continue  # indistinguishable from the right answer here
                 return name
-    return _factor_or_transpose(got, np.asarray(expected, dtype=float), situation, rtol, atol)
+        return _factor_or_transpose(got, expected, situation, rtol, atol)
 
 
 def _forms(value: np.ndarray, situation: Situation):

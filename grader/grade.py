@@ -120,7 +120,8 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
         out.status_override = "missing"
         out.reason = f"{found.found[cls.name].name} has no method {' or '.join(cls.method_names(item.method))}"
         return out
-    for name, weight, check in CHECKS[(cls.kind, item.method)]:
+    for definition, check in CHECKS[(cls.kind, item.method)]:
+        name, weight = definition.name, definition.weight
         hidden = spec.is_hidden(item.name, name)
         if hidden and secret is None:
             result.hidden_pending += 1
@@ -130,9 +131,11 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
         if any(c.outcome == "timeout" for c in out.checks):
             # One endless loop per item is enough to know; the time is better spent on other items.
             out.checks.append(CheckResult(name, False, weight, outcome="timeout", message="skipped: an earlier check of this item timed out"))
-            continue
-        out.checks.append(_run_check(check, ctx, name, weight, result))
+        else:
+            student.begin_check()
+            out.checks.append(_run_check(check, ctx, name, weight, result))
         out.checks[-1].hidden = hidden
+        out.checks[-1].auxiliary = definition.auxiliary
     if all(c.outcome == "timeout" for c in out.checks if not c.passed) and any(not c.passed for c in out.checks):
         out.reason = "your code did not answer in time in some checks (an endless loop?)"
     return out

@@ -56,7 +56,7 @@ def _item_view(item) -> dict:
     checks = []
     drawn = False  # one set of heatmaps per item: the first failing check's
     for c, diagnosis in zip(item.checks, item.named_diagnoses()):
-        view = {"name": c.name, "passed": c.passed, "score": c.score, "max_score": c.max_score, "message": c.message,
+        view = {"name": c.name, "passed": c.passed, "score": item.earned(c), "max_score": c.max_score, "message": c.message,
                 "diagnosis": diagnosis, "note": c.note, "heatmaps": [], "stages": []}
         if not c.passed and not drawn and "got" in c.details and "expected" in c.details:
             view["heatmaps"] = heatmaps(c.details["got"], c.details["expected"])

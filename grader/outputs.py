@@ -53,7 +53,7 @@ def gradescope_json(result: SubmissionResult) -> str:
             if item.checks and not checks:
                 continue
             share = sum(c.max_score for c in checks) / total if item.checks else 1.0
-            earned = sum(c.score for c in checks) / total if item.checks else 0.0
+            earned = sum(item.earned(c) for c in checks) / total if item.checks else 0.0
             passed = all(c.passed for c in checks) and (bool(checks) or item.status == "passed")
             tests.append({
                 "name": item.name + (" (hidden checks)" if visibility == "hidden" and len(parts) > 1 and parts[0][1] else ""),

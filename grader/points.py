@@ -62,18 +62,31 @@ def objective_pair(rng, cls: ClassSpec, n: int, k: int) -> tuple[np.ndarray, np.
     return Y, Yhat
 
 
-def objective_edges(cls: ClassSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Targets and estimates with ŷ exactly 0 and 1, right and wrong (finite results expected)."""
+def objective_edges(cls: ClassSpec, variant: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and estimates with ŷ exactly 0 and 1, right and wrong, in the same call as ordinary
+    ones (the last row): an answer that is constant, or zero, cannot match where the truth is not.
+    Variant 1 has the same extreme entries and other ordinary ones, so that J's ε-dependent part
+    cancels from the difference of the two."""
     if cls.estimates == "real":
-        return (np.array([[1e3, -2.0, 0.0], [0.0, 5.0, -1e3], [7.0, 0.5, 1e-9]]),
-                np.array([[-1e3, 3.0, 0.0], [1e-9, 5.0, 1e3], [-7.0, 0.5, 0.0]]))
-    if cls.targets == "onehot":
-        return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
-    return np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]), np.array([[0.0, 1.0, 1.0], [0.0, 0.5, 1.0]])
+        Y = np.array([[1e3, -2.0, 0.0], [0.0, 5.0, -1e3], [7.0, 0.5, 1e-9]])
+        Yhat = np.array([[-1e3, 3.0, 0.0], [1e-9, 5.0, 1e3], [-7.0, 0.5, 0.0]])
+        last = [2.5, -1.5, 3.0]
+    elif cls.targets == "onehot":
+        Y = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+        Yhat = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.2, 0.7, 0.1]])
+        last = [0.5, 0.3, 0.2]
+    else:
+        Y = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+        Yhat = np.array([[0.0, 1.0, 1.0], [0.0, 0.5, 1.0], [0.3, 0.8, 0.6]])
+        last = [0.55, 0.25, 0.85]
+    if variant:
+        Yhat[-1] = last
+    return Y, Yhat
 
 
 def edge_input(cls: ClassSpec) -> np.ndarray:
-    """Large inputs: e^z overflows in a naive formula; softmax rows near ±1000 mixed with small rows."""
+    """Large inputs (e^z overflows in a naive formula) mixed with ordinary ones in every row, so
+    that a constant answer cannot match: softmax rows near ±1000 beside small rows."""
     if cls.kind == "softmax":
         return np.array([[1000.0, 999.0, 998.0], [-3.0, 0.5, 2.0], [-1000.0, -999.0, -1001.0], [0.1, 0.2, 0.3]])
-    return np.array([[1000.0, -1000.0, 40.0], [-40.0, 710.0, -745.0]])
+    return np.array([[1000.0, -1000.0, 40.0, 0.7], [-40.0, 710.0, -745.0, -1.3]])

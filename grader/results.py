@@ -22,13 +22,10 @@ class CheckResult:
     note: str = ""  # said even when the check passes (e.g. judged on your own gradient())
     details: dict = field(default_factory=dict)  # small arrays for the reports: got / expected
     hidden: bool = False  # drawn from the instructor's secret; not run in a self-check
+    auxiliary: bool = False  # judges behaviour, not values: pays only as far as the item's values are right
 
-    @property
-    def score(self) -> float:
-        return self.max_score if self.passed else 0.0
-
-    def to_dict(self) -> dict:
-        out = {"name": self.name, "passed": self.passed, "score": round(self.score, 6),
+    def to_dict(self, earned: float) -> dict:
+        out = {"name": self.name, "passed": self.passed, "score": round(earned, 6),
                "max_score": round(self.max_score, 6), "message": self.message}
         if self.diagnosis:
             out["diagnosis"] = self.diagnosis
@@ -40,6 +37,8 @@ class CheckResult:
             out["details"] = self.details
         if self.hidden:
             out["hidden"] = True
+        if self.auxiliary:
+            out["auxiliary"] = True
         return out
 
 
@@ -57,13 +56,26 @@ class ItemResult:
     rule_mathml: str = ""
 
     @property
+    def values_earned(self) -> bool:
+        """True when some value check of the item passed: the method returned right numbers somewhere."""
+        return any(c.passed for c in self.checks if not c.auxiliary)
+
+    def earned(self, check: CheckResult) -> float:
+        """What a check earns, in check weight: its weight when it passed. An auxiliary check
+        (input not mutated, input and output stored) earns only when some value check passed:
+        it can cost a method that returns right numbers points, never pay one that returns none."""
+        if not check.passed or (check.auxiliary and not self.values_earned):
+            return 0.0
+        return check.max_score
+
+    @property
     def score(self) -> float:
         if self.status_override in ("missing", "error", "not_implemented", "timeout") and not self.checks:
             return 0.0
         total = sum(c.max_score for c in self.checks)
         if total <= 0:
             return 0.0
-        return self.max_score * sum(c.score for c in self.checks) / total
+        return self.max_score * sum(self.earned(c) for c in self.checks) / total
 
     @property
     def diagnoses(self) -> list[str]:
@@ -136,7 +148,7 @@ class ItemResult:
             "diagnoses": self.diagnoses,
             "reason": self.reason,
             "rule": {"text": self.rule, "latex": self.rule_latex, "mathml": self.rule_mathml},
-            "checks": [c.to_dict() for c in self.checks],
+            "checks": [c.to_dict(self.earned(c)) for c in self.checks],
         }
 
 
@@ -203,7 +215,8 @@ class SubmissionResult:
         for i in data["items"]:
             checks = [CheckResult(name=c["name"], passed=c["passed"], max_score=c["max_score"], message=c.get("message", ""),
                                   diagnosis=c.get("diagnosis"), outcome=c.get("outcome", "ok"), note=c.get("note", ""),
-                                  details=c.get("details", {}), hidden=c.get("hidden", False)) for c in i.get("checks", [])]
+                                  details=c.get("details", {}), hidden=c.get("hidden", False),
+                                  auxiliary=c.get("auxiliary", False)) for c in i.get("checks", [])]
             rule = i.get("rule", {})
             items.append(ItemResult(name=i["name"], max_score=i["max_score"], checks=checks, status_override=i["status"],
                                     reason=i.get("reason", ""), rule=rule.get("text", ""), rule_latex=rule.get("latex", ""),

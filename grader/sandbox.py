@@ -184,6 +184,7 @@ class Outcome:
     message: str = ""
     traceback: str = ""
     args_after: list = field(default_factory=list)
+    dtype: str = ""  # the numpy dtype the student's code returned, before it became float64
 
     @property
     def ok(self) -> bool:
@@ -226,7 +227,8 @@ def decode_outcome(data: dict) -> Outcome:
             value = np.frombuffer(raw, dtype="<f8").reshape(shape).astype(np.float64)
         except Exception:
             return Outcome("other", type=str(data.get("type", "?")), detail="unreadable array data")
-        return Outcome("array", value=value, type=str(data.get("type", "")), args_after=_after(data))
+        return Outcome("array", value=value, type=str(data.get("type", "")), args_after=_after(data),
+                       dtype=str(data.get("dtype", ""))[:32])
     if kind == "none":
         return Outcome("none", args_after=_after(data))
     if kind == "error":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import sympy as sp
 
+from grader.check_table import check_names
 from grader.exceptions import FormulaError, SpecError
 from grader.formulas import parse_formula
 
@@ -60,15 +61,19 @@ Z, Y, YHAT, EPS, G = sp.symbols("z y yhat eps g", real=True)
 FORWARD_SYMBOLS = {"z": Z}
 LOSS_SYMBOLS = {"y": Y, "yhat": YHAT, "eps": EPS}
 MISTAKE_SYMBOLS = {"elementwise": {"z": Z, "g": G}, "objective": {"y": Y, "yhat": YHAT, "eps": EPS}}
+#: A rule as the slides write it may also use ε where they put it (g′ = g(1 − g) + ε).
+RULE_SYMBOLS = {"elementwise": {"z": Z, "g": G, "eps": EPS}, "objective": {"y": Y, "yhat": YHAT, "eps": EPS}}
+#: The ε range CONTRACT.md accepts: from none at all to 1e-6.
+EPSILON_RANGE = (0.0, 1e-6)
 
 _TOP_KEYS = {"assignment", "tolerance", "conventions", "classes", "networks", "hidden"}
 _HIDDEN_KEYS = {"items", "checks", "secret_env", "secret_file"}
-_ASSIGNMENT_KEYS = {"name", "title", "epsilon"}
+_ASSIGNMENT_KEYS = {"name", "title", "epsilon", "epsilon_range"}
 _TOLERANCE_KEYS = {"rtol", "atol", "fd_step", "fd_rtol", "fd_atol"}
 _CONVENTION_KEYS = {"input_ddof"}
 _CLASS_KEYS = {
     "kind", "aliases", "methods", "points", "rules", "tolerance", "forward", "loss", "reduction",
-    "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes",
+    "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes", "rule_formulas",
 }
 _MISTAKE_KEYS = {"method", "name", "formula"}
 _NETWORK_KEYS = {"name", "layers", "objective"}
@@ -107,6 +112,7 @@ class ClassSpec:
     rules: dict[str, str]
     tolerance: Tolerance
     epsilon: float
+    epsilon_range: tuple[float, float] = EPSILON_RANGE
     formula: str | None = None
     expr: sp.Expr | None = field(default=None, compare=False, repr=False)
     reduction: str = "mean"
@@ -117,6 +123,8 @@ class ClassSpec:
     gradient_forms: tuple[str, ...] = ()
     ddof: int = 1
     mistakes: tuple[Mistake, ...] = ()
+    #: {method: (text, expression)}: the rule as the slides write it, equal to the derived one at ε = 0.
+    rule_formulas: dict[str, tuple[str, sp.Expr]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -250,6 +258,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> 
     assignment = _table(data, "assignment", source)
     _no_unknown(assignment, _ASSIGNMENT_KEYS, source, section="assignment")
     epsilon = _number(assignment.get("epsilon", 1e-7), source, None, "epsilon", positive=True)
+    epsilon_range = _epsilon_range(assignment.get("epsilon_range", list(EPSILON_RANGE)), epsilon, source)
     tolerance = _tolerance(_table(data, "tolerance", source), Tolerance(), source, None)
     conventions = _table(data, "conventions", source)
     _no_unknown(conventions, _CONVENTION_KEYS, source, section="conventions")
@@ -262,7 +271,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> 
         raise SpecError(source, "declares no [classes.<Name>] table: a spec needs at least one gradable class")
     classes = {}
     for name, body in classes_data.items():
-        classes[name] = _class(name, body, source, tolerance, epsilon, ddof)
+        classes[name] = _class(name, body, source, tolerance, epsilon, epsilon_range, ddof)
     _no_name_clashes(classes, source)
 
     networks = tuple(_network(i, n, classes, source) for i, n in enumerate(data.get("networks", [])))
@@ -282,7 +291,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> 
     return spec
 
 
-def _class(name, body, source, tolerance, epsilon, ddof) -> ClassSpec:
+def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof) -> ClassSpec:
     if not isinstance(body, dict):
         raise SpecError(source, "must be a table", item=name)
     if not name.isidentifier():
@@ -321,7 +330,8 @@ def _class(name, body, source, tolerance, epsilon, ddof) -> ClassSpec:
 
     fields = dict(
         name=name, kind=kind, aliases=aliases, methods=methods, points=points, rules=dict(rules),
-        tolerance=_tolerance(body.get("tolerance", {}), tolerance, source, name), epsilon=epsilon, ddof=ddof,
+        tolerance=_tolerance(body.get("tolerance", {}), tolerance, source, name), epsilon=epsilon,
+        epsilon_range=epsilon_range, ddof=ddof,
     )
     if kind == "elementwise":
         fields.update(_elementwise(name, body, source))
@@ -346,6 +356,7 @@ def _class(name, body, source, tolerance, epsilon, ddof) -> ClassSpec:
             raise SpecError(source, "must be 0 or 1", item=name, key="ddof")
         fields["ddof"] = body["ddof"]
     fields["mistakes"] = _mistakes(name, kind, body.get("mistakes", []), source)
+    fields["rule_formulas"] = _rule_formulas(name, kind, body.get("rule_formulas", {}), fields.get("expr"), source)
     return ClassSpec(**fields)
 
 
@@ -403,6 +414,62 @@ def _mistakes(name, kind, entries, source) -> tuple[Mistake, ...]:
     return tuple(out)
 
 
+def _rule_formulas(name, kind, data, expr, source) -> dict[str, tuple[str, sp.Expr]]:
+    """The rules as the slides write them; each must be the derived rule where ε = 0."""
+    if not isinstance(data, dict):
+        raise SpecError(source, "must be a table of method = \"formula\"", item=name, key="rule_formulas")
+    symbols = RULE_SYMBOLS.get(kind)
+    out = {}
+    for method, text in data.items():
+        key = f"rule_formulas.{method}"
+        if symbols is None:
+            raise SpecError(source, f"rule formulas are for elementwise and objective classes, not {kind}", item=name, key=key)
+        if method != "gradient":
+            raise SpecError(source, "only the gradient's rule can be given as a formula (the rest is the definition)", item=name, key=key)
+        formula = _formula(text, symbols, source, name, key)
+        problem = _differs_from_derived(kind, expr, formula)
+        if problem:
+            raise SpecError(source, problem, item=name, key=key)
+        out[method] = (text, formula)
+    return out
+
+
+def _differs_from_derived(kind, expr, formula) -> str:
+    """Why `formula` is not the derivative of `expr` at ε = 0 (checked at sample points), or ''."""
+    import numpy as np
+
+    if kind == "objective":
+        wrt, names = YHAT, (Y, YHAT)
+        samples = [(y, yhat) for y in (0.0, 1.0, 0.3) for yhat in (0.07, 0.35, 0.62, 0.91)]
+    else:
+        wrt, names = Z, (Z,)
+        samples = [(z,) for z in (-2.3, -0.7, 0.4, 1.9)]
+    derived = sp.diff(expr, wrt).subs(EPS, 0)
+    written = formula.subs(EPS, 0)
+    if kind == "elementwise":
+        written = written.subs(G, expr)
+    for point in samples:
+        values = dict(zip(names, point))
+        try:
+            want, have = complex(derived.subs(values).evalf()), complex(written.subs(values).evalf())
+        except (TypeError, ValueError):
+            continue
+        if not np.isclose(want, have, rtol=1e-9, atol=1e-12):
+            where = ", ".join(f"{s} = {v:g}" for s, v in values.items())
+            return (f"is not the derived rule at ε = 0: at {where} it gives {have.real:.6g}, the derivative of the "
+                    f"definition {want.real:.6g}")
+    return ""
+
+
+def _epsilon_range(value, epsilon, source) -> tuple[float, float]:
+    if (not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            or not 0 <= value[0] < value[1]):
+        raise SpecError(source, "must be [low, high] with 0 ≤ low < high", key="assignment.epsilon_range")
+    if not value[0] <= epsilon <= value[1]:
+        raise SpecError(source, f"must contain the assignment's epsilon {epsilon:g}", key="assignment.epsilon_range")
+    return float(value[0]), float(value[1])
+
+
 def _network(index, data, classes, source) -> NetworkSpec:
     key = f"networks[{index}]"
     if not isinstance(data, dict):
@@ -439,9 +506,7 @@ def _hidden(data, classes, source) -> Hidden | None:
     for item in items:
         if item not in graded:
             raise SpecError(source, f"'{item}' is not a graded item of this spec", key="hidden.items")
-    from grader.checks import CHECKS
-
-    known = {name for checks_ in CHECKS.values() for name, _, _ in checks_}
+    known = check_names()
     if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks):
         raise SpecError(source, "must be a list of check names (\"edges\" or \"Class.method:edges\")", key="hidden.checks")
     for check in checks:

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from grader.precision import Precision, lowest, precision_of
 from grader.sandbox import ObjectHandle, Outcome, PostFailed, Sandbox, WorkerDied, WorkerTimeout
 from grader.spec import GRADED_METHODS, HELPER_METHODS, ClassSpec, Spec
 from grader.submission import Discovery
@@ -45,6 +46,16 @@ class StudentCode:
         self.methods: dict[str, dict[str, str | None]] = {}
         self.import_errors: dict[str, dict] = {}  # module -> the error importing it raised
         self.hung: set[tuple[str, str]] = set()  # (class, method) that already ran out of time once
+        self.precisions: list[Precision] = []  # of the arrays returned since begin_check()
+
+    def begin_check(self):
+        """Forget the precisions seen so far: a check is judged at the precision of its own answers."""
+        self.precisions = []
+
+    @property
+    def precision(self) -> Precision:
+        """The coarsest precision the student's code answered in since begin_check()."""
+        return lowest(self.precisions)
 
     def start(self) -> dict[str, dict]:
         """Start the worker and import the class modules; return {module: error} for those that failed.
@@ -141,7 +152,9 @@ class StudentCode:
         if (cls.name, method) in self.hung:  # an endless loop costs its time limit once, not once per check
             raise StudentFailure(Outcome("timeout", message="it ran out of time earlier"), during)
         try:
-            return self._guard(during, lambda: self.sandbox.call_many(obj, name, arg_lists, return_args=return_args))
+            outcomes = self._guard(during, lambda: self.sandbox.call_many(obj, name, arg_lists, return_args=return_args))
+            self.precisions += [precision_of(o.dtype) for o in outcomes if o.kind == "array"]
+            return outcomes
         except StudentFailure as failure:
             if failure.outcome.kind == "timeout" and failure.during == during:
                 self.hung.add((cls.name, method))

@@ -27,7 +27,20 @@ import numpy as np
 import sympy as sp
 
 from grader import __version__
-from grader.spec import EPS, YHAT, Y, Z, ClassSpec
+from grader.spec import EPS, G, YHAT, Y, Z, ClassSpec
+
+#: The smallest ε that counts at ŷ = 0 or 1, where ε = 0 gives ln 0: np.finfo(float).eps and
+#: 1e-15 are what students write there.
+TINY_EPSILON = 1e-16
+
+
+@dataclass(frozen=True)
+class Band:
+    """The truth at the spec's ε, and the interval every accepted ε (and way of writing ε) spans."""
+
+    nominal: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
 
 _MEMORY: dict[str, object] = {}
 
@@ -216,6 +229,16 @@ class SymbolicTruth:
         d = self.elementwise_derivative(cls, Z_)
         return np.einsum("nk,kj->nkj", d, np.eye(d.shape[1]))
 
+    def elementwise_derivative_band(self, cls: ClassSpec, Z_: np.ndarray) -> Band:
+        """g′(z), and the interval the slides' rule spans for ε in the accepted range (g′ = g(1 − g) + ε)."""
+        nominal = self.elementwise_derivative(cls, Z_)
+        written = cls.rule_formulas.get("gradient")
+        if written is None:
+            return Band(nominal, nominal, nominal)
+        g = self.elementwise_forward(cls, Z_)
+        candidates = [_elementwise(written[1], [Z, G, EPS], [Z_, g, np.full(np.shape(Z_), eps)]) for eps in cls.epsilon_range]
+        return _band(nominal, candidates)
+
     # softmax: evaluated at z − max(z) per row
     def softmax_forward(self, Z_: np.ndarray) -> np.ndarray:
         Z_ = _shifted(Z_)
@@ -259,6 +282,55 @@ class SymbolicTruth:
     def objective_gradient(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray, epsilon: float | None = None) -> np.ndarray:
         eps = self.epsilon if epsilon is None else epsilon
         return _elementwise(derivative(cls.expr, YHAT), [Y, YHAT, EPS], [Y_, Yhat, np.full(np.shape(Yhat), eps)])
+
+    def objective_value_band(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> Band:
+        """J at the spec's ε, and the interval J spans for every accepted ε, added inside the logs
+        or applied by clipping ŷ to [ε, 1 − ε]; where ε = 0 gives ln 0 the smallest ε is TINY_EPSILON."""
+        return _band(np.float64(self.objective_value(cls, Y_, Yhat)), self.objective_value_candidates(cls, Y_, Yhat))
+
+    def objective_value_candidates(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> list[np.float64]:
+        """J for each accepted way of writing ε (the ends of the range, added or by clipping), in a fixed order."""
+        low, high = cls.epsilon_range
+        candidates = []
+        for eps in sorted({low, max(low, TINY_EPSILON), high}):
+            candidates.append(reduce_loss(self.loss_entries(cls, Y_, Yhat, eps), cls.reduction))
+            if cls.estimates != "real" and eps > 0:
+                clipped = np.clip(Yhat, eps, 1 - eps)
+                candidates.append(reduce_loss(self.loss_entries(cls, Y_, clipped, 0.0), cls.reduction))
+        return [np.float64(c) for c in candidates]
+
+    def objective_value_difference_band(self, cls: ClassSpec, pairs) -> Band:
+        """J(Y₁, Ŷ₁) − J(Y₂, Ŷ₂) with the same ε in both: what an ε-dependent term common to both cancels from."""
+        (Y1, Yhat1), (Y2, Yhat2) = pairs
+        nominal = np.float64(self.objective_value(cls, Y1, Yhat1) - self.objective_value(cls, Y2, Yhat2))
+        first, second = self.objective_value_candidates(cls, Y1, Yhat1), self.objective_value_candidates(cls, Y2, Yhat2)
+        with np.errstate(invalid="ignore"):
+            return _band(nominal, [a - b for a, b in zip(first, second)])
+
+    def objective_gradient_band(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> Band:
+        """∂J/∂ŷ at the spec's ε, and the interval of every accepted ε in the derived rule and in the
+        slides' own form. Where the rule has no value at ε = 0 (ŷ = 0 or 1: x/0, 0/0) the slides ask
+        only for a finite result, so there any finite value is accepted."""
+        nominal = self.objective_gradient(cls, Y_, Yhat)
+        candidates = [self.objective_gradient(cls, Y_, Yhat, eps) for eps in cls.epsilon_range]
+        written = cls.rule_formulas.get("gradient")
+        if written is not None:
+            candidates += [_elementwise(written[1], [Y, YHAT, EPS], [Y_, Yhat, np.full(np.shape(Yhat), eps)])
+                           for eps in cls.epsilon_range]
+        band = _band(nominal, candidates)
+        undefined = ~np.isfinite(self.objective_gradient(cls, Y_, Yhat, 0.0))
+        return Band(nominal, np.where(undefined, -np.inf, band.lower), np.where(undefined, np.inf, band.upper))
+
+
+def _band(nominal: np.ndarray, candidates: list[np.ndarray]) -> Band:
+    """The interval of the finite candidates (and the nominal value), entry by entry."""
+    stack = np.stack([np.asarray(c, dtype=float) for c in [nominal, *candidates]])
+    finite = np.isfinite(stack)
+    with np.errstate(invalid="ignore"):
+        lower = np.where(finite, stack, np.inf).min(axis=0)
+        upper = np.where(finite, stack, -np.inf).max(axis=0)
+    none = ~finite.any(axis=0)
+    return Band(nominal, np.where(none, nominal, lower), np.where(none, nominal, upper))
 
 
 def reduce_loss(entries: np.ndarray, reduction: str) -> float:
