@@ -553,8 +553,10 @@ def objective_edges(method: str):
         if first.shape or second.shape:  # not a number: say so against the first point set alone
             return judge(ctx, name, weight, first, objective_truth(ctx, method, Y, Yhat), sit,
                          what=f"J at ŷ = {Yhat.tolist()}, y = {Y.tolist()}")
+        difference = ctx.truth.objective_value_difference_band(cls, ((Y, Yhat), (Y2, Yhat2)))
+        rounding = 2 * ctx.precision.rounding(max(abs(float(first)), abs(float(second)))) if np.isfinite(first + second) else 0.0
         bands = [objective_truth(ctx, method, Y, Yhat), objective_truth(ctx, method, Y2, Yhat2),
-                 ctx.truth.objective_value_difference_band(cls, ((Y, Yhat), (Y2, Yhat2)))]
+                 Band(difference.nominal, difference.lower - rounding, difference.upper + rounding)]  # both answers' rounding
         band = Band(*(np.array([getattr(b, part) for b in bands], dtype=float) for part in ("nominal", "lower", "upper")))
         with np.errstate(invalid="ignore"):
             got = np.array([first, second, first - second])

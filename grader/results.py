@@ -110,16 +110,20 @@ class ItemResult:
     @property
     def feedback(self) -> str:
         """What is wrong, where, and the expected rule; or what passed and any note."""
-        lines = []
+        lines, said = [], set()
         if self.reason:
             lines.append(self.reason)
         for check, diagnosis in zip(self.checks, self.named_diagnoses()):
+            note = check.note if check.note and check.note not in said else ""
+            said.add(check.note)
             if not check.passed:
                 lines.append(f"[{check.name}] {check.message}")
                 if diagnosis:
                     lines.append(f"  Likely mistake: {diagnosis}.")
-            elif check.note:
-                lines.append(f"[{check.name}] {check.note}")
+                if note:
+                    lines.append(f"  Note: {note}.")
+            elif note:
+                lines.append(f"[{check.name}] {note}")
         if (self.status != "passed" or not lines) and self.rule:
             lines.append(f"Expected rule: {self.rule}" + (f"  [{self.rule_latex}]" if self.rule_latex else ""))
         if not lines:

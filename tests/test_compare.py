@@ -43,3 +43,20 @@ def test_only_the_first_five_indices_are_listed():
 def test_scalars_compare_with_empty_index():
     result = compare(np.float64(2.0), np.float64(1.0), rtol=1e-6, atol=0)
     assert "  at (): got 2, expected 1" in result.message
+
+
+def test_a_band_accepts_every_value_between_its_ends_and_says_so():
+    expected, lower, upper = np.array([1.0, 2.0]), np.array([0.9, 2.0]), np.array([1.2, 2.5])
+    assert compare([0.95, 2.4], expected, rtol=1e-6, atol=0, lower=lower, upper=upper).passed
+    result = compare([1.3, 2.4], expected, rtol=1e-6, atol=0, lower=lower, upper=upper)
+    assert not result.passed and result.mismatched == 1
+    assert "  at (0,): got 1.3, expected 1 (any value from 0.9 to 1.2 is right)" in result.message
+    assert "Max absolute difference: 0.1" in result.message  # measured from the band, not from 1
+
+
+def test_an_infinite_band_accepts_any_finite_value_but_not_inf_or_nan():
+    expected, lower, upper = np.array([-1e7]), np.array([-np.inf]), np.array([np.inf])
+    assert compare([-3.0], expected, rtol=1e-6, atol=0, lower=lower, upper=upper).passed
+    for bad in (np.inf, -np.inf, np.nan):
+        result = compare([bad], expected, rtol=1e-6, atol=0, lower=lower, upper=upper)
+        assert not result.passed and "where a finite value was expected" in result.message

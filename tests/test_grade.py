@@ -63,8 +63,17 @@ EXPECTED = {
     "tanh_backward_output": {"TanhLayer.backward": ("failed", 0.0, "δ multiplied by the output g(z)")},
     "tanh_missing": {f"TanhLayer.{m}": ("missing", 0.0, None) for m in ("forward", "gradient", "backward")},
     "broken_syntax_error": {f"SoftmaxLayer.{m}": ("error", 0.0, None) for m in ("forward", "gradient", "backward")},
-    # correct variants
+    "float32_se_gradient_missing_2": {"SquaredError.gradient": ("failed", 0.0, "a factor of 2 missing")},
+    # no ε at all: right everywhere except at ŷ = 0 and 1, where only the edge checks look
+    "no_epsilon": {"LogLoss.eval": ("partial", 2.4, "missing ε"), "LogLoss.gradient": ("partial", 3.6, "missing ε"),
+                   "CrossEntropy.eval": ("partial", 2.4, "missing ε"), "CrossEntropy.gradient": ("partial", 3.6, "missing ε")},
+    # correct variants: every accepted ε, the slides' own notation, float32
     "eps_variants_correct": {},
+    "eps_1e6_written_10e7": {},
+    "eps_1e8": {},
+    "eps_clip_1e15": {},
+    "slides_notation_correct": {},
+    "float32_correct": {},
     "jacobian_forms_correct": {},
     "aliases_correct": {},
     "fc_getters_only": {},

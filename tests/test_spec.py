@@ -119,3 +119,43 @@ def test_formula_declared_activations_get_the_derived_gradient(tmp_path):
     np.testing.assert_allclose(truth.elementwise_derivative(leaky, z), np.where(z < 0, 0.01, 1.0))
     assert sp.simplify(sp.diff(softplus.expr, Z) - sp.exp(Z) / (1 + sp.exp(Z))) == 0
     assert "e^{z}" in rules_for(softplus)["gradient"].latex
+
+
+def objective(**body):
+    return {"assignment": {}, "classes": {"L": {"kind": "objective", "loss": "-y*log(yhat + eps)", "points": {"gradient": 1}, **body}}}
+
+
+@pytest.mark.parametrize("data,message", [
+    (objective(rule_formulas={"gradient": "-y/(yhat*yhat + eps)"}),
+     "t.toml: [classes.L] key 'rule_formulas.gradient': is not the derived rule at ε = 0: at y = 1, yhat = 0.07 it gives -204.082, "
+     "the derivative of the definition -14.2857"),
+    (objective(rule_formulas={"eval": "y"}),
+     "t.toml: [classes.L] key 'rule_formulas.eval': only the gradient's rule can be given as a formula (the rest is the definition)"),
+    (objective(rule_formulas={"gradient": "q"}), "t.toml: [classes.L] key 'rule_formulas.gradient': 'q': the name 'q' is not allowed "
+     "(symbols: eps, y, yhat; functions: Abs, Heaviside, Max, Min, Piecewise, abs, asinh, atan, cos, cosh, erf, exp, ln, log, max, min, "
+     "sign, sin, sinh, sqrt, tan, tanh)"),
+    ({"assignment": {"epsilon_range": [1e-6, 1e-8]}, "classes": base()["classes"]},
+     "t.toml: key 'assignment.epsilon_range': must be [low, high] with 0 ≤ low < high"),
+    ({"assignment": {"epsilon": 1e-3}, "classes": base()["classes"]},
+     "t.toml: key 'assignment.epsilon_range': must contain the assignment's epsilon 0.001"),
+])
+def test_rule_formulas_and_the_epsilon_range_are_validated(data, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, source="t.toml")
+    assert str(info.value) == message
+
+
+def test_the_slides_forms_of_the_default_spec_are_the_derived_rules_at_eps_zero(spec):
+    forms = {name: c.rule_formulas["gradient"][0] for name, c in spec.classes.items() if c.rule_formulas}
+    assert forms["LogLoss"] == "-(y - yhat)/(yhat*(1 - yhat) + eps)" and forms["LogisticSigmoidLayer"] == "g*(1 - g) + eps"
+    assert spec.classes["LogLoss"].epsilon_range == (0.0, 1e-6)
+
+
+def test_the_spec_does_not_import_the_check_logic():
+    # data flows one way: the spec validates check names against the table, never the functions
+    import subprocess
+    import sys
+
+    code = "import sys, grader.spec; print('grader.checks' in sys.modules, 'grader.check_table' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]

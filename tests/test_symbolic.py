@@ -209,3 +209,38 @@ def test_readable_forms_are_the_same_function(text):
     form = sp.sympify(text, locals={"g": g})
     for shown in (_leading_sign_inside(form), readable(form, _leading_sign_inside(form), sp.expand(form))):
         assert sp.expand(shown - form) == 0
+
+
+def test_the_gradient_band_holds_every_accepted_eps_and_the_slides_form(spec, truth):
+    cls = spec.classes["LogLoss"]
+    Y, Yhat = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]), np.array([[0.05, 0.3, 0.95], [0.0, 1.0, 0.5]])
+    band = truth.objective_gradient_band(cls, Y, Yhat)
+    for eps in (0.0, 1e-8, 1e-7, 1e-6):
+        slides = -(Y[0] - Yhat[0]) / (Yhat[0] * (1 - Yhat[0]) + eps)
+        derived = -Y[0] / (Yhat[0] + eps) + (1 - Y[0]) / (1 - Yhat[0] + eps)
+        for answer in (slides, derived):
+            assert np.all((band.lower[0] <= answer + 1e-12) & (answer - 1e-12 <= band.upper[0]))
+    # at ŷ = 0 and 1 the rule has no value at ε = 0: any finite answer is accepted there
+    assert np.isinf(band.lower[1, :2]).all() and np.isinf(band.upper[1, :2]).all()
+    assert np.isfinite(band.lower[1, 2]) and band.upper[1, 2] - band.lower[1, 2] < 1e-5
+
+
+def test_the_value_band_at_the_edges_spans_eps_from_tiny_to_1e6_added_or_clipped(spec, truth):
+    cls = spec.classes["CrossEntropy"]
+    Y, Yhat = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.array([[0.0, 0.5, 0.5], [0.2, 0.7, 0.1]])
+    band = truth.objective_value_band(cls, Y, Yhat)
+    for clip in (1e-15, 1e-8, 1e-6):
+        answer = -np.mean(np.sum(Y * np.log(np.clip(Yhat, clip, 1)), axis=1))
+        assert band.lower <= answer <= band.upper
+    assert band.upper == pytest.approx(-np.log(1e-16) / 2 - np.log(0.7) / 2, rel=1e-6)
+    with np.errstate(divide="ignore"):
+        missing = -np.mean(np.sum(Y * np.log(Yhat), axis=1))
+    assert not np.isfinite(missing)  # no ε at all: not in any band
+
+
+def test_the_sigmoid_derivative_band_is_g_1_minus_g_plus_eps(spec, truth):
+    cls = spec.classes["LogisticSigmoidLayer"]
+    Z_ = np.array([[0.5, -40.0]])
+    band = truth.elementwise_derivative_band(cls, Z_)
+    g = 1 / (1 + np.exp(-Z_))
+    assert np.allclose(band.lower, g * (1 - g)) and np.allclose(band.upper, g * (1 - g) + 1e-6)
