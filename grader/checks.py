@@ -168,18 +168,19 @@ def _diagonal(d: np.ndarray) -> np.ndarray:
     return np.einsum("nk,kj->nkj", d, np.eye(d.shape[1]))
 
 
-def new_layer(ctx: ItemContext, d: int, k: int) -> tuple[ObjectHandle, np.ndarray | None, np.ndarray | None]:
-    """A fresh student layer; a fully connected one gets our W and b (or we read the student's)."""
+def new_layer(ctx: ItemContext, X: np.ndarray, k: int) -> tuple[ObjectHandle, np.ndarray | None, np.ndarray | None]:
+    """A fresh student layer for the input X; a fully connected one gets our W and b (or we read the student's)."""
     cls, student = ctx.cls, ctx.student
+    d = X.shape[1]
     if cls.kind != "fully_connected":
-        return student.new(cls), None, None
+        return student.new(cls, data=X), None, None
     return student.fully_connected(cls, *points.weights(ctx.rng, d, k))
 
 
 def stored_layer(ctx: ItemContext, X: np.ndarray, k: int) -> tuple[ObjectHandle, np.ndarray, np.ndarray, str]:
     """A student layer whose stored input and output are the true ones, so a wrong forward costs nothing here."""
     cls, student = ctx.cls, ctx.student
-    layer, W, b = new_layer(ctx, X.shape[1], k)
+    layer, W, b = new_layer(ctx, X, k)
     if student.has(cls, "setPrevIn") and student.has(cls, "setPrevOut"):
         student.tell(layer, cls, "setPrevIn", X)
         student.tell(layer, cls, "setPrevOut", true_forward(ctx, X, W, b))
@@ -254,7 +255,7 @@ def forward_values(single: bool):
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         n, d, k = layer_sizes(ctx, single)
         X = layer_input(ctx, n, d)
-        layer, W, b = new_layer(ctx, d, k)
+        layer, W, b = new_layer(ctx, X, k)
         got = ctx.student.value(layer, ctx.cls, "forward", X)
         reference = ReferenceTruth().layer(ctx.cls, X, W=W, b=b)
         expected = cross_checked(ctx, exact(true_forward(ctx, X, W, b)), reference.getPrevOut() if reference else None)
@@ -269,7 +270,7 @@ def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         X = np.array([[300.0, -200.0, 1e3, 0.0, -1e3], [0.4, -1.2, 2.0, 0.7, -0.3]])
     else:
         X = points.edge_input(cls)
-    layer, W, b = new_layer(ctx, X.shape[1], K if cls.kind == "fully_connected" else X.shape[1])
+    layer, W, b = new_layer(ctx, X, K if cls.kind == "fully_connected" else X.shape[1])
     got = student.value(layer, cls, "forward", X)
     return judge(ctx, name, weight, got, exact(true_forward(ctx, X, W, b)), situation(ctx, "forward", X=X, W=W, b=b),
                  what=f"your forward at large inputs {X.tolist()}")
@@ -283,7 +284,7 @@ def forward_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
                            message=f"{cls.name} has no getPrevIn/getPrevOut: inherit the course's Layer base class.")
     n, d, k = layer_sizes(ctx)
     X = layer_input(ctx, n, d)
-    layer, W, b = new_layer(ctx, d, k)
+    layer, W, b = new_layer(ctx, X, k)
     out = student.value(layer, cls, "forward", X)
     stored_in = student.value(layer, cls, "getPrevIn")
     stored_out = student.value(layer, cls, "getPrevOut")
@@ -301,7 +302,7 @@ def forward_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
 def forward_unchanged(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     n, d, k = layer_sizes(ctx)
     X = layer_input(ctx, n, d)
-    layer, _, _ = new_layer(ctx, d, k)
+    layer, _, _ = new_layer(ctx, X, k)
     outcome = ctx.student.call(layer, ctx.cls, "forward", X, return_args=True)
     array_of(outcome, f"{ctx.cls.name}.forward()")
     return unchanged(ctx, name, weight, outcome, [("X", X)])
@@ -344,7 +345,7 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
     if full is None:
         return judge(ctx, name, weight, got, expected_form(ctx, got, jac), sit,
                      what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
-    probe = student.fully_connected(cls, W, b)[0] if cls.kind == "fully_connected" else student.new(cls)
+    probe = student.fully_connected(cls, W, b)[0] if cls.kind == "fully_connected" else student.new(cls, data=X)
     forward = lambda A: true_forward(ctx, A, W, b)  # noqa: E731
     own = _own_values(ctx, probe, "forward", [(X,)], forward(X), (n, k))
     h, rtol, atol = ctx.precision.finite_differences(ctx.tol)
@@ -462,7 +463,7 @@ def backward_after_forward(ctx: ItemContext, name: str, weight: float) -> CheckR
     n, d, k = layer_sizes(ctx)
     X = layer_input(ctx, n, d)
     G = points.upstream(ctx.rng, n, k)
-    layer, W, b = new_layer(ctx, d, k)
+    layer, W, b = new_layer(ctx, X, k)
     student.tell(layer, cls, "forward", X)  # its value is judged elsewhere; an exception surfaces at the next call
     got = student.value(layer, cls, "backward", G)
     jac = true_jacobian(ctx, X, W, b)

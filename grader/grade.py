@@ -14,6 +14,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.checks import CHECKS, ItemContext
+from grader.environment import resolve as resolve_environment
 from grader.network import run_network
 from grader.points import rng_for
 from grader.results import CheckResult, ItemResult, SubmissionResult
@@ -45,10 +46,12 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 
         found = discover(root, spec)
         result.warnings += found.warnings
         result.errors += [f"syntax error: {m}" for m in found.syntax_errors.values()]
+        environment = resolve_environment(spec.packages)
         box = Sandbox(root, kind=kind, limits=limits, load_request={
             "path": found.sys_path, "path_last": found.sys_path_last, "modules": found.modules,
             "classes": {name: [f.module, f.name] for name, f in found.found.items()},
-        }, fork_server=fork_server)
+            "allowed": sorted(environment.modules),
+        }, fork_server=fork_server, mounts=environment.paths)
         student = StudentCode(box, found, spec)
         secret = spec.hidden_secret()
         try:
@@ -68,6 +71,11 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 
         finally:
             box.close()
             result.output = box.printed_output
+            result.placeholders = _unique(box.placeholders)
+            for item in result.items:
+                cls_name = item.name.split(".")[0]
+                if cls_name in box.constructed and item.graded_as:
+                    item.graded_as["constructed"] = box.constructed[cls_name]
     result.elapsed_s = time.monotonic() - started
     return result
 
@@ -90,7 +98,8 @@ def _start(student: StudentCode, found) -> dict[str, str]:
         if error is None:
             continue
         line = f" ({error.get('file')}, line {error.get('line')})" if error.get("line") else ""
-        hint = " The grading environment has Python's standard library and numpy only." if error.get("type") in ("ModuleNotFoundError", "ImportError") else ""
+        hint = (" Packages the assignment does not provide stand in as placeholders while grading, so this is a module "
+                "the submission itself lacks: is the file part of your submission?") if error.get("type") == "ModuleNotFoundError" else ""
         problems[name] = f"importing {where.file} failed{line}: {error.get('type')}: {error.get('message')}.{hint}"
     return problems
 
@@ -103,6 +112,11 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
     rule = rules_for(cls).get(item.method)
     out = ItemResult(name=item.name, max_score=item.points,
                      rule=rule.text if rule else "", rule_latex=rule.latex if rule else "", rule_mathml=rule.mathml if rule else "")
+    where = found.found.get(cls.name)
+    if where is not None:
+        out.graded_as = {"class": where.name, "file": where.file, "line": where.line, "match": where.match}
+        if where.cell:
+            out.graded_as.update(notebook=where.cell[0], cell=where.cell[1])
     if cls.name not in found.found:
         problem = found.problems.get(cls.name, "not found")
         out.status_override = "error" if problem.startswith("syntax error") else "missing"
@@ -138,6 +152,17 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
         out.checks[-1].auxiliary = definition.auxiliary
     if all(c.outcome == "timeout" for c in out.checks if not c.passed) and any(not c.passed for c in out.checks):
         out.reason = "your code did not answer in time in some checks (an endless loop?)"
+    return out
+
+
+def _unique(placeholders: list[dict]) -> list[dict]:
+    """One entry per package and place of import."""
+    seen, out = set(), []
+    for p in placeholders:
+        key = (p.get("module", "").split(".")[0], p.get("file"), p.get("line"))
+        if key not in seen:
+            seen.add(key)
+            out.append({"package": key[0], "module": p.get("module", ""), "file": p.get("file", ""), "line": p.get("line", "")})
     return out
 
 

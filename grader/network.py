@@ -67,7 +67,7 @@ def _compare_chains(net, spec, student, rng, trace):
             layers.append((cls, handle, _Step(truth, cls, W=W, b=b)))
             width = out
         else:
-            layers.append((cls, student.new(cls), _Step(truth, cls)))
+            layers.append((cls, student.new(cls, data=np.zeros((n, width))), _Step(truth, cls)))
     objective = spec.classes[net.objective]
     k = width
     Y = np.eye(k)[rng.integers(0, k, size=n)] if objective.targets == "onehot" else rng.integers(0, 2, size=(n, k)).astype(float)

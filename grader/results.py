@@ -54,6 +54,24 @@ class ItemResult:
     rule: str = ""
     rule_latex: str = ""
     rule_mathml: str = ""
+    #: which class of the submission was graded as this item, and how it was found and built:
+    #: {"class", "file", "line", "match", "notebook", "cell", "constructed"} (empty when not found)
+    graded_as: dict = field(default_factory=dict)
+
+    @property
+    def graded_as_text(self) -> str:
+        """"`SoftmaxActivationLayer` in `softmax.py` graded as `SoftmaxLayer`", when it was not found by its own name."""
+        g = self.graded_as
+        if not g:
+            return ""
+        where = f"{g['notebook']}, code cell {g['cell']}" if g.get("notebook") else g.get("file", "")
+        parts = []
+        if g.get("match", "name") != "name" or g.get("notebook"):
+            parts.append(f"`{g['class']}` in `{where}` graded as `{self.name.split('.')[0]}`"
+                         + (f" ({g['match']})" if g.get("match") not in ("name", "alias") else ""))
+        if g.get("constructed"):
+            parts.append(f"built as `{g['constructed']}` (the spec's call lacks a parameter your constructor requires)")
+        return "; ".join(parts)
 
     @property
     def values_earned(self) -> bool:
@@ -111,6 +129,8 @@ class ItemResult:
     def feedback(self) -> str:
         """What is wrong, where, and the expected rule; or what passed and any note."""
         lines, said = [], set()
+        if self.graded_as_text:
+            lines.append(self.graded_as_text)
         if self.reason:
             lines.append(self.reason)
         for check, diagnosis in zip(self.checks, self.named_diagnoses()):
@@ -152,6 +172,7 @@ class ItemResult:
             "diagnoses": self.diagnoses,
             "reason": self.reason,
             "rule": {"text": self.rule, "latex": self.rule_latex, "mathml": self.rule_mathml},
+            "graded_as": dict(self.graded_as),
             "checks": [c.to_dict(self.earned(c)) for c in self.checks],
         }
 
@@ -177,6 +198,8 @@ class SubmissionResult:
     resume_key: str = ""  # content hash + spec + grader version + seed, for --resume
     hidden_pending: int = 0  # hidden checks a self-check did not run (they run at grading time)
     hidden_items_pending: int = 0
+    #: packages the student imported that grading does not provide: [{"package", "module", "file", "line"}]
+    placeholders: list[dict] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -210,6 +233,7 @@ class SubmissionResult:
             "resume_key": self.resume_key,
             "hidden_checks_pending": self.hidden_pending,
             "hidden_items_pending": self.hidden_items_pending,
+            "placeholders": [dict(p) for p in self.placeholders],
         }
 
     @classmethod
@@ -224,13 +248,14 @@ class SubmissionResult:
             rule = i.get("rule", {})
             items.append(ItemResult(name=i["name"], max_score=i["max_score"], checks=checks, status_override=i["status"],
                                     reason=i.get("reason", ""), rule=rule.get("text", ""), rule_latex=rule.get("latex", ""),
-                                    rule_mathml=rule.get("mathml", "")))
+                                    rule_mathml=rule.get("mathml", ""), graded_as=dict(i.get("graded_as") or {})))
         return cls(submission=data["submission"], items=items, errors=list(data.get("errors", [])),
                    warnings=list(data.get("warnings", [])), elapsed_s=data.get("elapsed_s", 0.0), sandbox=data.get("sandbox", ""),
                    seed=data.get("seed", 0), spec=data.get("spec", ""), grader_version=data.get("grader_version", ""),
                    output=data.get("output", ""), command=data.get("command", ""), graded_at=data.get("graded_at", ""),
                    student_name=data.get("name", ""), student_email=data.get("email", ""), resume_key=data.get("resume_key", ""),
-                   hidden_pending=data.get("hidden_checks_pending", 0), hidden_items_pending=data.get("hidden_items_pending", 0))
+                   hidden_pending=data.get("hidden_checks_pending", 0), hidden_items_pending=data.get("hidden_items_pending", 0),
+                   placeholders=list(data.get("placeholders", [])))
 
 
 __all__ = ["STATUSES", "CheckResult", "ItemResult", "SubmissionResult", "asdict"]

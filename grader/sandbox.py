@@ -322,8 +322,9 @@ class Sandbox:
     """One submission's worker process: start, request, restart after a timeout or death, close."""
 
     def __init__(self, workdir: Path, *, kind: str, limits: Limits, load_request: dict,
-                 fork_server: "ForkServer | None | bool" = None):
+                 fork_server: "ForkServer | None | bool" = None, mounts: tuple[tuple[str, str], ...] = ()):
         self.workdir = Path(workdir)
+        self.mounts = mounts  # (site folder, entry): the allowed packages' files, bound under bubblewrap
         self.kind = kind
         self.limits = limits
         self.load_request = load_request
@@ -336,6 +337,8 @@ class Sandbox:
         self._next_obj = 0
         self._pending: list[str] = []
         self.load_result: dict | None = None
+        self.placeholders: list[dict] = []  # packages the student imported that grading does not provide
+        self.constructed: dict[str, str] = {}  # class -> the constructor call that worked, when not the spec's
         # fork_server: None means the shared one; False means a fresh interpreter for each worker.
         self.fork_server = fork_server if kind == "process" and fork_server is not False else None
         if kind == "process":
@@ -372,10 +375,9 @@ class Sandbox:
         python = str(Path(python).resolve())
         if not python.startswith(str(prefix)):
             cmd += ["--ro-bind", str(Path(python).parent), str(Path(python).parent)]
-        for i, folder in enumerate(site):
-            for name in os.listdir(folder):
-                if name == "numpy" or name.startswith("numpy.libs") or name.startswith("numpy-"):
-                    cmd += ["--ro-bind", os.path.join(folder, name), f"/opt/site/{name}"]
+        for folder, name in self.mounts or [(f, n) for f in site for n in os.listdir(f)
+                                            if n == "numpy" or n.startswith(("numpy.libs", "numpy-"))]:
+            cmd += ["--ro-bind", os.path.join(folder, name), f"/opt/site/{name}"]
         cmd += ["--ro-bind", str(WORKER_SCRIPT), "/opt/grader-worker.py",
                 "--bind", str(self.workdir.parent), SANDBOX_BASE, "--chdir", self.inside(self.workdir),
                 "--setenv", "HOME", self.inside(self.workdir)]
@@ -511,12 +513,23 @@ class Sandbox:
         failed = None
         while self._pending:
             during = self._pending.pop(0)
-            data = self._receive(self._limit(timeout))
+            data = self._absorb(self._receive(self._limit(timeout)))
             if failed is None and not _succeeded(data):
                 failed = (during, data)
-        data = self._receive(self._limit(timeout))
+        data = self._absorb(self._receive(self._limit(timeout)))
         if failed:
             raise PostFailed(failed[0], failed[1])
+        return data
+
+    def _absorb(self, data: dict) -> dict:
+        """Keep what a reply says besides its answer: placeholders created, a constructor variant used."""
+        if not isinstance(data, dict):
+            return data
+        for origin in data.get("placeholders", [])[:50] if isinstance(data.get("placeholders"), list) else []:
+            if isinstance(origin, dict) and len(self.placeholders) < 50:
+                self.placeholders.append({k: str(origin.get(k, ""))[:200] for k in ("module", "file", "line")})
+        if isinstance(data.get("constructed"), str) and isinstance(data.get("class"), str):
+            self.constructed.setdefault(data["class"], data["constructed"][:200])
         return data
 
     def _limit(self, timeout: float | None) -> float:
@@ -577,11 +590,18 @@ class Sandbox:
 
     # ------------------------------------------------------------------ student objects
 
-    def new(self, cls_key: str, *args, during: str = "") -> ObjectHandle:
-        """Construct a student object (posted: a failure surfaces at the next request, as PostFailed)."""
+    def new(self, cls_key: str, *args, during: str = "", fallback: dict | None = None) -> ObjectHandle:
+        """Construct a student object (posted: a failure surfaces at the next request, as PostFailed).
+
+        `fallback` is the one variant to try when the call lacks a required parameter:
+        {"kind": "data", "data": X} (an activation layer built on its input) or {"kind": "none"}.
+        """
         handle = ObjectHandle(self._next_obj, cls_key)
         self._next_obj += 1
-        self.post({"op": "new", "class": cls_key, "obj": handle.id, "args": [encode_arg(a) for a in args]}, during or cls_key)
+        message = {"op": "new", "class": cls_key, "obj": handle.id, "args": [encode_arg(a) for a in args]}
+        if fallback is not None:
+            message["fallback"] = {**fallback, "data": encode_arg(fallback["data"])} if "data" in fallback else fallback
+        self.post(message, during or cls_key)
         return handle
 
     def tell(self, handle: ObjectHandle, method: str, args: tuple, during: str):

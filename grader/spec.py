@@ -66,14 +66,15 @@ RULE_SYMBOLS = {"elementwise": {"z": Z, "g": G, "eps": EPS}, "objective": {"y": 
 #: The ε range CONTRACT.md accepts: from none at all to 1e-6.
 EPSILON_RANGE = (0.0, 1e-6)
 
-_TOP_KEYS = {"assignment", "tolerance", "conventions", "classes", "networks", "hidden"}
+_TOP_KEYS = {"assignment", "tolerance", "conventions", "classes", "networks", "hidden", "environment"}
+_ENVIRONMENT_KEYS = {"packages"}
 _HIDDEN_KEYS = {"items", "checks", "secret_env", "secret_file"}
 _ASSIGNMENT_KEYS = {"name", "title", "epsilon", "epsilon_range"}
 _TOLERANCE_KEYS = {"rtol", "atol", "fd_step", "fd_rtol", "fd_atol"}
 _CONVENTION_KEYS = {"input_ddof"}
 _CLASS_KEYS = {
     "kind", "aliases", "methods", "points", "rules", "tolerance", "forward", "loss", "reduction",
-    "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes", "rule_formulas",
+    "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes", "rule_formulas", "pin",
 }
 _MISTAKE_KEYS = {"method", "name", "formula"}
 _NETWORK_KEYS = {"name", "layers", "objective"}
@@ -123,6 +124,7 @@ class ClassSpec:
     gradient_forms: tuple[str, ...] = ()
     ddof: int = 1
     mistakes: tuple[Mistake, ...] = ()
+    pin: str = ""  # "ClassName" or "path/file.py:ClassName": the one class graded as this item
     #: {method: (text, expression)}: the rule as the slides write it, equal to the derived one at ε = 0.
     rule_formulas: dict[str, tuple[str, sp.Expr]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -188,6 +190,7 @@ class Spec:
     networks: tuple[NetworkSpec, ...]
     fingerprint: str
     hidden: "Hidden" = None
+    packages: tuple[str, ...] = ("numpy",)  # third-party packages student code may import ([environment])
 
     def is_hidden(self, item: str, check: str | None = None) -> bool:
         """True for a hidden item, or a check hidden everywhere ("edges") or in one item ("Item.method:edges")."""
@@ -276,6 +279,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> 
 
     networks = tuple(_network(i, n, classes, source) for i, n in enumerate(data.get("networks", [])))
     hidden = _hidden(data.get("hidden"), classes, source)
+    packages = _environment(_table(data, "environment", source), source)
     spec = Spec(
         name=str(assignment.get("name", Path(source).stem)),
         title=str(assignment.get("title", assignment.get("name", Path(source).stem))),
@@ -285,6 +289,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> 
         networks=networks,
         fingerprint=fingerprint or hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest(),
         hidden=hidden,
+        packages=packages,
     )
     if spec.max_score <= 0:
         raise SpecError(source, "gives no points at all: set `points` on at least one class")
@@ -357,6 +362,10 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof) -> Class
         fields["ddof"] = body["ddof"]
     fields["mistakes"] = _mistakes(name, kind, body.get("mistakes", []), source)
     fields["rule_formulas"] = _rule_formulas(name, kind, body.get("rule_formulas", {}), fields.get("expr"), source)
+    pin = body.get("pin", "")
+    if not isinstance(pin, str) or (pin and not pin.rpartition(":")[2].isidentifier()):
+        raise SpecError(source, 'must be "ClassName" or "path/file.py:ClassName"', item=name, key="pin")
+    fields["pin"] = pin
     return ClassSpec(**fields)
 
 
@@ -459,6 +468,22 @@ def _differs_from_derived(kind, expr, formula) -> str:
             return (f"is not the derived rule at ε = 0: at {where} it gives {have.real:.6g}, the derivative of the "
                     f"definition {want.real:.6g}")
     return ""
+
+
+def _environment(data, source) -> tuple[str, ...]:
+    """The third-party packages student code may import; each must be installed where the grader runs."""
+    from grader.environment import missing_packages
+
+    _no_unknown(data, _ENVIRONMENT_KEYS, source, section="environment")
+    packages = data.get("packages", ["numpy"])
+    if not isinstance(packages, list) or not all(isinstance(p, str) and p.isidentifier() for p in packages):
+        raise SpecError(source, "must be a list of import names, e.g. [\"numpy\", \"scipy\"]", key="environment.packages")
+    missing = missing_packages(packages)
+    if missing:
+        raise SpecError(source, f"{', '.join(missing)} cannot be imported where the grader runs; install "
+                                f"{'it' if len(missing) == 1 else 'them'} (pip install …) or leave {'it' if len(missing) == 1 else 'them'} out",
+                        key="environment.packages")
+    return tuple(dict.fromkeys(["numpy", *packages]))  # the worker itself needs numpy
 
 
 def _epsilon_range(value, epsilon, source) -> tuple[float, float]:

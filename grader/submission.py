@@ -9,6 +9,8 @@ imported, so a training script or a plotting module of the submission never runs
 from __future__ import annotations
 
 import ast
+import difflib
+import json
 import re
 import shutil
 import tempfile
@@ -33,6 +35,13 @@ class FoundClass:
     file: str  # relative to the submission root
     line: int
     module: str  # dotted import name
+    match: str = "name"  # how it was found: name, alias, normalised name, pinned in the spec
+    cell: tuple[str, int] | None = None  # (notebook, code cell number from 1) for a class of a notebook
+
+    def describe(self) -> str:
+        """`SoftmaxActivationLayer` in `softmaxActivationLayer.py`, or in a notebook's cell."""
+        where = f"{self.cell[0]}, code cell {self.cell[1]}" if self.cell else self.file
+        return f"`{self.name}` in `{where}`"
 
 
 @dataclass
@@ -46,6 +55,15 @@ class Discovery:
     syntax_errors: dict[str, str] = field(default_factory=dict)  # file -> message
     sys_path: list[str] = field(default_factory=list)
     sys_path_last: list[str] = field(default_factory=list)
+    #: module made from a notebook -> (the notebook, [(first line, code cell number)])
+    notebook_cells: dict[str, tuple[str, list[tuple[int, int]]]] = field(default_factory=dict)
+
+    def cell_of(self, file: str, line: int) -> tuple[str, int] | None:
+        """(notebook, code cell) a line of a module made from a notebook came from."""
+        if file not in self.notebook_cells:
+            return None
+        notebook, cells = self.notebook_cells[file]
+        return notebook, max((c for first, c in cells if first <= line), default=cells[0][1] if cells else 0)
 
     @property
     def modules(self) -> list[str]:
@@ -125,12 +143,18 @@ def unzip_into(path: Path, dest: Path):
 
 
 def discover(root: Path, spec: Spec) -> Discovery:
-    """Read every .py file under `root` statically and locate the spec's classes."""
+    """Read every .py file (and notebook) under `root` statically and locate the spec's classes.
+
+    Classes are found as a person would find them: the spec's pin, then the exact name or an
+    alias, then a normalised name (case, underscores and a trailing Layer, Activation, Function
+    or Loss do not count: `SoftmaxActivationLayer` is `SoftmaxLayer`). Two candidates for one
+    item, or one class that would serve two items, are reported, never guessed.
+    """
     root = Path(root)
     result = Discovery(root=root)
-    candidates: dict[str, list[tuple[FoundClass, ast.Module]]] = {}
+    result.notebook_cells = notebook_modules(root, result.warnings)
     files = sorted(p for p in root.rglob("*.py") if not any(part in SKIPPED_DIRS for part in p.relative_to(root).parts))
-    trees = {}
+    trees, defined = {}, []  # defined: every top-level class (FoundClass without canonical/module)
     for path in files:
         rel = path.relative_to(root).as_posix()
         source = path.read_bytes()
@@ -140,31 +164,39 @@ def discover(root: Path, spec: Spec) -> Discovery:
             line = getattr(exc, "lineno", None)
             result.syntax_errors[rel] = f"{rel}, line {line}: {getattr(exc, 'msg', exc)}" if line else f"{rel}: {exc}"
             for name in re.findall(rb"^\s*class\s+(\w+)", source, flags=re.M):
-                cls = spec.find_class(name.decode())
-                if cls:
+                for cls in _items_named(spec, name.decode()):
                     result.problems.setdefault(cls.name, f"syntax error in {result.syntax_errors[rel]}")
             continue
         trees[rel] = tree
         for node in tree.body:
             if isinstance(node, ast.ClassDef):
-                cls = spec.find_class(node.name)
-                if cls is not None:
-                    found = FoundClass(cls.name, node.name, rel, node.lineno, "")
-                    candidates.setdefault(cls.name, []).append((found, tree))
+                defined.append(FoundClass("", node.name, rel, node.lineno, "", cell=result.cell_of(rel, node.lineno)))
 
     module_names = _module_names(root, trees)
-    for canonical, options in candidates.items():
+    claimed: dict[tuple[str, str], str] = {}  # (class name, file) -> the item it is graded as
+    for cls in spec.classes.values():
+        options, how = _candidates(cls, defined, spec)
+        names = sorted({f.name for f in options})
+        if not options:
+            continue
+        if len(names) > 1:
+            where = ", ".join(f"`{f.name}` in {f.file}:{f.line}" for f in sorted(options, key=lambda f: (f.name, f.file)))
+            result.problems[cls.name] = (f"more than one class could be {cls.name}: {where}; rename the others, or the instructor "
+                                         f"can pin one in the spec ([classes.{cls.name}] pin)")
+            continue
         chosen = _choose(options)
-        found = FoundClass(canonical, chosen.name, chosen.file, chosen.line, module_names[chosen.file])
-        result.found[canonical] = found
-        result.problems.pop(canonical, None)
+        result.found[cls.name] = FoundClass(cls.name, chosen.name, chosen.file, chosen.line, module_names[chosen.file],
+                                            match=how, cell=chosen.cell)
+        result.problems.pop(cls.name, None)
         if len(options) > 1:
-            where = ", ".join(f"{f.file}:{f.line}" for f, _ in options)
-            result.warnings.append(f"{canonical} is defined {len(options)} times ({where}); graded the one in {chosen.file}:{chosen.line}")
+            where = ", ".join(f"{f.file}:{f.line}" for f in sorted(options, key=lambda f: f.file))
+            result.warnings.append(f"{cls.name} is defined {len(options)} times ({where}); graded the one in {chosen.file}:{chosen.line}")
+        for option in options:
+            claimed.setdefault((option.name, option.file), cls.name)
+    _no_class_twice(result, spec)
     for cls in spec.classes.values():
         if cls.name not in result.found and cls.name not in result.problems:
-            names = " or ".join(cls.names)
-            result.problems[cls.name] = f"no class named {names} was found in any .py file of the submission"
+            result.problems[cls.name] = _not_found(cls, defined, result.found)
 
     # Folders of class modules go on sys.path so `from Layer import Layer` finds siblings;
     # the submission root's parent goes last so `from <folder>.Layer import Layer` also works.
@@ -174,13 +206,82 @@ def discover(root: Path, spec: Spec) -> Discovery:
     return result
 
 
+def normalised(name: str) -> str:
+    """A class name as a person reads it: case, underscores and trailing Layer/Activation/Function/Loss dropped."""
+    key = name.lower().replace("_", "")
+    changed = True
+    while changed:
+        changed = False
+        for suffix in NAME_SUFFIXES:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                key, changed = key[: -len(suffix)], True
+    return "" if key in NAME_SUFFIXES else key
+
+
+NAME_SUFFIXES = ("layer", "activation", "function", "loss")
+
+
+def _items_named(spec: Spec, name: str) -> list:
+    exact = spec.find_class(name)
+    if exact is not None:
+        return [exact]
+    key = normalised(name)
+    return [c for c in spec.classes.values() if key and key in {normalised(n) for n in c.names}]
+
+
+def _candidates(cls, defined: list[FoundClass], spec: Spec) -> tuple[list[FoundClass], str]:
+    """The classes that may be graded as `cls`, and how they were found: pinned, exact, normalised."""
+    if cls.pin:
+        file, _, name = cls.pin.rpartition(":")
+        return [f for f in defined if f.name == name and (not file or f.file == file)], "pinned in the spec"
+    names = {n.lower() for n in cls.names}
+    exact = [f for f in defined if f.name.lower() in names]
+    if exact:
+        return exact, "name" if any(f.name == cls.name for f in exact) else "alias"
+    keys = {normalised(n) for n in cls.names} - {""}
+    others = {n.lower() for c in spec.classes.values() if c is not cls for n in c.names}
+    return [f for f in defined if normalised(f.name) in keys and f.name.lower() not in others], "normalised name"
+
+
+def _no_class_twice(result: Discovery, spec: Spec):
+    """One class graded as two items is not guessed: both are reported."""
+    by_class: dict[tuple[str, str], list[str]] = {}
+    for canonical, found in result.found.items():
+        by_class.setdefault((found.name, found.file), []).append(canonical)
+    for (name, file), items in by_class.items():
+        if len(items) > 1:
+            for canonical in items:
+                del result.found[canonical]
+                result.problems[canonical] = (f"`{name}` in {file} could be any of {', '.join(sorted(items))}; "
+                                              "the instructor can pin one in the spec ([classes.<Name>] pin)")
+
+
+def _not_found(cls, defined: list[FoundClass], found: dict) -> str:
+    """"No class named …", with the near misses a person would check first."""
+    used = {(f.name, f.file) for f in found.values()}
+    free = [f for f in defined if (f.name, f.file) not in used and normalised(f.name)]
+    targets = {normalised(n) for n in cls.names} - {""}
+    keys = {normalised(f.name): f for f in free}
+    close = set()
+    for target in targets:
+        close |= set(difflib.get_close_matches(target, list(keys), n=3, cutoff=0.75))
+    near = [f for f in free if normalised(f.name) in close]
+    near += [f for f in free if normalised(PurePosixPath(f.file).stem) in targets and f not in near]
+    names = " or ".join(cls.names)
+    message = f"no class named {names} was found in any .py file of the submission"
+    if near:
+        message += "; near misses: " + ", ".join(f"`{f.name}` in {f.file}:{f.line}" for f in near[:4])
+        if not cls.pin:
+            message += f" (rename it to {cls.name}, or the instructor can pin it in the spec)"
+    return message
+
+
 def _choose(options):
-    """Among several definitions of one class, prefer a file named after it, then the shallowest path."""
-    def rank(entry):
-        found, _ = entry
+    """Among several definitions of one class, prefer a .py file to a notebook, a file named after it, then the shallowest path."""
+    def rank(found):
         path = PurePosixPath(found.file)
-        return (path.stem.lower() != found.name.lower(), len(path.parts), found.file)
-    return sorted(options, key=rank)[0][0]
+        return (found.cell is not None, path.stem.lower() != found.name.lower(), len(path.parts), found.file)
+    return sorted(options, key=rank)[0]
 
 
 def _module_names(root: Path, trees: dict[str, ast.Module]) -> dict[str, str]:
@@ -198,6 +299,79 @@ def _module_names(root: Path, trees: dict[str, ast.Module]) -> dict[str, str]:
         else:
             names[rel] = parts[-1] if parts else root.name
     return names
+
+
+# ----------------------------------------------------------------------------- notebooks
+
+#: Calls a notebook's assignment may make and still count as a simple one (constants such as ε).
+SIMPLE_CALLS = {"float", "int", "np.finfo", "numpy.finfo", "np.float32", "np.float64", "numpy.float32", "numpy.float64"}
+KEPT_STATEMENTS = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def notebook_modules(root: Path, warnings: list[str]) -> dict[str, tuple[str, list[tuple[int, int]]]]:
+    """Turn each .ipynb under `root` into a module beside it; return {module: (notebook, [(first line, cell)])}.
+
+    The notebook is read as JSON. Of its code cells only imports, class and function definitions
+    and simple assignments are kept (magics and shell lines dropped): nothing else a notebook
+    does — training, plotting, reading data — is ever run.
+    """
+    out = {}
+    for path in sorted(root.rglob("*.ipynb")):
+        rel = path.relative_to(root)
+        if any(part in SKIPPED_DIRS for part in rel.parts) or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8", errors="replace")).get("cells", [])
+        except (ValueError, AttributeError, OSError):
+            warnings.append(f"{rel.as_posix()}: not a readable notebook; left out")
+            continue
+        module = path.with_suffix(".py")
+        if module.exists():
+            module = path.with_name(f"{path.stem}_notebook.py")
+        lines, starts, number, skipped = [f"# Made by the grader from {path.name}: imports, definitions and simple assignments.\n"], [], 0, 0
+        for cell in cells if isinstance(cells, list) else []:
+            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+                continue
+            number += 1
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else str(source)
+            if source.lstrip().startswith("%%"):
+                continue  # a cell magic: the whole cell is another language
+            source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                skipped += 1
+                continue
+            kept = [node for node in tree.body if isinstance(node, KEPT_STATEMENTS) or _simple_assignment(node)]
+            if not kept:
+                continue
+            starts.append(("".join(lines).count("\n") + 2, number))
+            lines.append(f"\n# --- code cell {number} ---\n")
+            lines += [ast.unparse(node) + "\n" for node in kept]
+        if skipped:
+            warnings.append(f"{rel.as_posix()}: {skipped} code cell{'s' * (skipped != 1)} could not be parsed and were left out")
+        module.write_text("".join(lines), encoding="utf-8")
+        out[module.relative_to(root).as_posix()] = (rel.as_posix(), starts)
+    return out
+
+
+def _simple_assignment(node) -> bool:
+    """`EPS = 1e-7`, `eps = np.finfo(float).eps`: an assignment to names with no call but a few harmless ones."""
+    if isinstance(node, ast.Assign):
+        targets, value = node.targets, node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        targets, value = [node.target], node.value
+    else:
+        return False
+    if not all(isinstance(t, ast.Name) for t in targets):
+        return False
+    for sub in ast.walk(value):
+        if isinstance(sub, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
+            return False
+        if isinstance(sub, ast.Call) and ast.unparse(sub.func) not in SIMPLE_CALLS:
+            return False
+    return True
 
 
 def workspace() -> tempfile.TemporaryDirectory:

@@ -24,6 +24,11 @@ def table(result: SubmissionResult, *, verbose: bool = False) -> str:
     if result.hidden_pending:
         items = f" (in {result.hidden_items_pending} hidden items and others)" if result.hidden_items_pending else ""
         lines.append(f"note: this is a self-check: {result.hidden_pending} hidden checks{items} will run at grading time")
+    if result.placeholders:
+        lines.append("note: not available while grading, imported as placeholders (no points lost unless a graded method uses them): "
+                     + ", ".join(f"{p['package']} ({p['file']}, line {p['line']})" for p in result.placeholders))
+    for text in dict.fromkeys(i.graded_as_text for i in result.items if i.graded_as_text):  # once per class
+        lines.append(f"note: {text}")
     for warning in result.warnings:
         lines.append(f"warning: {warning}")
     for error in result.errors:
