@@ -168,20 +168,31 @@ def _diagonal(d: np.ndarray) -> np.ndarray:
     return np.einsum("nk,kj->nkj", d, np.eye(d.shape[1]))
 
 
-def new_layer(ctx: ItemContext, X: np.ndarray, k: int) -> tuple[ObjectHandle, np.ndarray | None, np.ndarray | None]:
-    """A fresh student layer for the input X; a fully connected one gets our W and b (or we read the student's)."""
+def new_layer(ctx: ItemContext, X: np.ndarray, k: int, *, need_bias: bool = True) -> tuple[ObjectHandle, np.ndarray | None, np.ndarray | None]:
+    """A fresh student layer for the input X; a fully connected one gets our W and b (or we read the student's).
+
+    Where the biases do not matter (gradient, backward), a layer whose biases can be neither set
+    nor read is still graded, with the grader's b standing for them.
+    """
     cls, student = ctx.cls, ctx.student
     d = X.shape[1]
     if cls.kind != "fully_connected":
         return student.new(cls, data=X), None, None
-    return student.fully_connected(cls, *points.weights(ctx.rng, d, k))
+    return student.fully_connected(cls, *points.weights(ctx.rng, d, k), need_bias=need_bias)
 
 
 def stored_layer(ctx: ItemContext, X: np.ndarray, k: int) -> tuple[ObjectHandle, np.ndarray, np.ndarray, str]:
     """A student layer whose stored input and output are the true ones, so a wrong forward costs nothing here."""
     cls, student = ctx.cls, ctx.student
-    layer, W, b = new_layer(ctx, X, k)
+    layer, W, b = new_layer(ctx, X, k, need_bias=False)
     if student.has(cls, "setPrevIn") and student.has(cls, "setPrevOut"):
+        # Their own forward first, for a layer that also keeps copies of its own (self.prev_out);
+        # then the true input and output, so that a wrong forward costs nothing here.
+        try:
+            student.call(layer, cls, "forward", X)
+        except StudentFailure as failure:
+            if failure.during != f"{cls.name}.forward()":  # the constructor failed: that is this check's answer
+                raise
         student.tell(layer, cls, "setPrevIn", X)
         student.tell(layer, cls, "setPrevOut", true_forward(ctx, X, W, b))
         return layer, W, b, ""
@@ -259,8 +270,30 @@ def forward_values(single: bool):
         got = ctx.student.value(layer, ctx.cls, "forward", X)
         reference = ReferenceTruth().layer(ctx.cls, X, W=W, b=b)
         expected = cross_checked(ctx, exact(true_forward(ctx, X, W, b)), reference.getPrevOut() if reference else None)
-        return judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, W=W, b=b))
+        return setters_checked(ctx, judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, W=W, b=b)), layer, X, W, b, got)
     return check
+
+
+def setters_checked(ctx: ItemContext, result: CheckResult, layer, X, W, b, got) -> CheckResult:
+    """A fully connected forward that is wrong because setWeights/setBiases did not take effect
+    (they set another attribute) is named so: read back, the layer holds other values, and its
+    forward is right for those."""
+    cls, student = ctx.cls, ctx.student
+    if result.passed or cls.kind != "fully_connected":
+        return result
+    held = {}
+    for getter, given in (("getWeights", W), ("getBiases", b)):
+        if student.has(cls, getter):
+            outcome = student.call(layer, cls, getter)
+            if outcome.ok and outcome.value.size == np.size(given):
+                held[getter] = outcome.value.reshape(np.shape(given))
+    W_held, b_held = held.get("getWeights", W), held.get("getBiases", b)
+    ignored = [s for s, g, h in (("setWeights", W, W_held), ("setBiases", b, b_held)) if not np.allclose(g, h)]
+    rtol, atol = ctx.precision.values(ctx.tol)
+    if ignored and compare(got, true_forward(ctx, X, W_held, b_held), rtol=rtol, atol=atol).passed:
+        result.diagnosis = (f"{' and '.join(ignored)}() did not change what forward() uses (read back, the layer still holds "
+                            "its own values): does it set another attribute, e.g. self.biases where forward uses self.__biases?")
+    return result
 
 
 def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
@@ -272,8 +305,9 @@ def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         X = points.edge_input(cls)
     layer, W, b = new_layer(ctx, X, K if cls.kind == "fully_connected" else X.shape[1])
     got = student.value(layer, cls, "forward", X)
-    return judge(ctx, name, weight, got, exact(true_forward(ctx, X, W, b)), situation(ctx, "forward", X=X, W=W, b=b),
-                 what=f"your forward at large inputs {X.tolist()}")
+    result = judge(ctx, name, weight, got, exact(true_forward(ctx, X, W, b)), situation(ctx, "forward", X=X, W=W, b=b),
+                   what=f"your forward at large inputs {X.tolist()}")
+    return setters_checked(ctx, result, layer, X, W, b, got)
 
 
 def forward_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
@@ -345,7 +379,7 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
     if full is None:
         return judge(ctx, name, weight, got, expected_form(ctx, got, jac), sit,
                      what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
-    probe = student.fully_connected(cls, W, b)[0] if cls.kind == "fully_connected" else student.new(cls, data=X)
+    probe = student.fully_connected(cls, W, b, need_bias=False)[0] if cls.kind == "fully_connected" else student.new(cls, data=X)
     forward = lambda A: true_forward(ctx, A, W, b)  # noqa: E731
     own = _own_values(ctx, probe, "forward", [(X,)], forward(X), (n, k))
     h, rtol, atol = ctx.precision.finite_differences(ctx.tol)
@@ -463,12 +497,17 @@ def backward_after_forward(ctx: ItemContext, name: str, weight: float) -> CheckR
     n, d, k = layer_sizes(ctx)
     X = layer_input(ctx, n, d)
     G = points.upstream(ctx.rng, n, k)
-    layer, W, b = new_layer(ctx, X, k)
-    student.tell(layer, cls, "forward", X)  # its value is judged elsewhere; an exception surfaces at the next call
+    layer, W, b = new_layer(ctx, X, k, need_bias=False)
+    note = ""
+    if not student.call(layer, cls, "forward", X).ok and student.has(cls, "setPrevIn") and student.has(cls, "setPrevOut"):
+        # forward() is judged elsewhere: when it fails, backward() is judged on the true stored state
+        student.tell(layer, cls, "setPrevIn", X)
+        student.tell(layer, cls, "setPrevOut", true_forward(ctx, X, W, b))
+        note = "your forward() gave no usable answer, so backward() was judged after setPrevIn/setPrevOut instead"
     got = student.value(layer, cls, "backward", G)
     jac = true_jacobian(ctx, X, W, b)
     result = judge(ctx, name, weight, got, chain_band(G, jac),
-                   situation(ctx, "backward", X=X, W=W, b=b, G=G, extra={"jacobian": jac.nominal}))
+                   situation(ctx, "backward", X=X, W=W, b=b, G=G, extra={"jacobian": jac.nominal}), note=note)
     if not result.passed and own_chain_credit(ctx, layer, X, k, jac, [G, points.upstream(ctx.rng, n, k)]):
         return CheckResult(name, True, weight, note="after forward(), backward() applies the chain rule correctly to your own gradient().")
     return result

@@ -51,6 +51,9 @@ def diagnose(got: np.ndarray, expected: np.ndarray, situation: Situation, *, rto
     """
     got = np.asarray(got, dtype=float)
     expected = np.asarray(expected, dtype=float)
+    # A mistake computed at the spec's ε matches as closely as a right answer may differ from
+    # the truth: by the width of the band of accepted ε (a student's own ε shifts both alike).
+    slack = _band_width(expected, lower, upper)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, numbers in _candidates(situation):
@@ -62,12 +65,21 @@ def diagnose(got: np.ndarray, expected: np.ndarray, situation: Situation, *, rto
             if value is None:
                 continue
             for form in _forms(np.asarray(value, dtype=float), situation):
-                if form.shape != got.shape or not close(got, form, rtol, atol):
+                if form.shape != got.shape or not close(got, form, rtol, atol + slack):
                     continue
                 if form.shape == expected.shape and compare(form, expected, rtol=rtol, atol=atol, lower=lower, upper=upper).passed:
                     continue  # indistinguishable from the right answer here
                 return name
-        return _factor_or_transpose(got, expected, situation, rtol, atol)
+        return _factor_or_transpose(got, expected, situation, rtol, atol, lower, upper)
+
+
+def _band_width(expected, lower, upper) -> float:
+    if lower is None or upper is None:
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        width = np.abs(np.asarray(upper, dtype=float) - np.asarray(lower, dtype=float))
+    width = width[np.isfinite(width)]
+    return float(width.max()) if width.size else 0.0
 
 
 def _forms(value: np.ndarray, situation: Situation):
@@ -80,7 +92,7 @@ def _forms(value: np.ndarray, situation: Situation):
             yield np.einsum("nkk->nk", value)
 
 
-def _factor_or_transpose(got, expected, situation, rtol, atol) -> str | None:
+def _factor_or_transpose(got, expected, situation, rtol, atol, lower=None, upper=None) -> str | None:
     k = expected.shape[-1] if expected.ndim else 0
     if (situation.method == "gradient" and situation.cls.kind in ("elementwise", "softmax") and got.shape == (k, k)
             and expected.shape[0] > 1 and got.shape != expected.shape):
@@ -88,17 +100,24 @@ def _factor_or_transpose(got, expected, situation, rtol, atol) -> str | None:
     if got.shape == expected.shape and got.size and np.isfinite(got).all() and np.isfinite(expected).all():
         mask = np.abs(expected) > 1e-8
         if mask.any() and np.all(np.abs(got[~mask]) <= atol):
-            ratios = got[mask] / expected[mask]
-            c = float(np.median(ratios))
-            if c != 0 and np.allclose(ratios, c, rtol=1e-6, atol=0) and not np.isclose(c, 1.0, rtol=1e-6):
-                return _factor_name(c, situation)
+            c = float(np.median(got[mask] / expected[mask]))
+            known = _known_factor(c, situation)
+            factor = known[0] if known else c
+            # got / c must be a right answer: within the band of accepted ε, like the answer itself
+            if c != 0 and not np.isclose(factor, 1.0, rtol=1e-6) and compare(
+                    got / factor, expected, rtol=rtol, atol=atol / abs(factor), lower=lower, upper=upper).passed:
+                if known:
+                    return known[1]
+                if int(mask.sum()) >= 2:  # one number is always some factor of another: that says nothing
+                    return f"off by a constant factor of {c:.6g}"
     if got.ndim >= 2 and got.shape == expected.shape[:-2] + expected.shape[-1:] + expected.shape[-2:-1]:
         if close(np.swapaxes(got, -1, -2), expected, rtol, atol):
             return "transposed: rows and columns swapped"
     return None
 
 
-def _factor_name(c: float, situation: Situation) -> str:
+def _known_factor(c: float, situation: Situation) -> tuple[float, str] | None:
+    """The factor a mistake usually makes (−1, 2, N, K, …) close to `c`, with its name, or None."""
     n, k = _nk(situation)
     known = [
         (-1.0, "sign flipped"),
@@ -114,9 +133,9 @@ def _factor_name(c: float, situation: Situation) -> str:
     if n and k and n * k > 1 and n > 1 and k > 1:
         known += [(1.0 / (n * k), f"divided by N·K (= {n * k})"), (float(n * k), f"multiplied by N·K (= {n * k}): summed instead of averaged")]
     for value, name in known:
-        if np.isclose(c, value, rtol=1e-6):
-            return name
-    return f"off by a constant factor of {c:.6g}"
+        if np.isclose(c, value, rtol=1e-3):
+            return value, name
+    return None
 
 
 def _nk(situation: Situation) -> tuple[int | None, int | None]:
@@ -164,6 +183,11 @@ def _objective_eval(s: Situation):
         if reduction != cls.reduction:
             yield f"J reduced as {words} instead of {REDUCTION_WORDS[cls.reduction]}", lambda r=reduction: reduce_loss(entries(), r)
     yield "missing ε: ln(0) at ŷ = 0 or 1", lambda: reduce_loss(entries(0.0), cls.reduction)
+    yield ("J reduced along the wrong axis: summed over the N observations (axis=0) and averaged over the K classes",
+           lambda: float(np.mean(np.sum(entries(), axis=0))))
+    if _is_squared_error(cls):
+        yield ("the mean of (Y − Ŷ)ᵀ(Y − Ŷ), a K×K matrix product, instead of the mean of the element-wise squares",
+               lambda: float(np.mean((s.Y - s.Yhat).T @ (s.Y - s.Yhat))))
     if cls.estimates == "distribution":
         yield "binary log loss where cross entropy was asked", lambda: reduce_loss(_binary_log_loss(s.Y, s.Yhat, cls.epsilon), cls.reduction)
         yield "binary log loss where cross entropy was asked", lambda: float(np.mean(_binary_log_loss(s.Y, s.Yhat, cls.epsilon)))
@@ -174,6 +198,8 @@ def _objective_gradient(s: Situation):
     yield from _spec_mistakes(s, [Y, YHAT, EPS], lambda: [s.Y, s.Yhat, np.full(s.Yhat.shape, cls.epsilon)])
     if cls.estimates != "real":
         yield "the Ŷ − Y shortcut: that is ∂J/∂z through the output activation, not ∂J/∂ŷ of the objective", lambda: s.Yhat - s.Y
+        yield ("the Ŷ − Y shortcut, and with its sign flipped (Y − Ŷ): that is −∂J/∂z through the output activation, "
+               "not ∂J/∂ŷ of the objective"), lambda: s.Y - s.Yhat
     yield "missing ε: division by zero at ŷ = 0 or 1", lambda: truth.objective_gradient(cls, s.Y, s.Yhat, 0.0)
     if cls.estimates == "distribution":
         yield "binary log loss gradient where cross entropy was asked", lambda: -(s.Y - s.Yhat) / (s.Yhat * (1 - s.Yhat) + cls.epsilon)
@@ -193,7 +219,8 @@ def _elementwise_gradient(s: Situation):
     g = lambda: _elementwise(cls.expr, [Z], [s.X])  # noqa: E731
     yield from _spec_mistakes(s, [Z, G], lambda: [s.X, g()])
     yield "returned the output g(z) instead of the derivative", g
-    yield "the derivative evaluated at the output g(z) instead of the input z", lambda: _elementwise(derivative(cls.expr, Z), [Z], [g()])
+    yield ("the derivative evaluated at the output g(z) instead of the input z: g′(g(z)), the activation applied twice",
+           lambda: _elementwise(derivative(cls.expr, Z), [Z], [g()]))
 
 
 def _backward(s: Situation):
@@ -227,6 +254,10 @@ def _softmax_gradient(s: Situation):
     yield "softmax Jacobian from g·gᵀ without the diagonal term", lambda: outer
     yield "softmax Jacobian with the off-diagonal signs flipped", lambda: np.einsum("ni,ij->nij", g, eye) - outer * eye + outer * (1 - eye)
     yield "only diag(g): the −g·gᵀ term is missing", lambda: np.einsum("ni,ij->nij", g, eye)
+    yield ("−g·gᵀ computed element-wise: `row.T * row` on a 1-D row is g², not the outer product g·gᵀ",
+           lambda: np.einsum("ni,ij->nij", g, eye) - (g * g)[:, None, :])
+    yield ("−gᵀg, a number, where the outer product g·gᵀ belongs (`g.T @ g` on a 1-D row)",
+           lambda: np.einsum("ni,ij->nij", g, eye) - np.sum(g * g, axis=1)[:, None, None])
 
 
 def _fc_forward(s: Situation):
@@ -259,6 +290,13 @@ def _input_forward(s: Situation):
         yield "a zero standard deviation not replaced by 1 (division by zero)", lambda: (X - data.mean(axis=0)) / data.std(axis=0, ddof=other)
         yield "only centred: not divided by the standard deviation", lambda: X - data.mean(axis=0)
         yield "z-scored over rows instead of columns", lambda: (X - X.mean(axis=1, keepdims=True)) / _safe_std(X.std(axis=1, ddof=cls.ddof, keepdims=True))
+
+
+def _is_squared_error(cls: ClassSpec) -> bool:
+    """True when the loss of one entry is (y − ŷ)²."""
+    import sympy as sp
+
+    return sp.expand(cls.expr - (Y - YHAT) ** 2) == 0
 
 
 def _naive(expr, X):

@@ -71,7 +71,7 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 
         finally:
             box.close()
             result.output = box.printed_output
-            result.placeholders = _unique(box.placeholders)
+            result.placeholders = _unique(box.placeholders, found)
             for item in result.items:
                 cls_name = item.name.split(".")[0]
                 if cls_name in box.constructed and item.graded_as:
@@ -155,14 +155,18 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
     return out
 
 
-def _unique(placeholders: list[dict]) -> list[dict]:
-    """One entry per package and place of import."""
+def _unique(placeholders: list[dict], found) -> list[dict]:
+    """One entry per package and file that imports it (its first line; a notebook's by its cell)."""
     seen, out = set(), []
     for p in placeholders:
-        key = (p.get("module", "").split(".")[0], p.get("file"), p.get("line"))
+        file, line = p.get("file", ""), p.get("line", "")
+        cell = found.cell_of(file, int(line)) if str(line).isdigit() else None
+        if cell:
+            file, line = f"{cell[0]}, code cell {cell[1]}", ""
+        key = (p.get("module", "").split(".")[0], file)
         if key not in seen:
             seen.add(key)
-            out.append({"package": key[0], "module": p.get("module", ""), "file": p.get("file", ""), "line": p.get("line", "")})
+            out.append({"package": key[0], "module": p.get("module", ""), "file": file, "line": line})
     return out
 
 

@@ -69,8 +69,12 @@ class ItemResult:
         if g.get("match", "name") != "name" or g.get("notebook"):
             parts.append(f"`{g['class']}` in `{where}` graded as `{self.name.split('.')[0]}`"
                          + (f" ({g['match']})" if g.get("match") not in ("name", "alias") else ""))
-        if g.get("constructed"):
-            parts.append(f"built as `{g['constructed']}` (the spec's call lacks a parameter your constructor requires)")
+        built = g.get("constructed", "")
+        if built.startswith("without its own constructor: "):
+            parts.append(f"built {built.split(': ', 1)[0]}, as the extra parameter only picks an initialisation "
+                         f"(`{built.split(': ', 1)[1].replace(' raised', '` raised')}); the grader sets W and b")
+        elif built:
+            parts.append(f"built as `{built}` (the spec's call lacks a parameter your constructor requires)")
         return "; ".join(parts)
 
     @property

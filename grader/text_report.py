@@ -26,7 +26,7 @@ def table(result: SubmissionResult, *, verbose: bool = False) -> str:
         lines.append(f"note: this is a self-check: {result.hidden_pending} hidden checks{items} will run at grading time")
     if result.placeholders:
         lines.append("note: not available while grading, imported as placeholders (no points lost unless a graded method uses them): "
-                     + ", ".join(f"{p['package']} ({p['file']}, line {p['line']})" for p in result.placeholders))
+                     + ", ".join(f"{p['package']} ({p['file']}{', line ' + str(p['line']) if p['line'] else ''})" for p in result.placeholders))
     for text in dict.fromkeys(i.graded_as_text for i in result.items if i.graded_as_text):  # once per class
         lines.append(f"note: {text}")
     for warning in result.warnings:

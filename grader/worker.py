@@ -94,7 +94,14 @@ def _placeholder_module_type():
         def __getattr__(self, attr):
             if attr.startswith("__") and attr.endswith("__"):
                 raise AttributeError(attr)
-            return Placeholder(f"{self.__name__}.{attr}", self.__dict__["_grader_origin"])
+            origin = self.__dict__["_grader_origin"]
+            finder = self.__dict__["_grader_finder"]
+            where = finder.student_frame(1)  # `from pandas import DataFrame` names its own line
+            if where is not None:
+                origin = dict(origin, file=where[0], line=where[1])
+                if len(finder.created) < 200:
+                    finder.created.append(origin)
+            return Placeholder(f"{self.__name__}.{attr}", origin)
 
     return PlaceholderModule
 
@@ -146,11 +153,19 @@ class PlaceholderFinder:
             origin = {"module": fullname, "file": where[0], "line": where[1]}
             self.created.append(origin)
             return self.util.spec_from_loader(fullname, _PlaceholderLoader(self, origin), is_package=True)
+        where = self._student_importer()  # a submodule is named where it is imported, when that is the student's
         origin = dict(parent.__dict__["_grader_origin"], module=fullname)
+        if where is not None:
+            origin.update(file=where[0], line=where[1])
+            self.created.append(origin)
         return self.util.spec_from_loader(fullname, _PlaceholderLoader(self, origin), is_package=True)
 
     def _student_importer(self):
-        frame = sys._getframe(2)
+        return self.student_frame(3)
+
+    def student_frame(self, depth):
+        """(file, line) of the nearest caller outside the import machinery and this file, if it is the student's."""
+        frame = sys._getframe(depth)
         while frame is not None:
             name = frame.f_code.co_filename
             if not name.startswith("<frozen") and name != __file__:
@@ -169,6 +184,7 @@ class _PlaceholderLoader:
     def create_module(self, spec):
         module = self.finder.module_type(spec.name)
         module.__dict__["_grader_origin"] = self.origin
+        module.__dict__["_grader_finder"] = self.finder
         module.__path__ = []
         return module
 
@@ -317,15 +333,24 @@ class Worker:
         extra = [self.decode(fallback["data"])] if fallback["kind"] == "data" else [None] * missing
         if fallback["kind"] == "data" and missing != 1:
             return self.error(failure)
+        shown = ", ".join([*(_describe_arg(a) for a in args), *("X" if fallback["kind"] == "data" else "None" for _ in extra)])
+        call = f"{cls.__name__}({shown})"
         self.current = "__init__"
         try:
             self.objects[request["obj"]] = cls(*args, *extra)
         except BaseException as exc:
-            return self.error(exc)
+            if fallback["kind"] != "none":
+                return self.error(exc)
+            # The extra parameter picks an initialisation the grader replaces anyway (setWeights,
+            # setBiases): a constructor that rejects None is bypassed, its base class's still runs.
+            obj = _without_constructor(cls)
+            if obj is None:
+                return self.error(exc)
+            self.objects[request["obj"]] = obj
+            call = f"without its own constructor: {call} raised {type(exc).__name__}"
         finally:
             self.current = ""
-        shown = ", ".join([*(_describe_arg(a) for a in args), *("X" if fallback["kind"] == "data" else "None" for _ in extra)])
-        self.constructed.setdefault(key, f"{cls.__name__}({shown})")
+        self.constructed.setdefault(key, call)
         return {"kind": "ok", "class": key, "constructed": self.constructed[key]}
 
     def load(self, request):
@@ -399,6 +424,24 @@ def _missing_parameters(cls, args):
     required = [p for p in signature.parameters.values()
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
     return max(len(required) - len(args), 0)
+
+
+def _without_constructor(cls):
+    """An instance of `cls` made without its own __init__: the nearest base class's runs instead."""
+    try:
+        obj = cls.__new__(cls)
+    except BaseException:
+        return None
+    for base in cls.__mro__[1:]:
+        if base is object:
+            break
+        if "__init__" in vars(base):
+            try:
+                base.__init__(obj)
+            except BaseException:
+                pass
+            break
+    return obj
 
 
 def _describe_arg(value):

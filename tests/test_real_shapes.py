@@ -1,0 +1,197 @@
+"""Real submissions' shapes (tests/fixtures/submissions/real_*): each correct one scores 100, each
+planted bug costs exactly its item, in both sandboxes; and the pieces that make it so."""
+import json
+
+import pytest
+
+from grader.grade import grade_submission
+from grader.sandbox import Limits, bwrap_available
+from grader.spec import load_spec, parse_spec
+from grader.submission import discover, normalised
+
+from test_grade import SUBMISSIONS
+
+LIMITS = Limits(call_timeout=2.0, total_timeout=120.0)
+SANDBOXES = ["process"] + (["bwrap"] if bwrap_available() else [])
+ELEMENTWISE_BACKWARDS = {f"{c}.backward" for c in ("LinearLayer", "ReLuLayer", "LogisticSigmoidLayer", "TanhLayer")}
+SOFTMAX = {f"SoftmaxLayer.{m}" for m in ("forward", "gradient", "backward")}
+# fixture -> {item: status} of the items that lose points; every other item keeps full marks
+EXPECTED = {
+    "real_package": {},
+    "real_one_module": {},
+    "real_notebook": {},
+    "real_package_bug": {"LogisticSigmoidLayer.forward": "error"},        # uses scipy's expit in forward
+    "real_names_bug": {"SoftmaxLayer.gradient": "failed"},
+    "real_constructor_bug": {"FullyConnectedLayer.forward": "failed"},
+    "real_lists_bug": {"SquaredError.gradient": "failed"},
+    "real_base_class_bug": {n: "failed" for n in ELEMENTWISE_BACKWARDS},  # the shared default backward
+    "real_notebook_bug": {"LogisticSigmoidLayer.gradient": "failed"},
+    "real_names_ambiguous": {n: "missing" for n in SOFTMAX},
+    "real_names_near_miss": {n: "missing" for n in SOFTMAX},
+}
+
+
+@pytest.fixture(scope="module")
+def graded():
+    cache = {}
+
+    def get(name, sandbox="process"):
+        if (name, sandbox) not in cache:
+            cache[(name, sandbox)] = grade_submission(SUBMISSIONS / name, sandbox=sandbox, limits=LIMITS)
+        return cache[(name, sandbox)]
+    return get
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+@pytest.mark.parametrize("fixture", sorted(EXPECTED))
+def test_real_shapes_cost_exactly_their_bug(fixture, sandbox, graded):
+    result = graded(fixture, sandbox)
+    for item in result.items:
+        if item.max_score == 0:
+            continue
+        if item.name in EXPECTED[fixture]:
+            assert item.status == EXPECTED[fixture][item.name] and item.score == 0, f"{item.name}: {item.feedback}"
+        else:
+            assert item.score == item.max_score, f"{item.name} lost points: {item.feedback}"
+    assert not [e for e in result.errors if "internal error" in e]
+
+
+def test_unused_imports_become_placeholders_and_are_listed(graded):
+    result = graded("real_package")
+    assert [p["package"] for p in result.placeholders] == ["matplotlib", "pandas", "scipy", "tqdm", "seaborn", "numba"]
+    assert result.placeholders[0] == {"package": "matplotlib", "module": "matplotlib", "file": "Layer.py", "line": "2"}
+    assert "train" not in " ".join(p["file"] for p in result.placeholders)  # the training script is never run
+
+
+def test_a_graded_method_that_needs_a_missing_package_says_which_and_where(graded):
+    item = graded("real_package_bug").item("LogisticSigmoidLayer.forward")
+    assert ("`scipy` is not available while grading (your `activations.py`, line 1, used in `forward`); "
+            "the instructor can allow it in the spec's [environment]") in item.feedback
+
+
+def test_classes_are_graded_as_their_item_and_the_result_says_how(graded):
+    result = graded("real_package")
+    assert result.item("SoftmaxLayer.forward").graded_as == {
+        "class": "SoftmaxActivationLayer", "file": "softmaxActivationLayer.py", "line": 5, "match": "normalised name"}
+    assert "`SoftmaxActivationLayer` in `softmaxActivationLayer.py` graded as `SoftmaxLayer`" in result.item("SoftmaxLayer.forward").feedback
+    data = result.to_dict()["items"]
+    assert next(i for i in data if i["name"] == "CrossEntropy.eval")["graded_as"]["class"] == "CrossEntropyLayer"
+
+
+def test_constructor_variants_are_recorded(graded):
+    result = graded("real_package")
+    assert result.item("ReLuLayer.forward").graded_as["constructed"] == "ReluLayer(X)"
+    assert result.item("FullyConnectedLayer.forward").graded_as["constructed"] == (
+        "without its own constructor: FullyConnected(5, 3, None) raised AttributeError")
+    assert "built without its own constructor" in result.item("FullyConnectedLayer.gradient").feedback
+    assert "constructed" not in result.item("SoftmaxLayer.forward").graded_as  # SoftmaxActivationLayer() just works
+
+
+def test_a_notebooks_classes_name_their_cell(graded):
+    result = graded("real_notebook")
+    assert result.item("TanhLayer.forward").graded_as["notebook"] == "hw2.ipynb"
+    assert result.item("TanhLayer.forward").graded_as["cell"] == 9
+    assert result.placeholders == [{"package": "matplotlib", "module": "matplotlib", "file": "hw2.ipynb, code cell 1", "line": ""}]
+
+
+def test_two_candidates_are_reported_not_guessed(graded):
+    reason = graded("real_names_ambiguous").item("SoftmaxLayer.forward").reason
+    assert reason.startswith("more than one class could be SoftmaxLayer: `Softmax` in softmax_old.py:5, "
+                             "`SoftmaxActivationLayer` in softmaxActivationLayer.py:5")
+
+
+def test_a_missing_class_names_its_near_misses(graded):
+    reason = graded("real_names_near_miss").item("SoftmaxLayer.gradient").reason
+    assert "near misses: `Sofmax` in softmaxActivationLayer.py:5" in reason
+
+
+@pytest.mark.parametrize("name, key", [
+    ("SoftmaxActivationLayer", "softmax"), ("Softmax", "softmax"), ("CrossEntropyLayer", "crossentropy"),
+    ("SquaredErrorLayer", "squarederror"), ("FullyConnected", "fullyconnected"), ("fully_connected_layer", "fullyconnected"),
+    ("tanhLayer", "tanh"), ("LogLoss", "log"), ("LogLossFunction", "log"), ("Layer", ""), ("ActivationLayer", ""), ("Loss", ""),
+])
+def test_normalised_names(name, key):
+    assert normalised(name) == key
+
+
+def test_an_instructor_can_pin_a_class(tmp_path):
+    (tmp_path / "a.py").write_text("class Softmax:\n    pass\n\nclass SoftmaxActivation:\n    pass\n")
+    data = {"assignment": {}, "classes": {"SoftmaxLayer": {"kind": "softmax", "points": {"forward": 1}, "pin": "a.py:SoftmaxActivation"}}}
+    found = discover(tmp_path, parse_spec(data, source="t.toml"))
+    assert found.found["SoftmaxLayer"].name == "SoftmaxActivation" and found.found["SoftmaxLayer"].match == "pinned in the spec"
+    data["classes"]["SoftmaxLayer"]["pin"] = "b.py:Softmax"
+    found = discover(tmp_path, parse_spec(data, source="t.toml"))
+    assert "SoftmaxLayer" not in found.found and found.problems["SoftmaxLayer"].startswith("no class named SoftmaxLayer")
+
+
+def test_a_package_the_spec_allows_must_be_installed():
+    from grader.exceptions import SpecError
+
+    data = {"assignment": {}, "environment": {"packages": ["numpy", "surely_not_installed_pkg"]},
+            "classes": {"S": {"kind": "softmax", "points": {"forward": 1}}}}
+    with pytest.raises(SpecError, match=r"key 'environment.packages': surely_not_installed_pkg cannot be imported where the grader runs"):
+        parse_spec(data, source="t.toml")
+    assert load_spec().packages == ("numpy",)
+
+
+def test_notebook_keeps_definitions_and_drops_everything_else(tmp_path):
+    from grader.submission import notebook_modules
+
+    cells = [{"cell_type": "code", "source": "import numpy as np\n%timeit 1\nEPS = np.finfo(float).eps\ndata = np.loadtxt('x')\n"},
+             {"cell_type": "code", "source": "for i in range(3):\n    print(i)\n"},
+             {"cell_type": "code", "source": "def f(x):\n    return x\n"}]
+    (tmp_path / "hw.ipynb").write_text(json.dumps({"cells": cells}))
+    made = notebook_modules(tmp_path, [])
+    text = (tmp_path / "hw.py").read_text()
+    assert made == {"hw.py": ("hw.ipynb", [(3, 1), (7, 3)])}
+    assert "EPS = np.finfo(float).eps" in text and "def f(x)" in text
+    assert "loadtxt" not in text and "print" not in text and "timeit" not in text
+
+
+def test_an_installed_package_the_spec_does_not_allow_is_a_placeholder_all_the_same(tmp_path, monkeypatch):
+    # The finder decides by the spec, not by what is installed: a package that imports fine here
+    # is still a placeholder for the student's code, so the verdict is the same on every machine.
+    import sys
+
+    from grader.worker import Placeholder, PlaceholderFinder, PlaceholderUsed
+
+    site, student = tmp_path / "site", tmp_path / "student"
+    (site / "fancy").mkdir(parents=True)
+    (site / "fancy" / "__init__.py").write_text("def double(x):\n    return 2 * x\n")
+    student.mkdir()
+    (student / "hw.py").write_text("import fancy\nfrom fancy import double\n\n\ndef use(x):\n    return double(x) + 1\n")
+    monkeypatch.syspath_prepend(str(student))
+    monkeypatch.syspath_prepend(str(site))
+    finder = PlaceholderFinder(["numpy"], [str(student)], [str(student)])
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    for name in ("fancy", "hw"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import hw
+
+    assert isinstance(hw.double, Placeholder) and finder.created[0] == {"module": "fancy", "file": "hw.py", "line": 1}
+    with pytest.raises(PlaceholderUsed):
+        hw.use(3)
+    import numpy  # an allowed package imports as usual
+
+    assert not isinstance(numpy.ones, Placeholder)
+
+
+def test_placeholders_absorb_module_level_uses_and_decorators():
+    from grader.worker import Placeholder, PlaceholderUsed
+
+    plt = Placeholder("matplotlib.pyplot", {"module": "matplotlib", "file": "a.py", "line": 1})
+    plt.style.use("ggplot")
+    with plt.style.context("x"):
+        pass
+    plt.rcParams["figure.dpi"] = 100
+
+    def f(x):
+        return x
+    assert plt(f) is f and plt(cache=True)(f) is f  # @jit, @njit(cache=True)
+    for use in (lambda: plt.figure() + 1, lambda: float(plt), lambda: list(plt), lambda: bool(plt)):
+        with pytest.raises(PlaceholderUsed):
+            use()
+    import numpy as np
+
+    with pytest.raises(PlaceholderUsed):
+        np.exp(plt.cm)
