@@ -11,6 +11,7 @@ from grader.grade import grade_submission
 from grader.html_report import render_report
 from grader.outputs import gradescope_json, result_json, write_atomic
 from grader.sandbox import Limits, resolve_sandbox
+from grader.sandbox.process import as_root
 from grader.spec import load_spec
 from grader.submission import submission_name
 from grader.text_report import table
@@ -27,7 +28,7 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
         if not Path(path).exists():
             raise UsageError(f"{path}: no such file or folder (give a submission folder, a .py file or a .zip)")
     spec = load_spec(spec_file)
-    sandbox = resolve_sandbox(sandbox)
+    asked, sandbox = sandbox, resolve_sandbox(sandbox)
     with tempfile.TemporaryDirectory(prefix="grade-batch-") as workdir:
         entries, is_batch = [], False
         for path in paths:
@@ -38,6 +39,11 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
                 is_batch = True
             else:
                 entries.append(Entry(id=submission_name(Path(path)), path=Path(path)))
+        if is_batch and sandbox.kind == "process" and not as_root() and asked != "process":
+            raise UsageError(f"{sandbox.note}. Grading a class this way lets one student read and sink the others "
+                             "(README: threat model): install bubblewrap, run as root, or pass --sandbox process to accept it")
+        if sandbox.note:
+            note(f"warning: sandbox: {sandbox.note}")
         if (json_file or gradescope_file) and (is_batch or len(entries) != 1):
             raise UsageError("--json and --gradescope take a single submission; a batch writes OUT/<id>.json for each")
         if not entries:

@@ -18,16 +18,16 @@ from grader.environment import resolve as resolve_environment
 from grader.network import run_network
 from grader.points import rng_for
 from grader.results import CheckResult, ItemResult, SubmissionResult
-from grader.sandbox import ForkServer, Limits, Sandbox, WorkerDied, WorkerTimeout, resolve_sandbox
+from grader.sandbox import ForkServer, Limits, Sandbox, SandboxChoice, WorkerDied, WorkerTimeout, resolve_sandbox
 from grader.spec import Item, Spec, load_spec
 from grader.student import StudentCode, StudentFailure
 from grader.submission import copy_submission, discover, submission_name, workspace
 from grader.symbolic import SymbolicTruth, rules_for
 
 
-def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 0, sandbox: str = "auto",
+def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 0, sandbox: str | SandboxChoice = "auto",
                      limits: Limits | None = None, command: str = "", progress=None,
-                     fork_server: ForkServer | None = None) -> SubmissionResult:
+                     fork_server: ForkServer | None = None, hidden: tuple[str, ...] = ()) -> SubmissionResult:
     """Grade the submission at `path` (folder, .py or .zip) and return its result.
 
     With a `fork_server` (plain process sandbox only), the worker is forked from a numpy-warm
@@ -36,8 +36,9 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 
     started = time.monotonic()
     spec = spec or load_spec()
     limits = limits or Limits()
-    kind = resolve_sandbox(sandbox)
-    result = SubmissionResult(submission=submission_name(Path(path)), sandbox=kind, seed=seed, spec=spec.name,
+    choice = sandbox if isinstance(sandbox, SandboxChoice) else resolve_sandbox(sandbox)
+    kind = choice.kind
+    result = SubmissionResult(submission=submission_name(Path(path)), sandbox=kind, sandbox_note=choice.note, seed=seed, spec=spec.name,
                               grader_version=__version__, command=command,
                               graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
     truth = SymbolicTruth(spec.epsilon)
@@ -51,7 +52,7 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 
             "path": found.sys_path, "path_last": found.sys_path_last, "modules": found.modules,
             "classes": {name: [f.module, f.name] for name, f in found.found.items()},
             "allowed": sorted(environment.modules),
-        }, fork_server=fork_server, mounts=environment.paths)
+        }, fork_server=fork_server, mounts=environment.paths, hidden=hidden)
         student = StudentCode(box, found, spec)
         secret = spec.hidden_secret()
         try:

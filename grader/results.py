@@ -191,6 +191,7 @@ class SubmissionResult:
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     sandbox: str = ""
+    sandbox_note: str = ""  # what the person responsible should know: a downgrade, a mode that is not a boundary
     seed: int = 0
     spec: str = ""
     grader_version: str = ""
@@ -226,6 +227,7 @@ class SubmissionResult:
             "warnings": list(self.warnings),
             "elapsed_s": round(self.elapsed_s, 3),
             "sandbox": self.sandbox,
+            "sandbox_note": self.sandbox_note,
             "seed": self.seed,
             "spec": self.spec,
             "grader_version": self.grader_version,
@@ -254,7 +256,7 @@ class SubmissionResult:
                                     reason=i.get("reason", ""), rule=rule.get("text", ""), rule_latex=rule.get("latex", ""),
                                     rule_mathml=rule.get("mathml", ""), graded_as=dict(i.get("graded_as") or {})))
         return cls(submission=data["submission"], items=items, errors=list(data.get("errors", [])),
-                   warnings=list(data.get("warnings", [])), elapsed_s=data.get("elapsed_s", 0.0), sandbox=data.get("sandbox", ""),
+                   warnings=list(data.get("warnings", [])), elapsed_s=data.get("elapsed_s", 0.0), sandbox=data.get("sandbox", ""), sandbox_note=data.get("sandbox_note", ""),
                    seed=data.get("seed", 0), spec=data.get("spec", ""), grader_version=data.get("grader_version", ""),
                    output=data.get("output", ""), command=data.get("command", ""), graded_at=data.get("graded_at", ""),
                    student_name=data.get("name", ""), student_email=data.get("email", ""), resume_key=data.get("resume_key", ""),

@@ -92,8 +92,11 @@ class StudentCode:
         result = self.sandbox.start()
         if result.get("kind") != "ok":
             raise WorkerDied(f"the worker could not load the submission: {result.get('message', result)}")
-        self.import_errors = dict(result.get("failed", {}))
-        for name in result.get("loaded", []):
+        failed, loaded = result.get("failed", {}), result.get("loaded", [])
+        self.import_errors = {k: v for k, v in failed.items() if isinstance(k, str) and isinstance(v, dict)} if isinstance(failed, dict) else {}
+        for name in loaded if isinstance(loaded, list) else []:
+            if name not in self.discovery.found:  # the child may say anything: only what was asked counts
+                continue
             cls = self.spec.classes[name]
             wanted = [n for m in GRADED_METHODS[cls.kind] + HELPER_METHODS[cls.kind] for n in cls.method_names(m)]
             present = set(self.sandbox.describe(name, wanted))

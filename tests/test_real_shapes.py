@@ -153,7 +153,7 @@ def test_an_installed_package_the_spec_does_not_allow_is_a_placeholder_all_the_s
     # is still a placeholder for the student's code, so the verdict is the same on every machine.
     import sys
 
-    from grader.worker import Placeholder, PlaceholderFinder, PlaceholderUsed
+    from grader.sandbox.untrusted_worker import Placeholder, PlaceholderFinder, PlaceholderUsed
 
     site, student = tmp_path / "site", tmp_path / "student"
     (site / "fancy").mkdir(parents=True)
@@ -177,7 +177,7 @@ def test_an_installed_package_the_spec_does_not_allow_is_a_placeholder_all_the_s
 
 
 def test_placeholders_absorb_module_level_uses_and_decorators():
-    from grader.worker import Placeholder, PlaceholderUsed
+    from grader.sandbox.untrusted_worker import Placeholder, PlaceholderUsed
 
     plt = Placeholder("matplotlib.pyplot", {"module": "matplotlib", "file": "a.py", "line": 1})
     plt.style.use("ggplot")

@@ -1,24 +1,22 @@
-"""The student's side of the sandbox: runs INSIDE the child process, next to untrusted code.
+"""The untrusted side of the sandbox: runs INSIDE the child process, next to student code.
 
-This file is executed as a plain script (`python -I worker.py`), so it imports nothing from
-the grader: only the standard library and numpy. It does what the parent asks, one request at
-a time (import these modules, make this object, call this method with these arrays) and sends
-back plain data only: numbers as raw little-endian float64 bytes with their shape, text, and
-type names. It judges nothing; every comparison happens in the parent.
-
-Wire format, both ways: 4-byte big-endian length, then a JSON object. Arrays travel inside
-the JSON as {"f8": "<base64 of little-endian float64 bytes>", "shape": [...]}: numbers only,
-nothing that could be unpickled or parsed as code.
+This file is executed as a plain script (`python -I -S untrusted_worker.py`), so it imports
+nothing from the grader but `protocol.py` beside it (the wire format both sides speak): only the
+standard library and numpy. It does what the parent asks, one request at a time (import these
+modules, make this object, call this method with these arrays) and sends back plain data only:
+numbers as raw little-endian float64 bytes with their shape, text, and type names. It judges
+nothing; every comparison happens in the parent, which also bounds what it reads from here.
 """
 import base64
 import json
 import os
-import struct
 import sys
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves out the script's folder
+from protocol import MAX_ELEMENTS, array_to_wire, read_message, write_message  # noqa: E402
+
 MAX_TEXT = 2000
-MAX_ELEMENTS = 1_000_000
 
 
 # ---------------------------------------------------------------------- packages the grading lacks
@@ -192,35 +190,6 @@ class _PlaceholderLoader:
         pass
 
 
-def read_message(fd):
-    header = _read_exact(fd, 4)
-    if header is None:
-        return None
-    (size,) = struct.unpack(">I", header)
-    body = _read_exact(fd, size)
-    return None if body is None else json.loads(body)
-
-
-def _read_exact(fd, size):
-    chunks, remaining = [], size
-    while remaining:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def write_message(fd, message):
-    body = json.dumps(message).encode()
-    data = struct.pack(">I", len(body)) + body
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 class Worker:
     def __init__(self, np, roots):
         self.np = np
@@ -263,8 +232,7 @@ class Worker:
                 if arr.dtype.kind == "c":
                     return {"kind": "other", "type": type_name, "detail": "a complex array"}
                 raw = np.ascontiguousarray(arr, dtype="<f8").tobytes()
-                return {"kind": "array", "type": type_name, "dtype": str(arr.dtype), "f8": base64.b64encode(raw).decode(),
-                        "shape": list(arr.shape)}
+                return {"kind": "array", "type": type_name, "dtype": str(arr.dtype), **array_to_wire(raw, arr.shape)}
         except Exception as exc:  # a value that cannot become numbers is reported as what it is
             return {"kind": "other", "type": type_name, "detail": f"could not be read as numbers ({type(exc).__name__})"}
         return {"kind": "other", "type": type_name, "detail": _short(repr_safely(value))}
@@ -515,8 +483,10 @@ def fork_server(control_fd):
             os.dup2(err_fd, 2)
             _close_all_but({0, 1, 2, read_fd, write_fd})
             if request.get("uid") is not None and os.geteuid() == 0:
-                # Graded as root: the student's code runs as an unprivileged user, so it can
-                # write nothing but its own copy, and the process limit binds.
+                # Graded as root: the grader's files, the results and the secret are covered in a
+                # mount namespace of the job's own, then the student's code runs as the job's own
+                # unprivileged uid, so it can write nothing but its copy and signal no classmate.
+                _hide(request.get("hide", []))
                 os.setgroups([])
                 os.setgid(request["gid"])
                 os.setuid(request["uid"])
@@ -557,6 +527,23 @@ def _preload():
                 importlib.import_module(name)
             except Exception:
                 pass
+
+
+def _hide(paths):
+    """Cover each path with an empty, unreadable tmpfs in a private mount namespace (root only;
+    where namespaces are not allowed, the job's uid and the files' permissions are all there is)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+            return
+        libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None)  # MS_REC | MS_PRIVATE
+        for path in paths:
+            if os.path.exists(path):
+                libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0x2 | 0x4 | 0x8, b"size=4k,mode=000")
+    except (OSError, AttributeError):
+        pass
 
 
 def _become_subreaper():

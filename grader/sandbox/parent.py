@@ -1,35 +1,30 @@
-"""The parent's side of the sandbox: starts the worker child, talks to it, and kills it.
+"""The trusted side of the sandbox: starts a worker child, talks to it, and kills it.
 
-Student code never runs in the grader's process. A `Sandbox` starts `grader/worker.py` as a
-child process, either under bubblewrap (no network, a private filesystem holding only the
-submission copy and the Python runtime) or as a plain process with rlimits, a scrubbed
-environment and its own session, so that the whole process group can be killed at the end.
-Only JSON and raw float64 bytes cross the boundary; nothing is unpickled.
+Student code never runs in the grader's process. A `Sandbox` starts `untrusted_worker.py` as a
+child process, under bubblewrap (`bubblewrap.py`) or as a plain process (`process.py`), and
+speaks the wire format of `protocol.py` with it: only JSON and raw float64 bytes cross the
+boundary, nothing is unpickled, and every reply is bounded (size, nesting, type) before it is
+used. A reply that breaks the protocol is that student's error, never the grader's.
 """
 from __future__ import annotations
 
-import base64
-import functools
-import json
-import math
 import os
 import select
-import shutil
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
+from grader.sandbox import bubblewrap, process
+from grader.sandbox.protocol import BadReply, HEADER, array_to_wire, frame, parse_reply, wire_to_bytes
+
 OUTPUT_LIMIT = 64 * 1024
 SANDBOXES = ("auto", "bwrap", "process")
-SANDBOX_BASE = "/sandbox"
 
 
 @dataclass(frozen=True)
@@ -43,10 +38,15 @@ class Limits:
     cpu_seconds: int = 300
     processes: int = 64
     file_bytes: int = 16 * 1024**2
+    tmp_bytes: int = 64 * 1024**2  # the sandbox's temporary space (bubblewrap's /tmp)
 
 
 class WorkerDied(Exception):
-    """Raised when the worker process exits or breaks the protocol (os._exit, a crash, a kill)."""
+    """Raised when the worker process exits or breaks the protocol (os._exit, a crash, a kill, a bad reply)."""
+
+
+class WorkerTimeout(Exception):
+    """Raised when one request takes longer than the per-call limit, or the submission's time is used up."""
 
 
 class PostFailed(Exception):
@@ -54,98 +54,49 @@ class PostFailed(Exception):
 
     def __init__(self, during: str, data: dict):
         self.during = during
-        self.outcome = decode_outcome(data.get("results", [data])[0] if data.get("kind") == "ok" else data)
+        results = data.get("results") if data.get("kind") == "ok" else None
+        first = results[0] if isinstance(results, list) and results and isinstance(results[0], dict) else data
+        self.outcome = decode_outcome(first)
         super().__init__(f"{during}: {self.outcome.describe()}")
 
 
 def _succeeded(data: dict) -> bool:
     if data.get("kind") != "ok":
         return False
-    return all(r.get("kind") != "error" for r in data.get("results", []))
+    results = data.get("results", [])
+    return isinstance(results, list) and all(isinstance(r, dict) and r.get("kind") != "error" for r in results)
 
 
-class WorkerTimeout(Exception):
-    """Raised when one request takes longer than the per-call limit, or the submission's time is used up."""
+@dataclass(frozen=True)
+class SandboxChoice:
+    """The sandbox that will run student code, and what the person responsible should know about it."""
+
+    kind: str
+    note: str = ""
 
 
-def unprivileged_ids() -> tuple[int | None, int | None]:
-    """(uid, gid) the student's code runs as when the grader runs as root (nobody), else (None, None)."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return None, None
-    try:
-        import pwd
-
-        entry = pwd.getpwnam("nobody")
-        return entry.pw_uid, entry.pw_gid
-    except (KeyError, ImportError):
-        return 65534, 65534
-
-
-def _others_can_run(program: str) -> bool:
-    import stat
-
-    path = Path(program).resolve()
-    for folder in path.parents:
-        if not os.stat(folder).st_mode & stat.S_IXOTH:
-            return False
-    return bool(os.stat(path).st_mode & stat.S_IXOTH)
-
-
-def hand_over(folder: Path):
-    """Make a submission's copy the unprivileged user's own, and its parent passable (root only)."""
-    uid, gid = unprivileged_ids()
-    if uid is None:
-        return
-    folder = Path(folder)
-    os.chmod(folder.parent, 0o755)  # holds only this copy; imports list it (from <folder>.Layer import …)
-    for path in [folder, *folder.rglob("*")]:
-        try:
-            os.chown(path, uid, gid, follow_symlinks=False)
-        except OSError:
-            pass
-
-
-@functools.lru_cache(maxsize=1)
 def bwrap_available() -> bool:
-    """Return True when bubblewrap is installed and can create a sandbox here (probed once per process)."""
-    path = shutil.which("bwrap")
-    if not path:
-        return False
-    try:
-        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "true"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
+    """True when bubblewrap is installed and can create a sandbox here (probed once per process)."""
+    return bubblewrap.available()
 
 
-def resolve_sandbox(choice: str) -> str:
-    """Return the sandbox to use for `choice` (auto picks bwrap where it works)."""
+def resolve_sandbox(choice: str) -> SandboxChoice:
+    """The sandbox for `choice`: `auto` takes bubblewrap where it works and says so when it does not;
+    `bwrap` fails with the reason instead of downgrading."""
+    usable, why = bubblewrap.probe()
     if choice == "auto":
-        return "bwrap" if bwrap_available() else "process"
-    if choice == "bwrap" and not bwrap_available():
+        if usable:
+            return SandboxChoice("bwrap")
+        return SandboxChoice("process", f"{why}: graded in the plain process sandbox, which does not hide the file "
+                                        "system" + ("" if process.as_root() else " and, as an ordinary user, is not a boundary"))
+    if choice == "bwrap" and not usable:
         from grader.exceptions import UsageError
 
-        raise UsageError("--sandbox bwrap: bubblewrap is not installed or cannot run here (Debian: apt-get install bubblewrap); use --sandbox process")
-    return choice
-
-
-def _numpy_site() -> list[str]:
-    """The folders the child needs on sys.path to import numpy (and nothing of the grader)."""
-    site = Path(np.__file__).resolve().parent.parent
-    return [str(site)]
-
-
-def _scrubbed_env(home: str) -> dict[str, str]:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": home,
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
+        raise UsageError(f"--sandbox bwrap: {why}. Fix that, or choose --sandbox process knowingly (README: threat model)")
+    if choice == "process":
+        return SandboxChoice("process", "" if process.as_root() else
+                             "the plain process sandbox as an ordinary user is not a boundary: student code runs as you")
+    return SandboxChoice(choice)
 
 
 class _OutputTail:
@@ -210,35 +161,40 @@ def encode_arg(value):
     if isinstance(value, ObjectHandle):
         return {"obj": value.id}
     if isinstance(value, np.ndarray):
-        return {"f8": base64.b64encode(np.ascontiguousarray(value, dtype="<f8").tobytes()).decode(), "shape": list(value.shape)}
+        return array_to_wire(np.ascontiguousarray(value, dtype="<f8").tobytes(), value.shape)
     if isinstance(value, list):
         return {"list": value}
     return value
 
 
-def decode_outcome(data: dict) -> Outcome:
+def _text(value, limit: int = 4000) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def decode_outcome(data) -> Outcome:
+    """An Outcome from a reply's entry, whatever the child put there (anything unexpected is "other")."""
+    if not isinstance(data, dict):
+        return Outcome("other", type="?", detail="an unreadable reply")
     kind = data.get("kind")
     if kind == "array":
         try:
-            shape = [int(n) for n in data["shape"]]
-            raw = base64.b64decode(data["f8"], validate=True)
-            if len(raw) != 8 * math.prod(shape):
-                raise ValueError("size does not match shape")
-            value = np.frombuffer(raw, dtype="<f8").reshape(shape).astype(np.float64)
-        except Exception:
-            return Outcome("other", type=str(data.get("type", "?")), detail="unreadable array data")
-        return Outcome("array", value=value, type=str(data.get("type", "")), args_after=_after(data),
-                       dtype=str(data.get("dtype", ""))[:32])
+            raw, shape = wire_to_bytes(data)
+        except BadReply:
+            return Outcome("other", type=_text(data.get("type"), 200) or "?", detail="unreadable array data")
+        value = np.frombuffer(raw, dtype="<f8").reshape(shape).astype(np.float64)
+        return Outcome("array", value=value, type=_text(data.get("type"), 200), args_after=_after(data),
+                       dtype=_text(data.get("dtype"), 32))
     if kind == "none":
         return Outcome("none", args_after=_after(data))
     if kind == "error":
-        return Outcome("error", error_type=str(data.get("type", "Exception")), message=str(data.get("message", "")),
-                       traceback=str(data.get("traceback", "")), args_after=_after(data))
-    return Outcome("other", type=str(data.get("type", "?")), detail=str(data.get("detail", "")), args_after=_after(data))
+        return Outcome("error", error_type=_text(data.get("type"), 200) or "Exception", message=_text(data.get("message")),
+                       traceback=_text(data.get("traceback")), args_after=_after(data))
+    return Outcome("other", type=_text(data.get("type"), 200) or "?", detail=_text(data.get("detail")), args_after=_after(data))
 
 
 def _after(data) -> list:
-    return [decode_outcome(a) for a in data.get("args_after", []) if isinstance(a, dict)] if "args_after" in data else []
+    after = data.get("args_after")
+    return [decode_outcome(a) for a in after[:8]] if isinstance(after, list) else []
 
 
 @dataclass(frozen=True)
@@ -249,86 +205,25 @@ class ObjectHandle:
     cls: str
 
 
-class ForkServer:
-    """A numpy-warm process that forks one worker per submission (plain process sandbox only).
-
-    It is started from `worker.py` with `python -I -S`, so it holds nothing of the grader; forking
-    from it saves the interpreter and numpy start-up of every submission. Under bubblewrap each
-    submission gets its own sandbox, so there the start-up is paid each time.
-    """
-
-    _shared: "ForkServer | None" = None
-
-    def __init__(self):
-        import socket
-
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.control = ours
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(WORKER_SCRIPT), "--fork-server", str(theirs.fileno()), *_numpy_site()],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),), env=_scrubbed_env("/"), cwd="/", start_new_session=True)
-        theirs.close()
-        self.lock = threading.Lock()
-        self.pid_owner = os.getpid()  # a forked copy of this object must start its own server
-
-    @classmethod
-    def shared(cls) -> "ForkServer":
-        """The fork server of this process, started on first use and stopped at exit."""
-        if cls._shared is None or cls._shared.proc.poll() is not None or cls._shared.pid_owner != os.getpid():
-            cls._shared = cls()
-            import atexit
-
-            atexit.register(cls._shared.stop)
-        return cls._shared
-
-    def spawn(self, fds: list[int], cwd: str, env: dict, limits: dict) -> int:
-        import socket
-
-        uid, gid = unprivileged_ids()
-        message = {"op": "spawn", "cwd": cwd, "env": env, "limits": limits, "uid": uid, "gid": gid}
-        with self.lock:
-            socket.send_fds(self.control, [json.dumps(message).encode()], fds)
-            return int(json.loads(self.control.recv(4096))["pid"])
-
-    def wait(self, pid: int) -> int | None:
-        with self.lock:
-            self.control.sendall(json.dumps({"op": "wait", "pid": pid}).encode())
-            return json.loads(self.control.recv(4096))["code"]
-
-    def stop(self):
-        try:
-            self.control.close()
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-
-
-class _Forked:
-    """A worker forked by the fork server: enough of Popen's interface for the Sandbox."""
-
-    def __init__(self, server: ForkServer, pid: int, stdout, stderr):
-        self.server, self.pid, self.stdout, self.stderr = server, pid, stdout, stderr
-        self.returncode = None
-
-    def wait(self, timeout=None):
-        if self.returncode is None:
-            self.returncode = self.server.wait(self.pid)
-        return self.returncode
+ForkServer = process.ForkServer
 
 
 class Sandbox:
     """One submission's worker process: start, request, restart after a timeout or death, close."""
 
     def __init__(self, workdir: Path, *, kind: str, limits: Limits, load_request: dict,
-                 fork_server: "ForkServer | None | bool" = None, mounts: tuple[tuple[str, str], ...] = ()):
+                 fork_server: "ForkServer | None | bool" = None, mounts: tuple[tuple[str, str], ...] = (),
+                 hidden: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
+        if not mounts:  # numpy alone, the least the worker needs
+            from grader.environment import resolve
+
+            mounts = resolve(("numpy",)).paths
         self.mounts = mounts  # (site folder, entry): the allowed packages' files, bound under bubblewrap
         self.kind = kind
         self.limits = limits
         self.load_request = load_request
-        self.proc: subprocess.Popen | None = None
+        self.proc = None
         self.started_at = time.monotonic()
         self.restarts = 0
         self.stdout: _OutputTail | None = None
@@ -339,100 +234,55 @@ class Sandbox:
         self.load_result: dict | None = None
         self.placeholders: list[dict] = []  # packages the student imported that grading does not provide
         self.constructed: dict[str, str] = {}  # class -> the constructor call that worked, when not the spec's
-        # fork_server: None means the shared one; False means a fresh interpreter for each worker.
-        self.fork_server = fork_server if kind == "process" and fork_server is not False else None
+        self.identity = None
+        self.fork_server = None
         if kind == "process":
+            # The grader's own files, the results and the secret, covered for the job (root only).
+            self.hidden = [*process_hidden(), *hidden]
+            self.identity = process.new_identity(self.workdir)
+            process.hand_over(self.workdir, self.identity)
+            if not process.as_root():
+                process.not_dumpable()
+            # fork_server: None means the shared one; False means a fresh interpreter for each worker.
             if fork_server is None:
                 try:
                     self.fork_server = ForkServer.shared()
                 except OSError:  # no fork server here: a fresh interpreter per worker, same limits
                     self.fork_server = None
-            hand_over(self.workdir)
+            elif fork_server is not False:
+                self.fork_server = fork_server
 
     # ------------------------------------------------------------------ process
-
-    def _command(self, read_fd: int, write_fd: int) -> list[str]:
-        python = sys.executable
-        site = _numpy_site()
-        if self.kind == "process":
-            return [python, "-I", "-S", str(WORKER_SCRIPT), str(read_fd), str(write_fd), *site]
-        prefix = Path(sys.base_prefix).resolve()
-        stdlib = Path(os.__file__).resolve().parent
-        cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-               "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        for link in ("/bin", "/lib", "/lib64", "/sbin"):
-            if os.path.islink(link):
-                cmd += ["--symlink", os.readlink(link), link]
-            elif os.path.isdir(link):
-                cmd += ["--ro-bind", link, link]
-        cmd += ["--ro-bind", str(prefix), str(prefix)]
-        # The interpreter's own site-packages may hold the grader and its reference: hide it.
-        own_site = stdlib / "site-packages"
-        if own_site.is_dir():
-            cmd += ["--tmpfs", str(own_site)]
-        # A virtual environment's python is a link to the base interpreter under the prefix;
-        # run that one directly: the venv itself is not in the sandbox, numpy is bound below.
-        python = str(Path(python).resolve())
-        if not python.startswith(str(prefix)):
-            cmd += ["--ro-bind", str(Path(python).parent), str(Path(python).parent)]
-        for folder, name in self.mounts or [(f, n) for f in site for n in os.listdir(f)
-                                            if n == "numpy" or n.startswith(("numpy.libs", "numpy-"))]:
-            cmd += ["--ro-bind", os.path.join(folder, name), f"/opt/site/{name}"]
-        cmd += ["--ro-bind", str(WORKER_SCRIPT), "/opt/grader-worker.py",
-                "--bind", str(self.workdir.parent), SANDBOX_BASE, "--chdir", self.inside(self.workdir),
-                "--setenv", "HOME", self.inside(self.workdir)]
-        cmd += [python, "-I", "-S", "/opt/grader-worker.py", str(read_fd), str(write_fd), "/opt/site"]
-        return cmd
-
-    def _rlimits(self) -> dict[str, int]:
-        limits = self.limits
-        return {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_CPU": limits.cpu_seconds, "RLIMIT_FSIZE": limits.file_bytes,
-                "RLIMIT_CORE": 0, "RLIMIT_NPROC": limits.processes}
-
-    def _limits(self):
-        import resource
-
-        rlimits = self._rlimits()
-        # A fresh interpreter can drop privileges only if the unprivileged user may run it;
-        # the fork server has no such need (it forks, it does not exec).
-        uid, gid = unprivileged_ids() if self.kind == "process" and _others_can_run(sys.executable) else (None, None)
-
-        def apply():
-            for name, value in rlimits.items():
-                try:
-                    resource.setrlimit(getattr(resource, name), (value, value))
-                except (ValueError, OSError, AttributeError):
-                    pass
-            if uid is not None:
-                os.setgroups([])
-                os.setgid(gid)
-                os.setuid(uid)
-        return apply
 
     def start(self) -> dict:
         """Start a fresh worker, import the submission's modules in it, and return the load result."""
         self.close()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        home = self.inside(self.workdir)
         try:
-            if self.fork_server is not None:
+            if self.kind == "process" and self.fork_server is not None:
                 out_r, out_w = os.pipe()
                 err_r, err_w = os.pipe()
                 try:
                     pid = self.fork_server.spawn([to_child_r, from_child_w, out_w, err_w], str(self.workdir),
-                                                 _scrubbed_env(home), self._rlimits())
+                                                 self._env(), process.rlimits(self.limits), self.identity, self.hidden)
                 finally:
                     os.close(out_w)
                     os.close(err_w)
-                self.proc = _Forked(self.fork_server, pid, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
+                self.proc = process.Forked(self.fork_server, pid, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
             else:
+                if self.kind == "process":
+                    command = [sys.executable, "-I", "-S", str(process.WORKER_SCRIPT), str(to_child_r),
+                               str(from_child_w), *process.numpy_site()]
+                    preexec = process.preexec(self.limits, self.identity, self.hidden)
+                else:
+                    command = bubblewrap.command(read_fd=to_child_r, write_fd=from_child_w, copy=self.workdir,
+                                                 mounts=self.mounts, tmp_bytes=self.limits.tmp_bytes)
+                    preexec = _limits_only(self.limits)
                 self.proc = subprocess.Popen(
-                    self._command(to_child_r, from_child_w),
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    pass_fds=(to_child_r, from_child_w), cwd=str(self.workdir), env=_scrubbed_env(home),
-                    start_new_session=True, preexec_fn=self._limits(),
-                )
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    pass_fds=(to_child_r, from_child_w), cwd=str(self.workdir), env=self._env(),
+                    start_new_session=True, preexec_fn=preexec)
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -445,22 +295,26 @@ class Sandbox:
             said = self.output_log.pop() if self.output_log else ""
             raise WorkerDied(f"the sandbox ({self.kind}) could not start Python: {exc}; it said: {said[-500:]}") from None
         if ready.get("kind") != "ready":
-            raise WorkerDied(f"the worker did not start: {ready}")
+            raise WorkerDied("the worker did not start")
         request = dict(self.load_request)
         for key in ("path", "path_last"):
             request[key] = [self.inside(p) for p in request.get(key, [])]
         self.load_result = self.request({"op": "load", **request}, timeout=self.limits.load_timeout)
         return self.load_result
 
+    def _env(self) -> dict[str, str]:
+        if self.kind == "bwrap":
+            return process.scrubbed_env("/tmp")
+        return process.scrubbed_env(str(self.workdir), self.identity.tmp)
+
     def inside(self, path) -> str:
         """The path as the student's process sees it (under bubblewrap the copy's folder is mounted at /sandbox)."""
         if self.kind != "bwrap":
             return str(path)
-        rel = Path(path).relative_to(self.workdir.parent)
-        return str(PurePosixPath(SANDBOX_BASE, *rel.parts))
+        return bubblewrap.inside_path(Path(path), self.workdir)
 
     def close(self):
-        """Kill the worker and everything it started, and keep what it printed."""
+        """Kill the worker and everything it started, keep what it printed, and clear what it left."""
         self._pending.clear()
         if self.proc is None:
             return
@@ -483,6 +337,8 @@ class Sandbox:
         if printed:
             self.output_log.append(printed)
         self.proc = None
+        if self.identity is not None:
+            process.sweep(self.identity)
 
     def restart(self):
         self.restarts += 1
@@ -542,22 +398,24 @@ class Sandbox:
         if self.proc is None:
             raise WorkerDied("no worker running")
         self._limit(None)
-        body = json.dumps(message).encode()
+        data = memoryview(frame(message))
         try:
-            os.write(self._to_child, struct.pack(">I", len(body)) + body)
+            while data:
+                data = data[os.write(self._to_child, data):]
         except (BrokenPipeError, OSError):
             raise WorkerDied(self._death()) from None
 
     def _receive(self, timeout: float) -> dict:
+        """The next reply, bounded before it is parsed: anything the protocol does not allow kills the worker."""
         deadline = time.monotonic() + timeout
-        header = self._read(4, deadline)
-        (size,) = struct.unpack(">I", header)
-        if size > 256 * 1024**2:
-            raise WorkerDied("the worker sent an oversized message")
+        (size,) = HEADER.unpack(self._read(HEADER.size, deadline))
         try:
-            return json.loads(self._read(size, deadline))
-        except ValueError:
-            raise WorkerDied("the worker sent something that is not JSON") from None
+            if size > MAX_REPLY_BYTES:
+                raise BadReply(f"a reply of {size} bytes")
+            return parse_reply(self._read(size, deadline))
+        except BadReply as exc:
+            self.close()
+            raise WorkerDied(f"your code's process sent {exc}, which the grader does not read") from None
 
     def _read(self, size: int, deadline: float) -> bytes:
         chunks, remaining = [], size
@@ -611,9 +469,38 @@ class Sandbox:
     def call_many(self, handle: ObjectHandle, method: str, calls: list[tuple], *, return_args=False) -> list[Outcome]:
         data = self.request({"op": "call", "obj": handle.id, "method": method, "return_args": return_args,
                              "calls": [[encode_arg(a) for a in args] for args in calls]})
-        if data.get("kind") != "ok":
+        results = data.get("results")
+        if data.get("kind") != "ok" or not isinstance(results, list) or len(results) != len(calls):
             return [decode_outcome(data)] * len(calls)
-        return [decode_outcome(r) for r in data["results"]]
+        return [decode_outcome(r) for r in results]
 
     def describe(self, cls_key: str, names: list[str]) -> list[str]:
-        return list(self.request({"op": "describe", "class": cls_key, "names": names}).get("methods", []))
+        methods = self.request({"op": "describe", "class": cls_key, "names": names}).get("methods", [])
+        return [m for m in methods if m in names] if isinstance(methods, list) else []
+
+
+#: A reply is at most this big (the protocol's own bound, checked before reading the body).
+MAX_REPLY_BYTES = 24 * 1024 * 1024
+
+
+def process_hidden() -> list[str]:
+    """What the process sandbox covers for a job (root): the grader's files. Package folders stay,
+    since the job imports numpy and the allowed packages from them."""
+    from grader.sandbox.visibility import grader_paths
+
+    return grader_paths()
+
+
+def _limits_only(limits):
+    """Resource limits for the bwrap process itself (the sandbox's memory and processes)."""
+    values = process.rlimits(limits)
+
+    def apply():
+        import resource
+
+        for name, value in values.items():
+            try:
+                resource.setrlimit(getattr(resource, name), (value, value))
+            except (ValueError, OSError, AttributeError):
+                pass
+    return apply

@@ -1,0 +1,269 @@
+"""The plain process sandbox (trusted side): a child process with limits, and as root a uid of its own.
+
+Without bubblewrap, a submission's worker is a child process forked from a numpy-warm fork
+server (`ForkServer`, started from `untrusted_worker.py`, so it holds nothing of the grader).
+What protects what depends on who runs the grader:
+
+- as root, every job gets an unprivileged uid of its own (`JobIdentity`): its copy and private
+  temporary folder are 0700 and its own, so a classmate graded at the same time can neither read,
+  rewrite nor signal it; in a private mount namespace the grader's files, the results folder and
+  the secret are covered by empty filesystems; what the job left in /tmp is removed afterwards;
+- as an ordinary user, the child runs as that user: it is *not* a boundary (README: threat
+  model). The grader then marks itself not dumpable, so the child cannot read its environment or
+  memory through /proc, and batch grading asks for `--sandbox process` explicitly.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+WORKER_SCRIPT = Path(__file__).resolve().parent / "untrusted_worker.py"
+#: Job uids start here: far above any account a system creates, below 2³¹.
+JOB_UID_BASE = 0x40000000
+_sequence = itertools.count()
+
+
+def as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@dataclass(frozen=True)
+class JobIdentity:
+    """Who a job's student code runs as (None: as the grader's own user) and its private temporary folder."""
+
+    uid: int | None
+    gid: int | None
+    tmp: str
+
+
+def new_identity(workdir: Path) -> JobIdentity:
+    """A fresh identity for one job: as root, a uid no other running job has (pid and a counter)."""
+    tmp = Path(workdir).parent / "tmp"
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    if not as_root():
+        return JobIdentity(None, None, str(tmp))
+    uid = JOB_UID_BASE + os.getpid() * 16 + next(_sequence) % 16
+    return JobIdentity(uid, uid, str(tmp))
+
+
+def hand_over(workdir: Path, identity: JobIdentity) -> None:
+    """Make the copy and the private temporary folder the job's own (0700); its parent passable.
+
+    The parent holds only this copy (imports list it: `from <folder>.Layer import …`).
+    """
+    if identity.uid is None:
+        return
+    folder = Path(workdir)
+    os.chmod(folder.parent, 0o755)
+    for path in [folder, Path(identity.tmp), *_tree(folder)]:
+        try:
+            os.chown(path, identity.uid, identity.gid, follow_symlinks=False)
+            if path.is_dir() and not path.is_symlink():
+                os.chmod(path, 0o700)
+        except OSError:
+            pass
+
+
+def _tree(folder: Path):
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            yield Path(root) / name
+
+
+def sweep(identity: JobIdentity) -> None:
+    """After a job (root only): kill what still runs as its uid and remove what it left in /tmp."""
+    if identity.uid is None:
+        return
+    for entry in _proc_entries():
+        try:
+            if os.stat(f"/proc/{entry}").st_uid == identity.uid:
+                os.kill(int(entry), signal.SIGKILL)
+        except OSError:
+            continue
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != identity.uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+
+
+def _proc_entries() -> list[str]:
+    try:
+        return [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+
+
+def not_dumpable() -> None:
+    """Make this process's /proc files root's: a child running as the same user cannot read its
+    environment (the instructor's secret) or memory. Harmless where it is not needed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
+
+
+def numpy_site() -> list[str]:
+    """The folders the child needs on sys.path to import numpy (the allowed packages live there too)."""
+    import numpy as np
+
+    return [str(Path(np.__file__).resolve().parent.parent)]
+
+
+def scrubbed_env(home: str, tmp: str = "/tmp") -> dict[str, str]:
+    """The whole environment student code gets: nothing of the grader's (tokens, secrets)."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": tmp,
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLCONFIGDIR": tmp,
+    }
+
+
+def rlimits(limits) -> dict[str, int]:
+    return {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_CPU": limits.cpu_seconds, "RLIMIT_FSIZE": limits.file_bytes,
+            "RLIMIT_CORE": 0, "RLIMIT_NPROC": limits.processes}
+
+
+def others_can_run(program: str) -> bool:
+    path = Path(program).resolve()
+    for folder in path.parents:
+        if not os.stat(folder).st_mode & stat.S_IXOTH:
+            return False
+    return bool(os.stat(path).st_mode & stat.S_IXOTH)
+
+
+def preexec(limits, identity: JobIdentity, hidden: list[str]):
+    """What runs in a fresh interpreter's child before exec (no fork server): limits, mounts, uid."""
+    values = rlimits(limits)
+    uid = identity.uid if identity.uid is not None and others_can_run(sys.executable) else None
+
+    def apply():
+        import resource
+
+        for name, value in values.items():
+            try:
+                resource.setrlimit(getattr(resource, name), (value, value))
+            except (ValueError, OSError, AttributeError):
+                pass
+        if uid is not None:
+            hide(hidden)
+            os.setgroups([])
+            os.setgid(identity.gid)
+            os.setuid(uid)
+    return apply
+
+
+def hide(paths: list[str]) -> bool:
+    """In a private mount namespace of this process, cover each path with an empty, unreadable
+    tmpfs (root only). False when mount namespaces are not available here (Docker without
+    CAP_SYS_ADMIN): the uid's file permissions are then all there is."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+            return False
+        libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None)  # MS_REC | MS_PRIVATE: nothing leaks out
+        for path in paths:
+            if os.path.exists(path):
+                libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0x2 | 0x4 | 0x8, b"size=4k,mode=000")  # nosuid,nodev,noexec
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+class ForkServer:
+    """A numpy-warm process that forks one worker per submission (plain process sandbox only).
+
+    It is started from `untrusted_worker.py` with `python -I -S` and a scrubbed environment, so it
+    holds nothing of the grader; forking from it saves the interpreter and numpy start-up of
+    every submission. Under bubblewrap each submission gets its own sandbox instead.
+    """
+
+    _shared: "ForkServer | None" = None
+
+    def __init__(self):
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control = ours
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(WORKER_SCRIPT), "--fork-server", str(theirs.fileno()), *numpy_site()],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),), env=scrubbed_env("/"), cwd="/", start_new_session=True)
+        theirs.close()
+        self.lock = threading.Lock()
+        self.pid_owner = os.getpid()  # a forked copy of this object must start its own server
+
+    @classmethod
+    def shared(cls) -> "ForkServer":
+        """The fork server of this process, started on first use and stopped at exit."""
+        if cls._shared is None or cls._shared.proc.poll() is not None or cls._shared.pid_owner != os.getpid():
+            cls._shared = cls()
+            import atexit
+
+            atexit.register(cls._shared.stop)
+        return cls._shared
+
+    def spawn(self, fds: list[int], cwd: str, env: dict, limits: dict, identity: JobIdentity, hidden: list[str]) -> int:
+        import socket
+
+        message = {"op": "spawn", "cwd": cwd, "env": env, "limits": limits, "uid": identity.uid, "gid": identity.gid,
+                   "hide": hidden if identity.uid is not None else []}
+        with self.lock:
+            socket.send_fds(self.control, [json.dumps(message).encode()], fds)
+            return int(json.loads(self.control.recv(4096))["pid"])
+
+    def wait(self, pid: int) -> int | None:
+        with self.lock:
+            self.control.sendall(json.dumps({"op": "wait", "pid": pid}).encode())
+            return json.loads(self.control.recv(4096))["code"]
+
+    def stop(self):
+        try:
+            self.control.close()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+
+class Forked:
+    """A worker forked by the fork server: enough of Popen's interface for the Sandbox."""
+
+    def __init__(self, server: ForkServer, pid: int, stdout, stderr):
+        self.server, self.pid, self.stdout, self.stderr = server, pid, stdout, stderr
+        self.returncode = None
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            self.returncode = self.server.wait(self.pid)
+        return self.returncode
