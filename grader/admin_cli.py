@@ -43,8 +43,26 @@ def autograder(zip_path, spec_file, secret_file):
 def _autograder(zip_path, spec_file, secret_file):
     from grader.deploy import build_autograder
 
-    path = build_autograder(zip_path, spec_file=spec_file, secret_file=secret_file)
+    path, made = build_autograder(zip_path, spec_file=spec_file, secret_file=secret_file)
     click.echo(f"Gradescope autograder written to {path}: upload it as the assignment's autograder (Ubuntu image).")
+    if made:
+        click.echo(f"A new instructor secret was made in {made}: official test points come from it. Keep it (never in "
+                   f"the student kit) and grade batches with it: grade submissions/ --secret-file {made}")
+
+
+@main.command()
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+def secret(path):
+    """Write a new instructor secret to FILE (readable by you only): official grading draws its test points from it."""
+    _run(lambda: _secret(path))
+
+
+def _secret(path):
+    from grader.deploy import new_secret
+
+    made = new_secret(path)
+    click.echo(f"secret written to {made} (mode 600). Use it: grade-admin autograder autograder.zip --secret-file {made}; "
+               f"for a batch: grade submissions/ --secret-file {made}")
 
 
 def _run(action):

@@ -12,15 +12,18 @@ from grader.html_report import render_report
 from grader.outputs import gradescope_json, result_json, write_atomic
 from grader.sandbox import Limits, resolve_sandbox
 from grader.sandbox.process import as_root
+from grader.seeding import choose as choose_seeding
+from grader.seeding import describe as describe_seeding
 from grader.spec import load_spec
 from grader.submission import submission_name
 from grader.text_report import table
 
 
 def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec_file: Path | None = None,
-        jobs: int | None = None, seed: int = 0, limits: Limits | None = None, sandbox: str = "auto",
+        jobs: int | None = None, seed: int | None = None, limits: Limits | None = None, sandbox: str = "auto",
         gradescope_file: Path | None = None, quiet: bool = False, verbose: bool = False, command: str = "",
         batch: bool = False, resume: bool = False, dask_address: str | None = None, fail_under: float | None = None,
+        secret_file: Path | None = None,
         echo=print, note=None, progress_factory=None) -> int:
     """Grade the submissions at `paths`, write their results, and say what happened; return the exit status."""
     note = note or echo
@@ -44,19 +47,23 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
                              "(README: threat model): install bubblewrap, run as root, or pass --sandbox process to accept it")
         if sandbox.note:
             note(f"warning: sandbox: {sandbox.note}")
+        seeding = choose_seeding(spec, official=is_batch or gradescope_file is not None, seed=seed,
+                                 out_dir=out_dir if is_batch else None, secret=_read_secret(secret_file))
+        if seeding.kind not in ("fixed", "given"):
+            note(f"test points: {describe_seeding(seeding.kind)}")
         if (json_file or gradescope_file) and (is_batch or len(entries) != 1):
             raise UsageError("--json and --gradescope take a single submission; a batch writes OUT/<id>.json for each")
         if not entries:
             raise UsageError(f"no submission found in {', '.join(map(str, paths))}")
         if len(entries) == 1 and not is_batch:
-            score = _single(entries[0], spec=spec, out_dir=out_dir, json_file=json_file, seed=seed, limits=limits,
+            score = _single(entries[0], spec=spec, out_dir=out_dir, json_file=json_file, seed=seeding, limits=limits,
                             sandbox=sandbox, gradescope_file=gradescope_file, quiet=quiet, verbose=verbose,
                             command=command, echo=echo)
             return _below(fail_under, {entries[0].id: score}, note)
         progress = progress_factory(len(entries)) if progress_factory else None
         started = time.monotonic()
         try:
-            counts = grade_batch(entries, spec=spec, out_dir=out_dir, jobs=jobs, seed=seed, sandbox=sandbox, limits=limits,
+            counts = grade_batch(entries, spec=spec, out_dir=out_dir, jobs=jobs, seed=seeding, sandbox=sandbox, limits=limits,
                                  resume=resume, command=command, progress=progress, dask_address=dask_address)
         finally:
             if progress:
@@ -69,6 +76,18 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
     from grader.batch import load_results
 
     return _below(fail_under, {r.submission: r.score for r in load_results(out_dir, [e.id for e in entries])}, note)
+
+
+def _read_secret(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise UsageError(f"--secret-file {path}: cannot be read ({exc.strerror}); make one with: grade-admin secret FILE") from None
+    if not value:
+        raise UsageError(f"--secret-file {path}: the file is empty; make one with: grade-admin secret FILE")
+    return value
 
 
 FAIL_UNDER_STATUS = 3
@@ -86,7 +105,10 @@ def _below(fail_under: float | None, scores: dict[str, float], note) -> int:
 
 def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gradescope_file, quiet, verbose, command, echo) -> float:
     """Grade one submission, write its files, print its table; return its score."""
-    result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command)
+    from grader.batch import private_paths
+
+    result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
+                              hidden=private_paths(spec, out_dir))
     text = result_json(result)
     write_atomic(Path(out_dir) / f"{result.submission}.json", text)
     write_atomic(Path(out_dir) / f"{result.submission}.html", render_report(result))

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import __version__
-from grader.exceptions import UsageError
+from grader.exceptions import SubmissionError, UsageError
 from grader.spec import Spec
+from grader.terminal import csv_text
 
 LAYOUTS = ("folders", "zips", "canvas", "gradescope")
 # Canvas: <name parts>_[LATE_]<user id>_<submission id>_<original file name>[-<n>].<ext>
-CANVAS = re.compile(r"^(?P<student>[A-Za-z][\w-]*?)_(?:LATE_)?(?P<uid>\d+)_(?P<sub>\d+)_(?P<file>.+?)(?:-(?P<rev>\d+))?(?P<ext>\.\w+)$")
+CANVAS = re.compile(r"^(?P<student>[A-Za-z][\w-]*?)_(?P<late>LATE_)?(?P<uid>\d+)_(?P<sub>\d+)_(?P<file>.+?)(?:-(?P<rev>\d+))?(?P<ext>\.\w+)$")
 IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
@@ -38,6 +39,9 @@ class Entry:
     path: Path  # a folder, a .zip or a .py file to grade
     name: str = ""
     email: str = ""
+    canvas_id: str = ""  # the Canvas user id of a Canvas download, for its gradebook import
+    late: bool = False  # marked late by the export (Canvas's LATE)
+    problem: str = ""  # why it cannot be graded, found while unpacking the export
 
 
 @dataclass
@@ -67,10 +71,11 @@ def looks_like_batch(path: Path, spec: Spec) -> bool:
         return path.suffix.lower() == ".zip" and _zip_is_canvas(path)
     if (path / "submission_metadata.yml").is_file():
         return True
-    files = [p for p in path.iterdir() if p.is_file() and p.name not in IGNORED]
+    files = [p for p in path.iterdir() if _regular(p) and p.name not in IGNORED]
     if files and sum(bool(CANVAS.match(p.name)) for p in files) >= max(2, len(files) // 2):
         return True
-    children = [p for p in path.iterdir() if (p.is_dir() and not p.name.startswith((".", "__"))) or p.suffix.lower() == ".zip"]
+    children = [p for p in path.iterdir() if (_folder(p) and not p.name.startswith((".", "__")))
+                or (p.suffix.lower() == ".zip" and _regular(p))]
     if len(children) < 2 or any(p.suffix == ".py" for p in files):
         return False
     # A submission split over folders defines each class once; a class defined in two
@@ -83,14 +88,16 @@ def looks_like_batch(path: Path, spec: Spec) -> bool:
 
 
 def _class_names(child: Path, spec: Spec) -> set[str]:
+    from grader.submission import MAX_SOURCE_BYTES, read_source, regular_files
+
     sources = []
     if child.is_dir():
-        sources = [p.read_bytes() for p in list(child.rglob("*.py"))[:200]]
+        sources = [read_source(p) or b"" for p in regular_files(child, (".py",))[:200]]
     else:
         try:
             with zipfile.ZipFile(child) as z:
-                sources = [z.read(n) for n in z.namelist()[:200] if n.endswith(".py")]
-        except (zipfile.BadZipFile, OSError):
+                sources = [z.read(i) for i in z.infolist()[:200] if i.filename.endswith(".py") and i.file_size <= MAX_SOURCE_BYTES]
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
             return set()
     names = set()
     for source in sources:
@@ -112,7 +119,7 @@ def detect(root: Path, workdir: Path) -> Detection:
         raise UsageError(f"{root}: a batch is a folder (or the zip of a Canvas export)")
     if (root / "submission_metadata.yml").is_file():
         return _gradescope(root)
-    files = sorted(p for p in root.iterdir() if p.is_file())
+    files = sorted(p for p in root.iterdir() if _regular(p))
     if files and sum(bool(CANVAS.match(p.name)) for p in files) >= max(1, len([f for f in files if f.name not in IGNORED]) // 2):
         return _canvas(root, files, Path(workdir) / "canvas")
     detection = Detection(layout="folders")
@@ -120,10 +127,14 @@ def detect(root: Path, workdir: Path) -> Detection:
     for child in sorted(root.iterdir()):
         if child.name in IGNORED or child.name.startswith("."):
             continue
-        if child.is_dir():
-            if child.name.startswith("__") or not any(child.rglob("*.py")) and not any(child.rglob("*.zip")):
-                detection.skipped.append((child.name, "no .py file inside"))
+        if child.is_symlink():
+            # never followed: a student's entry that is a link is graded as what it is (nothing)
+            detection.entries.append(Entry(id=_identifier(child.name), path=child))
+        elif child.is_dir():
+            if child.name.startswith("__"):
+                detection.skipped.append((child.name, "a Python cache folder"))
                 continue
+            # a student folder without .py files still gets its row: 0 and the reason
             detection.entries.append(Entry(id=_identifier(child.name), path=child))
         elif child.suffix.lower() == ".zip":
             zips += 1
@@ -142,6 +153,7 @@ def detect(root: Path, workdir: Path) -> Detection:
 def _canvas(root: Path, files: list[Path], into: Path) -> Detection:
     detection = Detection(layout="canvas")
     groups: dict[tuple[str, str], dict[str, tuple[int, Path]]] = {}
+    late: set[tuple[str, str]] = set()
     for path in files:
         if path.name in IGNORED:
             continue
@@ -152,6 +164,8 @@ def _canvas(root: Path, files: list[Path], into: Path) -> Detection:
         original = match["file"] + match["ext"]
         revision = int(match["rev"] or 0)
         group = groups.setdefault((match["student"], match["uid"]), {})
+        if match["late"]:
+            late.add((match["student"], match["uid"]))
         # Canvas appends -1, -2 … to resubmitted files: keep the latest of each.
         if original not in group or revision > group[original][0]:
             if original in group:
@@ -162,12 +176,18 @@ def _canvas(root: Path, files: list[Path], into: Path) -> Detection:
     for (student, uid), chosen in sorted(groups.items()):
         folder = into / f"{student}_{uid}"
         folder.mkdir(parents=True, exist_ok=True)
+        problem = ""
         for original, (_, path) in chosen.items():
-            if path.suffix.lower() == ".zip":
-                _safe_extract(path, folder)
-            else:
-                shutil.copyfile(path, folder / original)
-        detection.entries.append(Entry(id=_identifier(f"{student}_{uid}"), path=folder, name=student.replace("_", " ")))
+            try:
+                if path.suffix.lower() == ".zip":
+                    _safe_extract(path, folder)
+                else:
+                    shutil.copyfile(path, folder / original)
+            except (SubmissionError, OSError) as exc:  # this student's file only: the others go on
+                problem = str(exc) if isinstance(exc, SubmissionError) else f"{path.name}: cannot be read ({exc.strerror})"
+                problem = problem.replace(str(path), path.name)
+        detection.entries.append(Entry(id=_identifier(f"{student}_{uid}"), path=folder, name=student.replace("_", " "),
+                                       canvas_id=uid, late=(student, uid) in late, problem=problem))
     return detection
 
 
@@ -208,6 +228,15 @@ def _gradescope_metadata(text: str) -> dict[str, tuple[list[str], list[str]]]:
     return out
 
 
+def _regular(path: Path) -> bool:
+    """A regular file, not a link to one (links are never followed)."""
+    return path.is_file() and not path.is_symlink()
+
+
+def _folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
 def _zip_is_canvas(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
@@ -231,34 +260,64 @@ def _identifier(name: str) -> str:
 
 
 def content_hash(path: Path) -> str:
-    """sha256 over the submission's file names and bytes (a zip or .py by its bytes)."""
+    """sha256 over the submission's file names and bytes (a zip or .py by its bytes).
+
+    Only regular files are read, never through a link; a file that cannot be read counts by its
+    name alone (it cannot be graded either)."""
+    from grader.submission import regular_files
+
     digest = hashlib.sha256()
     path = Path(path)
-    if path.is_dir():
-        for item in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
-            digest.update(item.read_bytes())
-    else:
-        digest.update(path.read_bytes())
+    files = regular_files(path) if _folder(path) else ([path] if _regular(path) else [])
+    for item in files:
+        digest.update((item.relative_to(path).as_posix() if item != path else item.name).encode() + b"\0")
+        try:
+            with open(item, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+        except OSError:
+            digest.update(b"<unreadable>")
     return digest.hexdigest()
 
 
-def resume_key(entry: Entry, spec: Spec, seed: int) -> str:
-    return hashlib.sha256(f"{content_hash(entry.path)}|{spec.fingerprint}|{__version__}|{seed}".encode()).hexdigest()
+def resume_key(entry: Entry, spec: Spec, seed) -> str:
+    value = getattr(seed, "seed", seed)
+    return hashlib.sha256(f"{content_hash(entry.path)}|{spec.fingerprint}|{__version__}|{value}".encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- running
 
 
-def grade_one(entry: Entry, spec: Spec, seed: int, sandbox: str, limits, command: str, key: str):
-    """Grade one entry (in a pool process or on a dask worker) and return its SubmissionResult."""
+def grade_one(entry: Entry, spec: Spec, seed: int, sandbox: str, limits, command: str, key: str, hidden=()):
+    """Grade one entry (in a pool process or on a dask worker) and return its SubmissionResult.
+
+    A submission that cannot be graded at all (no Python file, a zip that does not unpack) gets a
+    result of its own saying why: it is that student's problem, never the grader's."""
     from grader.grade import grade_submission
 
-    # In the process sandbox the worker comes from this process's shared fork server (the default).
-    result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command)
+    if entry.problem:
+        result = problem_result(entry, spec, entry.problem)
+    else:
+        try:
+            # In the process sandbox the worker comes from this process's shared fork server (the default).
+            result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
+                                      hidden=hidden)
+        except SubmissionError as exc:
+            result = problem_result(entry, spec, str(exc).replace(str(entry.path), entry.path.name))
     result.submission = entry.id
     result.student_name, result.student_email, result.resume_key = entry.name, entry.email, key
+    result.canvas_id, result.late = entry.canvas_id, entry.late
     return result
+
+
+def problem_result(entry: Entry, spec: Spec, reason: str):
+    """A result for a submission that could not be graded: 0 on every item, and the reason."""
+    from grader.results import ItemResult, SubmissionResult
+
+    status = "missing" if "no Python file" in reason else "error"
+    items = [ItemResult(name=i.name, max_score=i.points, status_override=status, reason=reason) for i in spec.items]
+    return SubmissionResult(submission=entry.id, items=items, problem=reason, spec=spec.name, grader_version=__version__,
+                            student_name=entry.name, student_email=entry.email)
 
 
 def _failed_result(entry: Entry, spec: Spec, exc: Exception):
@@ -299,13 +358,21 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
         if dask_address:
             _run_dask(todo, spec, seed, sandbox, limits, command, keys, dask_address, finished)
         else:
-            _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished)
+            _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished, hidden=private_paths(spec, out_dir))
     finally:
         write_class_outputs(out_dir, [e.id for e in entries], spec)
     return counts
 
 
-def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished):
+def private_paths(spec: Spec, out_dir: Path) -> tuple[str, ...]:
+    """What student code must not read besides the grader's files: the results and the secret."""
+    paths = [str(Path(out_dir).resolve())]
+    if spec.hidden is not None and spec.hidden.secret_file:
+        paths.append(spec.hidden.secret_file)
+    return tuple(paths)
+
+
+def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished, hidden=()):
     from concurrent.futures.process import BrokenProcessPool
 
     jobs = jobs or os.cpu_count() or 1
@@ -313,11 +380,14 @@ def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished)
         return
     _warm(spec)  # ground truth once, before forking: every pool process inherits it
     context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-    pending = list(todo)
-    while pending:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=context) as pool:
-            futures = {pool.submit(grade_one, e, spec, seed, sandbox, limits, command, keys[e.id]): e for e in pending}
-            pending = []
+    # A pool whose process dies (killed by student code, or out of memory) breaks for every job in
+    # it: those are graded again, each alone in a pool of its own, so one that kills its pool again
+    # only costs itself; it is not tried a third time.
+    batches, retried = [(list(todo), min(jobs, len(todo)))], set()
+    while batches:
+        pending, workers = batches.pop(0)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(grade_one, e, spec, seed, sandbox, limits, command, keys[e.id], hidden): e for e in pending}
             try:
                 while futures:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -326,7 +396,12 @@ def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished)
                         try:
                             finished(entry, future.result())
                         except BrokenProcessPool:
-                            pending.append(entry)  # the pool died under it: grade it again in a fresh pool
+                            if entry.id in retried:
+                                finished(entry, problem_result(entry, spec, "the process grading this submission was killed "
+                                                                            "twice, the second time graded alone (does its code kill processes?)"))
+                            else:
+                                retried.add(entry.id)
+                                batches.append(([entry], 1))
                         except Exception as exc:  # the grader failed on this one: record it, go on
                             finished(entry, _failed_result(entry, spec, exc))
             except KeyboardInterrupt:
@@ -426,7 +501,7 @@ def gradebook_csv(results, spec: Spec) -> str:
     writer.writerow(["identifier", "name", "email", "total", "max_score", *items])
     for r in sorted(results, key=lambda r: r.submission):
         by_name = {i.name: i for i in r.items}
-        writer.writerow([r.submission, r.student_name, r.student_email, f"{r.score:.2f}", f"{r.max_score:.2f}",
+        writer.writerow([csv_text(r.submission), csv_text(r.student_name), csv_text(r.student_email), f"{r.score:.2f}", f"{r.max_score:.2f}",
                          *(f"{by_name[n].score:.2f}" if n in by_name else "" for n in items)])
     return buffer.getvalue()
 

@@ -10,6 +10,7 @@ import click
 from grader import __version__
 from grader.exceptions import GraderError, UsageError
 from grader.sandbox import SANDBOXES, Limits
+from grader.terminal import printable
 
 
 def _progress_bar(total: int):
@@ -25,8 +26,8 @@ def _progress_bar(total: int):
             if interactive:
                 bar.update(1)
             else:
-                click.echo(f"[{counts['graded'] + counts['skipped']}/{counts['total']}] {result.submission}: "
-                           f"{result.score:.2f}/{result.max_score:.2f}", err=True)
+                click.echo(printable(f"[{counts['graded'] + counts['skipped']}/{counts['total']}] {result.submission}: "
+                                     f"{result.score:.2f}/{result.max_score:.2f}"), err=True)
         elif event == "end" and interactive:
             bar.render_finish()
     return progress
@@ -39,11 +40,14 @@ def _progress_bar(total: int):
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the result of a single submission to FILE.")
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path), help="Assignment spec (TOML). Default: the built-in CS 615 assignment.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Submissions graded at once (batch grading).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random test points.")
+@click.option("--seed", type=int, default=None, help="Seed of the test points. Default: 0 for a self-check; official grading "
+              "(a batch, --gradescope) draws them from the instructor's secret, or a fresh seed it records.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds one call to your code may take.")
 @click.option("--sandbox", type=click.Choice(SANDBOXES), default="auto", show_default=True,
               help="bwrap: bubblewrap (no network, private filesystem); process: plain child process with limits; auto: bwrap where installed.")
 @click.option("--gradescope", "gradescope_file", type=click.Path(path_type=Path), help="Write Gradescope's results.json for a single submission to FILE.")
+@click.option("--secret-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="The instructor's secret (grade-admin secret FILE): official test points and hidden checks are drawn from it.")
 @click.option("--batch", is_flag=True, help="Treat each PATH as a folder of submissions (detected when not given).")
 @click.option("--resume", is_flag=True, help="Batch: skip submissions whose files, spec and grader version are unchanged since their result.")
 @click.option("--dask", "dask_address", metavar="ADDRESS", help="Batch: grade on a dask cluster (pip install 'nn-grader[cluster]').")
@@ -51,7 +55,7 @@ def _progress_bar(total: int):
 @click.option("-q", "--quiet", is_flag=True, help="Print only the total.")
 @click.option("-v", "--verbose", is_flag=True, help="Print the full feedback of every item that did not pass.")
 @click.version_option(__version__, prog_name="grade")
-def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gradescope_file, batch, resume, dask_address,
+def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gradescope_file, secret_file, batch, resume, dask_address,
          fail_under, quiet, verbose):
     """Grade numpy neural-network layers and objectives.
 
@@ -71,12 +75,13 @@ def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gra
 
     command = "grade " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
-        code = run(paths=list(paths), out_dir=out_dir, json_file=json_file, spec_file=spec_file, jobs=jobs, seed=seed,
+        code = run(paths=list(paths), out_dir=out_dir, json_file=json_file, spec_file=spec_file, jobs=jobs, seed=seed, secret_file=secret_file,
                    limits=Limits(call_timeout=timeout), sandbox=sandbox, gradescope_file=gradescope_file,
                    quiet=quiet, verbose=verbose, command=command, batch=batch, resume=resume, dask_address=dask_address, fail_under=fail_under,
-                   echo=click.echo, note=lambda text: click.echo(text, err=True), progress_factory=_progress_bar)
+                   echo=lambda text: click.echo(printable(text)), note=lambda text: click.echo(printable(text), err=True),
+                   progress_factory=_progress_bar)
     except UsageError as exc:
-        click.echo(f"grade: error: {exc}", err=True)
+        click.echo(printable(f"grade: error: {exc}"), err=True)
         sys.exit(exc.exit_code)
     except GraderError as exc:
         click.echo(f"grade: internal error: {exc}", err=True)

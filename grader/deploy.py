@@ -7,6 +7,7 @@ the autograder zip carries everything, including the secret, for Gradescope's pr
 """
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -62,7 +63,7 @@ full marks, for your own CI.
 
 def _copy_grader(dest: Path, *, with_reference: bool):
     shutil.copytree(PACKAGE_DIR, dest / "grader", ignore=IGNORE)
-    packages = ["grader", "grader.specs", "grader.templates"]
+    packages = ["grader", "grader.sandbox", "grader.specs", "grader.templates"]
     if with_reference:
         from grader.paths import reference_dir
 
@@ -109,8 +110,10 @@ ROOT="${AUTOGRADER_ROOT:-/autograder}"
 SOURCE="$ROOT/source"
 mkdir -p "$ROOT/results"
 if [ -f "$SOURCE/hidden_secret" ]; then
+    chmod 600 "$SOURCE/hidden_secret" 2>/dev/null  # readable by the grader (root) only, never by student code
     export @SECRET_ENV@="$(cat "$SOURCE/hidden_secret")"
 fi
+chmod 700 "$ROOT/results" 2>/dev/null
 "${GRADE:-grade}" "$ROOT/submission" --spec "$SOURCE/spec.toml" --out "$ROOT/results/reports" \\
     --gradescope "$ROOT/results/results.json" --quiet
 status=$?
@@ -123,24 +126,41 @@ exit 0
 """
 
 
-def build_autograder(zip_path: Path, *, spec_file: Path | None = None, secret_file: Path | None = None) -> Path:
-    """Write Gradescope's autograder.zip: setup.sh, run_autograder, the grader, the spec and the secret."""
+def new_secret(path: Path) -> Path:
+    """Write a fresh instructor secret to `path` (which must not exist), readable by its owner only."""
+    import secrets
+
+    path = Path(path)
+    if path.exists():
+        raise UsageError(f"{path}: already exists; a secret is never overwritten (its grades depend on it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def build_autograder(zip_path: Path, *, spec_file: Path | None = None, secret_file: Path | None = None) -> tuple[Path, Path | None]:
+    """Write Gradescope's autograder.zip: setup.sh, run_autograder, the grader (without the
+    reference: grading needs only the symbolic truth), the spec and the secret. Official grading
+    draws its test points from the secret; without one a new secret is made beside the zip
+    (`<zip>.secret`, keep it to regrade). Returns (zip, the secret file made, or None)."""
     zip_path = Path(zip_path)
     spec = load_spec(spec_file)
-    if spec.hidden is not None and secret_file is None and not spec.hidden_secret():
-        raise UsageError("the spec has hidden checks: give --secret-file (or set "
-                         f"{spec.hidden.secret_env}) so that they can run on Gradescope")
+    made = None
+    if secret_file is None and not spec.secret():
+        made = secret_file = new_secret(zip_path.with_name(zip_path.name + ".secret"))
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         src = root / "grader_src"
         src.mkdir()
-        packages = _copy_grader(src, with_reference=True)
+        packages = _copy_grader(src, with_reference=False)
         (src / "pyproject.toml").write_text(PYPROJECT.format(
             name="nn-grader", version=__version__, description=f"Autograder for {spec.title}", packages=packages))
         shutil.copyfile(spec_file or Path(str(grader.spec.default_spec_path())), root / "spec.toml")
-        secret = Path(secret_file).read_text().strip() if secret_file else (spec.hidden_secret() or "")
+        secret = Path(secret_file).read_text().strip() if secret_file else (spec.secret() or "")
         if secret:
             (root / "hidden_secret").write_text(secret + "\n")
         (root / "setup.sh").write_text(SETUP_SH)
@@ -154,4 +174,4 @@ def build_autograder(zip_path: Path, *, spec_file: Path | None = None, secret_fi
                     if path.name in ("setup.sh", "run_autograder"):
                         info.external_attr = 0o755 << 16
                     archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
-    return zip_path
+    return zip_path, made

@@ -19,13 +19,15 @@ from grader.network import run_network
 from grader.points import rng_for
 from grader.results import CheckResult, ItemResult, SubmissionResult
 from grader.sandbox import ForkServer, Limits, Sandbox, SandboxChoice, WorkerDied, WorkerTimeout, resolve_sandbox
+from grader.exceptions import SubmissionError
+from grader.seeding import Seeding, secret_seed
 from grader.spec import Item, Spec, load_spec
 from grader.student import StudentCode, StudentFailure
 from grader.submission import copy_submission, discover, submission_name, workspace
 from grader.symbolic import SymbolicTruth, rules_for
 
 
-def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 0, sandbox: str | SandboxChoice = "auto",
+def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
                      limits: Limits | None = None, command: str = "", progress=None,
                      fork_server: ForkServer | None = None, hidden: tuple[str, ...] = ()) -> SubmissionResult:
     """Grade the submission at `path` (folder, .py or .zip) and return its result.
@@ -38,13 +40,19 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 
     limits = limits or Limits()
     choice = sandbox if isinstance(sandbox, SandboxChoice) else resolve_sandbox(sandbox)
     kind = choice.kind
-    result = SubmissionResult(submission=submission_name(Path(path)), sandbox=kind, sandbox_note=choice.note, seed=seed, spec=spec.name,
+    seeding = seed if isinstance(seed, Seeding) else Seeding(seed, "fixed" if seed == 0 else "given", spec.secret())
+    seed = seeding.seed
+    result = SubmissionResult(submission=submission_name(Path(path)), sandbox=kind, sandbox_note=choice.note,
+                              seed=seeding.shown, seed_kind=seeding.kind, spec=spec.name,
                               grader_version=__version__, command=command,
                               graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
     truth = SymbolicTruth(spec.epsilon)
     with workspace() as tmp:
         root = copy_submission(Path(path), Path(tmp))
         found = discover(root, spec)
+        if not found.python_files:
+            raise SubmissionError(f"{path}: no Python file in the submission (no .py or .ipynb file in it, "
+                                  "or in its folders): is this the right folder?")
         result.warnings += found.warnings
         result.errors += [f"syntax error: {m}" for m in found.syntax_errors.values()]
         environment = resolve_environment(spec.packages)
@@ -54,7 +62,7 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int = 
             "allowed": sorted(environment.modules),
         }, fork_server=fork_server, mounts=environment.paths, hidden=hidden)
         student = StudentCode(box, found, spec)
-        secret = spec.hidden_secret()
+        secret = seeding.secret
         try:
             problems = _start(student, found)
             result.errors += list(dict.fromkeys(problems.values()))
@@ -113,6 +121,7 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
     rule = rules_for(cls).get(item.method)
     out = ItemResult(name=item.name, max_score=item.points,
                      rule=rule.text if rule else "", rule_latex=rule.latex if rule else "", rule_mathml=rule.mathml if rule else "")
+    out.hidden = spec.is_hidden(item.name)
     where = found.found.get(cls.name)
     if where is not None:
         out.graded_as = {"class": where.name, "file": where.file, "line": where.line, "match": where.match}
@@ -141,7 +150,7 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
         if hidden and secret is None:
             result.hidden_pending += 1
             continue
-        rng = rng_for(_secret_seed(secret), f"{item.name}/{name}") if hidden else rng_for(seed, f"{item.name}/{name}")
+        rng = rng_for(secret_seed(secret), f"{item.name}/{name}") if hidden else rng_for(seed, f"{item.name}/{name}")
         ctx = ItemContext(item=item, student=student, truth=truth, rng=rng, problems=result.errors)
         if any(c.outcome == "timeout" for c in out.checks):
             # One endless loop per item is enough to know; the time is better spent on other items.
@@ -169,12 +178,6 @@ def _unique(placeholders: list[dict], found) -> list[dict]:
             seen.add(key)
             out.append({"package": key[0], "module": p.get("module", ""), "file": file, "line": line})
     return out
-
-
-def _secret_seed(secret: str) -> int:
-    import hashlib
-
-    return int.from_bytes(hashlib.sha256(secret.encode()).digest()[:8], "big")
 
 
 def _run_check(check, ctx: ItemContext, name: str, weight: float, result: SubmissionResult) -> CheckResult:

@@ -68,8 +68,44 @@ def _item_view(item) -> dict:
         "name": item.name, "anchor": item.name.replace(".", "-"), "score": item.score, "max_score": item.max_score,
         "status": item.status, "status_text": STATUS_TEXT.get(item.status, item.status), "mark": MARKS[item.status],
         "one_line": item.one_line, "reason": item.reason,
-        "rule": item.rule, "rule_mathml": item.rule_mathml, "checks": checks,
+        "rule": item.rule, "rule_mathml": safe_mathml(item.rule_mathml), "checks": checks,
     }
+
+
+MATHML_TAGS = frozenset({"mi", "mo", "mn", "mtext", "mrow", "msub", "msup", "msubsup", "mfrac", "msqrt", "mroot", "mfenced",
+                         "mtable", "mtr", "mtd", "munderover", "munder", "mover", "mspace", "mstyle", "mpadded", "mphantom",
+                         "menclose", "semantics", "annotation"})
+MATHML_ATTRIBUTES = frozenset({"mathvariant", "stretchy", "fence", "separator", "separators", "form", "open", "close",
+                               "columnalign", "linethickness", "accent", "accentunder", "lspace", "rspace", "width"})
+
+
+def safe_mathml(markup: str) -> str:
+    """MathML rebuilt from an allow-list of elements and attributes, everything else escaped away.
+
+    Rules come from a cache on disk that other code may have written: what reaches a page marked
+    safe must be MathML and nothing else (no script, no event handler, no link).
+    """
+    from html.parser import HTMLParser
+
+    out: list[str] = []
+
+    class Rebuild(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag in MATHML_TAGS:
+                kept = "".join(f' {k}="{html.escape(v or "", quote=True)}"' for k, v in attrs if k in MATHML_ATTRIBUTES)
+                out.append(f"<{tag}{kept}>")
+
+        def handle_endtag(self, tag):
+            if tag in MATHML_TAGS:
+                out.append(f"</{tag}>")
+
+        def handle_data(self, data):
+            out.append(html.escape(data, quote=False))
+
+    parser = Rebuild(convert_charrefs=True)
+    parser.feed(markup or "")
+    parser.close()
+    return "".join(out)
 
 
 def _stages(stages: list[dict]) -> list[dict]:
@@ -160,7 +196,9 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
     diagnoses = [{"item": k[0], "diagnosis": k[1], "count": len(v), "who": [(w, quote(f"{w}.html")) for w in sorted(set(v))]}
                  for k, v in sorted(who.items(), key=lambda kv: (-len(kv[1]), kv[0]))][:30]
     scores = [row["percent"] for row in rows]
+    sandbox_notes = sorted(Counter(r.sandbox_note for r in results if r.sandbox_note).items())
     return _environment().get_template("summary.html.j2").render(
+        sandbox_notes=sandbox_notes,
         title=title, rows=rows, items=item_names, short=[_short(n) for n in item_names], rates=rates, diagnoses=diagnoses,
         histogram=histogram_svg(scores), count=len(rows), mean=float(np.mean(scores)) if scores else 0.0,
         median=float(np.median(scores)) if scores else 0.0, css=_css(),

@@ -47,10 +47,12 @@ def gradescope_json(result: SubmissionResult) -> str:
     for item in result.items:
         total = sum(c.max_score for c in item.checks) or 1.0
         parts = [("visible", [c for c in item.checks if not c.hidden]), ("hidden", [c for c in item.checks if c.hidden])]
-        if not item.checks:
+        if item.hidden:  # a hidden item is hidden whole, whatever became of its checks
+            parts = [("hidden", list(item.checks))]
+        elif not item.checks:
             parts = [("visible", [])]
         for visibility, checks in parts:
-            if item.checks and not checks:
+            if item.checks and not checks and not item.hidden:
                 continue
             share = sum(c.max_score for c in checks) / total if item.checks else 1.0
             earned = sum(item.earned(c) for c in checks) / total if item.checks else 0.0
@@ -63,6 +65,9 @@ def gradescope_json(result: SubmissionResult) -> str:
                 "output": _check_feedback(item, checks) if visibility == "hidden" or len(parts) > 1 else item.feedback,
                 "visibility": visibility,
             })
+    if result.sandbox_note:  # for the instructor: Gradescope shows hidden tests to instructors only
+        tests.append({"name": "Sandbox (instructors only)", "score": 0.0, "max_score": 0.0, "status": "passed",
+                      "output": f"Student code ran in the {result.sandbox} sandbox: {result.sandbox_note}.", "visibility": "hidden"})
     summary = f"{result.score:.2f} / {result.max_score:.2f}"
     if result.hidden_pending:
         summary += f"\n{result.hidden_pending} hidden checks were not run (no instructor secret)."

@@ -57,6 +57,7 @@ class ItemResult:
     #: which class of the submission was graded as this item, and how it was found and built:
     #: {"class", "file", "line", "match", "notebook", "cell", "constructed"} (empty when not found)
     graded_as: dict = field(default_factory=dict)
+    hidden: bool = False  # a hidden item: its points and feedback are for the instructor until published
 
     @property
     def graded_as_text(self) -> str:
@@ -177,6 +178,7 @@ class ItemResult:
             "reason": self.reason,
             "rule": {"text": self.rule, "latex": self.rule_latex, "mathml": self.rule_mathml},
             "graded_as": dict(self.graded_as),
+            "hidden": self.hidden,
             "checks": [c.to_dict(self.earned(c)) for c in self.checks],
         }
 
@@ -192,7 +194,8 @@ class SubmissionResult:
     elapsed_s: float = 0.0
     sandbox: str = ""
     sandbox_note: str = ""  # what the person responsible should know: a downgrade, a mode that is not a boundary
-    seed: int = 0
+    seed: int | None = 0  # None when drawn from the instructor's secret (never shown)
+    seed_kind: str = "fixed"  # fixed | given | secret | batch | random (grader/seeding.py)
     spec: str = ""
     grader_version: str = ""
     output: str = ""  # what the student's code printed, truncated
@@ -205,6 +208,9 @@ class SubmissionResult:
     hidden_items_pending: int = 0
     #: packages the student imported that grading does not provide: [{"package", "module", "file", "line"}]
     placeholders: list[dict] = field(default_factory=list)
+    problem: str = ""  # why the submission could not be graded at all (no Python file, a broken zip)
+    canvas_id: str = ""  # the student's Canvas user id, from a Canvas download
+    late: bool = False  # marked late by the export
 
     @property
     def score(self) -> float:
@@ -229,6 +235,7 @@ class SubmissionResult:
             "sandbox": self.sandbox,
             "sandbox_note": self.sandbox_note,
             "seed": self.seed,
+            "seed_kind": self.seed_kind,
             "spec": self.spec,
             "grader_version": self.grader_version,
             "output": self.output,
@@ -240,6 +247,9 @@ class SubmissionResult:
             "hidden_checks_pending": self.hidden_pending,
             "hidden_items_pending": self.hidden_items_pending,
             "placeholders": [dict(p) for p in self.placeholders],
+            "problem": self.problem,
+            "canvas_id": self.canvas_id,
+            "late": self.late,
         }
 
     @classmethod
@@ -254,14 +264,16 @@ class SubmissionResult:
             rule = i.get("rule", {})
             items.append(ItemResult(name=i["name"], max_score=i["max_score"], checks=checks, status_override=i["status"],
                                     reason=i.get("reason", ""), rule=rule.get("text", ""), rule_latex=rule.get("latex", ""),
-                                    rule_mathml=rule.get("mathml", ""), graded_as=dict(i.get("graded_as") or {})))
+                                    rule_mathml=rule.get("mathml", ""), graded_as=dict(i.get("graded_as") or {}),
+                                    hidden=bool(i.get("hidden", False))))
         return cls(submission=data["submission"], items=items, errors=list(data.get("errors", [])),
                    warnings=list(data.get("warnings", [])), elapsed_s=data.get("elapsed_s", 0.0), sandbox=data.get("sandbox", ""), sandbox_note=data.get("sandbox_note", ""),
-                   seed=data.get("seed", 0), spec=data.get("spec", ""), grader_version=data.get("grader_version", ""),
+                   seed=data.get("seed", 0), seed_kind=data.get("seed_kind", "fixed"), spec=data.get("spec", ""), grader_version=data.get("grader_version", ""),
                    output=data.get("output", ""), command=data.get("command", ""), graded_at=data.get("graded_at", ""),
                    student_name=data.get("name", ""), student_email=data.get("email", ""), resume_key=data.get("resume_key", ""),
                    hidden_pending=data.get("hidden_checks_pending", 0), hidden_items_pending=data.get("hidden_items_pending", 0),
-                   placeholders=list(data.get("placeholders", [])))
+                   placeholders=list(data.get("placeholders", [])), problem=data.get("problem", ""),
+                   canvas_id=data.get("canvas_id", ""), late=bool(data.get("late", False)))
 
 
 __all__ = ["STATUSES", "CheckResult", "ItemResult", "SubmissionResult", "asdict"]

@@ -63,6 +63,8 @@ LOSS_SYMBOLS = {"y": Y, "yhat": YHAT, "eps": EPS}
 MISTAKE_SYMBOLS = {"elementwise": {"z": Z, "g": G}, "objective": {"y": Y, "yhat": YHAT, "eps": EPS}}
 #: A rule as the slides write it may also use ε where they put it (g′ = g(1 − g) + ε).
 RULE_SYMBOLS = {"elementwise": {"z": Z, "g": G, "eps": EPS}, "objective": {"y": Y, "yhat": YHAT, "eps": EPS}}
+#: The environment variable that holds the instructor's secret, unless [hidden] names another.
+DEFAULT_SECRET_ENV = "GRADER_HIDDEN_SECRET"
 #: The ε range CONTRACT.md accepts: from none at all to 1e-6.
 EPSILON_RANGE = (0.0, 1e-6)
 
@@ -161,7 +163,7 @@ class Hidden:
 
     items: frozenset[str]
     checks: frozenset[str]
-    secret_env: str = "GRADER_HIDDEN_SECRET"
+    secret_env: str = DEFAULT_SECRET_ENV
     secret_file: str = ""
 
 
@@ -200,19 +202,23 @@ class Spec:
             return item in self.hidden.items
         return item in self.hidden.items or check in self.hidden.checks or f"{item}:{check}" in self.hidden.checks
 
-    def hidden_secret(self) -> str | None:
-        """The instructor's secret for hidden checks (environment variable, else file), or None (a self-check)."""
-        if self.hidden is None:
-            return None
-        value = os.environ.get(self.hidden.secret_env, "")
+    def secret(self) -> str | None:
+        """The instructor's secret (its environment variable, else its file), or None: a self-check.
+
+        It seeds official grading and the hidden checks; the variable is GRADER_HIDDEN_SECRET unless
+        the spec's [hidden] names another."""
+        env = self.hidden.secret_env if self.hidden is not None else DEFAULT_SECRET_ENV
+        value = os.environ.get(env, "")
         if value:
             return value
-        if self.hidden.secret_file:
+        if self.hidden is not None and self.hidden.secret_file:
             try:
                 return Path(self.hidden.secret_file).read_text().strip() or None
             except OSError:
                 return None
         return None
+
+    hidden_secret = secret
 
     @property
     def items(self) -> list[Item]:
@@ -538,7 +544,7 @@ def _hidden(data, classes, source) -> Hidden | None:
         item, _, name = check.rpartition(":")
         if name not in known or (item and item not in graded):
             raise SpecError(source, f"'{check}' names no check; checks are {', '.join(sorted(known))}", key="hidden.checks")
-    secret_env = data.get("secret_env", "GRADER_HIDDEN_SECRET")
+    secret_env = data.get("secret_env", DEFAULT_SECRET_ENV)
     secret_file = data.get("secret_file", "")
     if not isinstance(secret_env, str) or not secret_env or not isinstance(secret_file, str):
         raise SpecError(source, "secret_env and secret_file are strings", key="hidden")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import os
 import re
+import stat
 import shutil
 import tempfile
 import zipfile
@@ -23,6 +25,8 @@ from grader.spec import Spec
 
 MAX_FILES = 2000
 MAX_BYTES = 50 * 1024**2
+MAX_DEPTH = 24  # folders deep inside a submission
+MAX_SOURCE_BYTES = 2 * 1024**2  # a .py or .ipynb file larger than this is not read
 SKIPPED_DIRS = {"__pycache__", ".git", ".venv", "venv", "env", "node_modules", "__MACOSX", ".ipynb_checkpoints"}
 
 
@@ -55,6 +59,7 @@ class Discovery:
     syntax_errors: dict[str, str] = field(default_factory=dict)  # file -> message
     sys_path: list[str] = field(default_factory=list)
     sys_path_last: list[str] = field(default_factory=list)
+    python_files: int = 0  # .py files read (notebooks' modules included)
     #: module made from a notebook -> (the notebook, [(first line, code cell number)])
     notebook_cells: dict[str, tuple[str, list[tuple[int, int]]]] = field(default_factory=dict)
 
@@ -79,14 +84,50 @@ def submission_name(path: Path) -> str:
     return name or "submission"
 
 
+def regular_files(root: Path, suffixes: tuple[str, ...] = ()):
+    """Every regular file under `root` (sorted), never through a symlink and never a device, a FIFO or a
+    link out of the submission; clutter folders (.git, __pycache__, …) and very deep paths left out."""
+    root = Path(root)
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        rel = Path(folder).relative_to(root)
+        if len(rel.parts) >= MAX_DEPTH:
+            dirs[:] = []
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        for name in files:
+            if suffixes and not name.lower().endswith(suffixes):
+                continue
+            path = Path(folder) / name
+            try:
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    found.append(path)
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def read_source(path: Path) -> bytes | None:
+    """The bytes of a regular file of reasonable size, or None (unreadable, too big, not a file)."""
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SOURCE_BYTES:
+            return None
+        with open(path, "rb") as handle:
+            return handle.read(MAX_SOURCE_BYTES + 1)
+    except OSError:
+        return None
+
+
 def copy_submission(path: Path, into: Path) -> Path:
     """Copy (or unzip) the submission at `path` into a folder below `into` and return that folder.
 
     The folder keeps the submission's own name, so `from <folder>.Layer import Layer` resolves.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise SubmissionError(f"{path}: no such file or folder")
+    if path.is_symlink():
+        raise SubmissionError(f"{path}: a symbolic link; give the folder or file itself")
     name = submission_name(path)
     name = name if name.isidentifier() else re.sub(r"\W", "_", name) or "submission"
     dest = Path(into) / name
@@ -95,51 +136,72 @@ def copy_submission(path: Path, into: Path) -> Path:
     elif path.suffix.lower() == ".zip":
         unzip_into(path, dest)
     elif path.suffix.lower() == ".py":
+        source = read_source(path)
+        if source is None:
+            raise SubmissionError(f"{path}: not a readable file of at most {MAX_SOURCE_BYTES // 1024**2} MiB")
         dest.mkdir(parents=True)
-        shutil.copy2(path, dest / path.name)
+        (dest / path.name).write_bytes(source)
     else:
         raise SubmissionError(f"{path}: a submission is a folder, a .py file or a .zip")
     return dest
 
 
 def _copy_tree(src: Path, dest: Path):
+    """Copy the regular files of `src` (symlinks and devices are never followed or read)."""
     count = size = 0
-    for item in sorted(src.rglob("*")):
-        rel = item.relative_to(src)
-        if any(part in SKIPPED_DIRS for part in rel.parts) or item.is_symlink():
-            continue
-        if item.is_dir():
-            continue
-        count += 1
-        size += item.stat().st_size
-        if count > MAX_FILES or size > MAX_BYTES:
-            raise SubmissionError(f"{src}: more than {MAX_FILES} files or {MAX_BYTES // 1024**2} MiB; is this one submission?")
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(item, target)
     dest.mkdir(parents=True, exist_ok=True)
+    for item in regular_files(src):
+        rel = item.relative_to(src)
+        count += 1
+        try:
+            size += os.lstat(item).st_size
+            if count > MAX_FILES or size > MAX_BYTES:
+                raise SubmissionError(f"{src}: more than {MAX_FILES} files or {MAX_BYTES // 1024**2} MiB; is this one submission?")
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(item, "rb") as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+        except PermissionError:
+            continue  # a file nobody may read is not part of what can be graded
+        except OSError as exc:
+            raise SubmissionError(f"{src}: {rel} cannot be copied ({exc.strerror})") from None
 
 
 def unzip_into(path: Path, dest: Path):
-    """Extract a zip below `dest`, leaving out absolute paths, `..`, and clutter folders."""
+    """Extract a zip below `dest`, leaving out absolute paths, `..`, links, clutter folders and very deep paths.
+
+    A zip that cannot be unpacked (corrupt, entries that conflict, names too long for the file
+    system, more than the size it declares) is a SubmissionError naming why: that student's problem.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             if len(members) > MAX_FILES or sum(m.file_size for m in members) > MAX_BYTES:
                 raise SubmissionError(f"{path}: the zip holds more than {MAX_FILES} files or {MAX_BYTES // 1024**2} MiB")
             dest.mkdir(parents=True, exist_ok=True)
+            budget = MAX_BYTES
             for member in members:
                 rel = PurePosixPath(member.filename.replace("\\", "/"))
-                if member.is_dir() or rel.is_absolute() or ".." in rel.parts:
+                if member.is_dir() or rel.is_absolute() or ".." in rel.parts or len(rel.parts) > MAX_DEPTH:
                     continue
-                if any(part in SKIPPED_DIRS for part in rel.parts):
+                if any(part in SKIPPED_DIRS for part in rel.parts) or stat.S_ISLNK(member.external_attr >> 16):
                     continue
                 target = dest.joinpath(*rel.parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(member) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
-    except zipfile.BadZipFile:
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(member) as source, open(target, "wb") as out:
+                        while chunk := source.read(1 << 20):
+                            budget -= len(chunk)
+                            if budget < 0:
+                                raise SubmissionError(f"{path}: the zip unpacks to more than {MAX_BYTES // 1024**2} MiB")
+                            out.write(chunk)
+                except OSError as exc:
+                    raise SubmissionError(f"{path}: the zip cannot be unpacked: {member.filename[:120]!r}: "
+                                          f"{exc.strerror or exc}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError):
         raise SubmissionError(f"{path}: not a readable zip file") from None
+    except OSError as exc:
+        raise SubmissionError(f"{path}: not a readable zip file ({exc.strerror or exc})") from None
 
 
 def discover(root: Path, spec: Spec) -> Discovery:
@@ -153,11 +215,15 @@ def discover(root: Path, spec: Spec) -> Discovery:
     root = Path(root)
     result = Discovery(root=root)
     result.notebook_cells = notebook_modules(root, result.warnings)
-    files = sorted(p for p in root.rglob("*.py") if not any(part in SKIPPED_DIRS for part in p.relative_to(root).parts))
+    files = regular_files(root, (".py",))
+    result.python_files = len(files)
     trees, defined = {}, []  # defined: every top-level class (FoundClass without canonical/module)
     for path in files:
         rel = path.relative_to(root).as_posix()
-        source = path.read_bytes()
+        source = read_source(path)
+        if source is None:
+            result.warnings.append(f"{rel}: not read (larger than {MAX_SOURCE_BYTES // 1024**2} MiB, or unreadable)")
+            continue
         try:
             tree = ast.parse(source, filename=rel)
         except (SyntaxError, ValueError) as exc:
@@ -316,13 +382,11 @@ def notebook_modules(root: Path, warnings: list[str]) -> dict[str, tuple[str, li
     does — training, plotting, reading data — is ever run.
     """
     out = {}
-    for path in sorted(root.rglob("*.ipynb")):
+    for path in regular_files(root, (".ipynb",)):
         rel = path.relative_to(root)
-        if any(part in SKIPPED_DIRS for part in rel.parts) or not path.is_file() or path.is_symlink():
-            continue
         try:
-            cells = json.loads(path.read_text(encoding="utf-8", errors="replace")).get("cells", [])
-        except (ValueError, AttributeError, OSError):
+            cells = json.loads((read_source(path) or b"").decode("utf-8", errors="replace")).get("cells", [])
+        except (ValueError, AttributeError, RecursionError):
             warnings.append(f"{rel.as_posix()}: not a readable notebook; left out")
             continue
         module = path.with_suffix(".py")

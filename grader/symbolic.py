@@ -11,6 +11,7 @@ the truth stays exact at the edges.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
@@ -94,9 +95,65 @@ def _write_cached(key: str, suffix: str, text: str) -> None:
 
 
 def _load_lambdified(text: str, filename: str):
-    namespace = dict(_numpy_namespace())
-    exec(compile(text, filename, "exec"), namespace)  # our own generated code
+    """The function in a cached file, after checking that it is arithmetic and nothing else.
+
+    The cache lives where the grader's user can write, and in the process sandbox as an ordinary
+    user so can student code: a file that is not exactly the shape lambdify writes (one function of
+    plain names, arithmetic, comparisons and numpy ufuncs; no attribute, no import, no other call)
+    is refused and derived afresh, so nothing planted there ever runs.
+    """
+    tree = ast.parse(text, filename)
+    problem = _not_arithmetic(tree)
+    if problem:
+        raise ValueError(f"cached code refused: {problem}")
+    namespace = {name: value for name, value in _numpy_namespace().items() if name in _ARITHMETIC_NAMES}
+    exec(compile(tree, filename, "exec"), namespace)
     return namespace["_lambdifygenerated"]
+
+
+@functools.lru_cache(maxsize=1)
+def _arithmetic_names() -> frozenset:
+    """The numpy names generated code may call or read: ufuncs, select/where, and constants."""
+    return frozenset(name for name, value in _numpy_namespace().items()
+                     if isinstance(value, np.ufunc) or name in ("select", "where", "nan", "inf", "pi", "e", "NaN"))
+
+
+class _LazyNames:
+    def __contains__(self, name):
+        return name in _arithmetic_names()
+
+
+_ARITHMETIC_NAMES = _LazyNames()
+_ALLOWED_NODES = (ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.Name, ast.Load, ast.Store,
+                  ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.List, ast.Tuple, ast.Call, ast.keyword,
+                  ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.IfExp)
+
+
+def _not_arithmetic(tree: ast.Module) -> str:
+    """Why `tree` is not a lambdified function of arithmetic only, or ''."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != "_lambdifygenerated":
+        return "not a single _lambdifygenerated function"
+    function = tree.body[0]
+    if function.decorator_list or function.returns:
+        return "decorated"
+    local = {a.arg for a in function.args.args}
+    for node in ast.walk(function):
+        if not isinstance(node, _ALLOWED_NODES):
+            return f"{type(node).__name__} is not arithmetic"
+        if isinstance(node, ast.Assign):
+            if not all(isinstance(t, ast.Name) for t in node.targets):
+                return "an assignment to something other than a name"
+            local |= {t.id for t in node.targets}
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _ARITHMETIC_NAMES):
+            return f"a call of {ast.unparse(node.func)}"
+        if isinstance(node, ast.keyword) and node.arg != "default":
+            return f"the keyword {node.arg}"
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, bool, type(None))):
+            return "a constant that is not a number"
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in local and node.id not in _ARITHMETIC_NAMES:
+            return f"the name {node.id}"
+    return ""
 
 
 def compile_exprs(args: list[sp.Symbol], exprs: list[sp.Expr]):

@@ -9,7 +9,10 @@ from grader.results import SubmissionResult
 def table(result: SubmissionResult, *, verbose: bool = False) -> str:
     width = shutil.get_terminal_size((110, 20)).columns
     name_w = max(len(i.name) for i in result.items) if result.items else 10
-    lines = [f"{result.submission}: grading with {result.spec} (sandbox: {result.sandbox}, seed {result.seed})", ""]
+    lines = [f"{result.submission}: grading with {result.spec} (sandbox: {result.sandbox}, seed {result.seed})"]
+    if result.sandbox_note:
+        lines.append(f"warning: sandbox: {result.sandbox_note}")
+    lines.append("")
     header = f"{'item':<{name_w}}  {'points':>11}  {'status':<15}  reason"
     lines += [header, "-" * min(width, max(len(header), 80))]
     for item in result.items:

@@ -31,10 +31,10 @@ def test_folders_layout(tmp_path, spec):
     (tmp_path / "README.txt").write_text("hi")
     assert looks_like_batch(tmp_path, spec)
     found = detect(tmp_path, tmp_path / "work")
-    assert found.layout == "folders" and [e.id for e in found.entries] == ["fc_gradient_w", "tanh_missing"]
-    assert found.skipped == [("README.txt", "not a folder, .zip or .py"), ("empty", "no .py file inside")]
-    assert found.describe() == ("batch layout: folders, 2 submissions; skipped 2: README.txt (not a folder, .zip or .py); "
-                                "empty (no .py file inside)")
+    # a student folder without .py files is a student all the same: graded as 0 with the reason
+    assert found.layout == "folders" and [e.id for e in found.entries] == ["empty", "fc_gradient_w", "tanh_missing"]
+    assert found.skipped == [("README.txt", "not a folder, .zip or .py")]
+    assert found.describe() == "batch layout: folders, 3 submissions; skipped 1: README.txt (not a folder, .zip or .py)"
 
 
 def test_one_submission_split_over_folders_is_not_a_batch(spec):

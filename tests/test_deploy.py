@@ -121,21 +121,22 @@ def test_hidden_checks_run_only_with_the_secret(tmp_path, monkeypatch):
 
 
 def test_hidden_points_come_from_the_secret(tmp_path, monkeypatch):
-    from grader.grade import _secret_seed
     from grader.points import rng_for
+    from grader.seeding import secret_seed
 
-    a, b = rng_for(_secret_seed("one"), "X/edges").normal(size=3), rng_for(_secret_seed("two"), "X/edges").normal(size=3)
+    a, b = rng_for(secret_seed("one"), "X/edges").normal(size=3), rng_for(secret_seed("two"), "X/edges").normal(size=3)
     assert not (a == b).all()
 
 
 def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     secret = tmp_path / "secret.txt"
     secret.write_text("instructor-only\n")
-    archive = build_autograder(tmp_path / "autograder.zip", spec_file=hidden_spec(tmp_path), secret_file=secret)
+    archive, made = build_autograder(tmp_path / "autograder.zip", spec_file=hidden_spec(tmp_path), secret_file=secret)
+    assert made is None
     with zipfile.ZipFile(archive) as z:
         names = z.namelist()
         assert {"setup.sh", "run_autograder", "spec.toml", "hidden_secret"} <= set(names)
-        assert any(n.startswith("grader_src/grader/reference/") for n in names)
+        assert not any(n.startswith("grader_src/grader/reference/") for n in names)  # only the symbolic truth is needed
         assert (z.getinfo("run_autograder").external_attr >> 16) & 0o111
     root = tmp_path / "autograder"
     with zipfile.ZipFile(archive) as z:
@@ -154,7 +155,11 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     results = json.loads((root / "results" / "results.json").read_text())
     assert set(results) <= {"score", "execution_time", "output", "tests", "visibility", "stdout_visibility"}
     monkeypatch.setenv("HW_SECRET", "instructor-only")
-    expected = grade_submission(root / "submission", spec=load_spec(hidden_spec(tmp_path)), sandbox="auto")
+    from grader.seeding import choose
+
+    spec = load_spec(hidden_spec(tmp_path))
+    expected = grade_submission(root / "submission", spec=spec, sandbox="auto", seed=choose(spec, official=True))
+    assert expected.seed_kind == "secret" and expected.seed is None
     assert results["score"] == pytest.approx(expected.score) and expected.score < 100
     for test in results["tests"]:
         assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
@@ -165,10 +170,15 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     assert (root / "results" / "reports" / "submission.html").is_file()
 
 
-def test_autograder_needs_the_secret_when_there_are_hidden_checks(tmp_path, monkeypatch):
+def test_autograder_makes_a_secret_when_none_is_given(tmp_path, monkeypatch):
     monkeypatch.delenv("HW_SECRET", raising=False)
-    with pytest.raises(UsageError, match="hidden checks: give --secret-file"):
-        build_autograder(tmp_path / "a.zip", spec_file=hidden_spec(tmp_path))
+    monkeypatch.delenv("GRADER_HIDDEN_SECRET", raising=False)
+    archive, made = build_autograder(tmp_path / "a.zip", spec_file=hidden_spec(tmp_path))
+    assert made == tmp_path / "a.zip.secret" and (made.stat().st_mode & 0o777) == 0o600
+    with zipfile.ZipFile(archive) as z:
+        assert z.read("hidden_secret").decode().strip() == made.read_text().strip()
+    with pytest.raises(UsageError, match="already exists"):
+        build_autograder(tmp_path / "a.zip", spec_file=hidden_spec(tmp_path))  # never overwrites a secret
 
 
 def test_fail_under_exit_status(tmp_path):
