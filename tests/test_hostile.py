@@ -8,15 +8,21 @@ import json
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from grader.batch import Entry, grade_batch
+from grader.batch import grade_one as _REAL_GRADE_ONE
 from grader.grade import grade_submission
 from grader.sandbox import OUTPUT_LIMIT, Limits, bwrap_available
+from grader.sandbox.process import others_can_run
 
+ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).resolve().parent / "fixtures" / "hostile"
 BASE = Path(__file__).resolve().parent / "fixtures" / "base_submission.py"
 SANDBOXES = ["process"] + (["bwrap"] if bwrap_available() else [])
@@ -52,6 +58,11 @@ EXPECTED = {
     "sigterm_handler": (set(), {}),
     "reads_environment": (set(), {}),
     "reads_reference": ({"SoftmaxLayer"}, {}),
+    # second red-team pass: replies forged on the protocol pipe, /tmp filled
+    "forged_huge_reply": ({"TanhLayer"}, {"TanhLayer.forward": "error"}),
+    "forged_deep_reply": ({"TanhLayer"}, {"TanhLayer.forward": "error"}),
+    "forged_list_reply": ({"TanhLayer"}, {"TanhLayer.forward": "error"}),
+    "fills_tmp": ({"TanhLayer"}, {}),
 }
 
 
@@ -182,3 +193,196 @@ def test_a_batch_of_hostile_submissions_goes_on(sandbox, arena, spec):
     assert SECRET not in (arena / "batch-out" / "index.html").read_text()
     # the grader's own memory stays bounded whatever the submissions did
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 1024 * 1024  # KiB: under 1 GiB
+
+
+# ----------------------------------------------------------------------------- second red-team pass (issue 12)
+
+SLOW = Limits(call_timeout=90.0, load_timeout=10.0, total_timeout=300.0)
+ISOLATED = [s for s in SANDBOXES if s == "bwrap" or AS_ROOT]  # the process sandbox is a boundary only as root
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_a_forged_reply_is_that_students_error_and_the_grader_stays_small(sandbox, arena):
+    for name in ("forged_huge_reply", "forged_deep_reply", "forged_list_reply"):
+        shutil.copytree(HOSTILE / name, arena / "class" / name)
+        result = grade_submission(arena / "class" / name, sandbox=sandbox, limits=LIMITS)
+        item = result.item("TanhLayer.forward")
+        assert item.status == "error" and "which the grader does not read" in item.feedback, item.feedback
+        assert result.item("SoftmaxLayer.forward").score > 0  # the other class is still graded
+        assert not result.errors
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 1024 * 1024  # KiB: the 128 MiB reply was never read
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap is not installed or cannot run here")
+def test_the_grader_and_the_solution_cannot_be_found_under_bubblewrap(arena):
+    # The whole visible file system, every sys.path entry. (The process sandbox hides the running
+    # grader's files, the results and the secret, but not other copies lying on the disk: the
+    # test below; README: threat model.)
+    shutil.copytree(HOSTILE / "searches_for_the_grader", arena / "class" / "search")
+    result = grade_submission(arena / "class" / "search", sandbox="bwrap", limits=SLOW)
+    assert "FOUND: []" in result.output, result.output[-2000:]
+    assert int(result.output.split("searched ")[1].split()[0]) > 1000  # it did look around
+    assert result.item("SoftmaxLayer.forward").score == 0
+
+
+@pytest.mark.skipif(not (AS_ROOT and bwrap_available() and shutil.which("unshare")), reason="needs root, bubblewrap and unshare")
+def test_a_system_wide_install_in_dist_packages_is_hidden(tmp_path):
+    """As Gradescope's setup.sh installs it: the grader in /usr/local/lib/python3.X/dist-packages, which
+    bubblewrap's /usr binds. Installed in a private mount namespace, so the host stays as it was."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    dist = f"/usr/local/lib/{version}/dist-packages"
+    site = str(Path(np.__file__).resolve().parent.parent)
+    shutil.copytree(HOSTILE / "searches_for_the_grader", tmp_path / "search")
+    grade = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import grader; assert grader.__file__.startswith(sys.argv[1]); "
+             "from grader.grade import grade_submission; from grader.sandbox import Limits; "
+             "r = grade_submission(sys.argv[3], sandbox='bwrap', limits=Limits(call_timeout=90)); print(r.output)")
+    script = (f"set -e; mount -t tmpfs tmpfs /usr/local/lib; mkdir -p {dist}; "
+              f"{sys.executable} -m pip install -q --no-deps --target {dist} {ROOT}; "
+              f"{sys.executable} -S -c \"{grade}\" {dist} {site} {tmp_path / 'search'}")
+    run = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "FOUND: []" in run.stdout, run.stdout[-2000:]
+    assert not Path(dist, "grader").exists()  # nothing of it left on the host
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_classmates_can_neither_be_read_rewritten_nor_killed(sandbox, arena, spec):
+    shutil.copytree(HOSTILE / "attacks_classmates", arena / "class" / "aaa_attacker")
+    for n in range(6):
+        (arena / "class" / f"victim{n}").mkdir()
+        shutil.copy(BASE, arena / "class" / f"victim{n}" / "submission.py")
+    (arena / "class" / "victim" / "submission.py").unlink()
+    (arena / "class" / "victim").rmdir()
+    entries = [Entry(p.name, p) for p in sorted((arena / "class").iterdir())]
+    limits = Limits(call_timeout=5.0, load_timeout=10.0, total_timeout=60.0)
+    counts = grade_batch(entries, spec=spec, out_dir=arena / "out2", jobs=2, sandbox=sandbox, limits=limits)
+    assert counts["failed"] == 0
+    scores = {s["submission"]: s["score"] for s in json.loads((arena / "out2" / "summary.json").read_text())["submissions"]}
+    assert all(scores[f"victim{n}"] == 100.0 for n in range(6)), scores
+    said = json.loads((arena / "out2" / "aaa_attacker.json").read_text())["output"]
+    assert "stole 0, rewrote 0, killed 0" in said, said
+    assert worker_processes() == []
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_temporary_space_is_capped_and_nothing_is_left(sandbox, arena):
+    shutil.copytree(HOSTILE / "fills_tmp", arena / "class" / "fill")
+    result = grade_submission(arena / "class" / "fill", sandbox=sandbox, limits=LIMITS)
+    written = int(result.output.split("wrote ")[1].split()[0])
+    if sandbox == "bwrap":
+        assert written <= 64  # MiB: the sandbox's /tmp is a capped tmpfs, not host memory without end
+    assert not [p for p in Path("/tmp").iterdir() if p.name.startswith("leftover-") or p.name == "also-left"]
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="the process sandbox hides files by uid and mount namespace only as root")
+def test_the_process_sandbox_hides_the_graders_files_the_results_and_the_secret(arena, spec):
+    import grader
+
+    secret = arena / "secret.txt"
+    secret.write_text("instructor-only\n")
+    (arena / "out" / "alice.json").write_text('{"score": 12}')
+    probes = [Path(grader.__file__).resolve(), Path(grader.__file__).resolve().parent / "specs" / "default.toml",
+              arena / "out" / "alice.json", secret]
+    code = ("import os\nimport numpy as np\n\n\nclass TanhLayer:\n    def forward(self, X):\n"
+            f"        readable = [p for p in {[str(p) for p in probes]!r} if os.access(p, os.R_OK)]\n"
+            "        print('READABLE:', readable)\n        return np.tanh(X)\n")
+    (arena / "class" / "snoop").mkdir()
+    (arena / "class" / "snoop" / "snoop.py").write_text(code)
+    from grader.batch import private_paths
+
+    result = grade_submission(arena / "class" / "snoop", sandbox="process", limits=LIMITS,
+                              hidden=private_paths(spec, arena / "out") + (str(secret),))
+    assert "READABLE: []" in result.output, result.output
+
+
+def test_a_bubblewrap_that_cannot_run_is_said_not_downgraded_silently(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from grader.cli import main
+    from grader.sandbox import bubblewrap
+    from grader.sandbox.parent import resolve_sandbox
+
+    monkeypatch.setattr(bubblewrap, "probe", lambda: (False, "bubblewrap is installed but cannot create namespaces here"))
+    choice = resolve_sandbox("auto")
+    assert choice.kind == "process" and choice.note.startswith("bubblewrap is installed but cannot create namespaces here")
+    with pytest.raises(Exception, match="--sandbox bwrap: bubblewrap is installed but cannot create namespaces here"):
+        resolve_sandbox("bwrap")
+    run = CliRunner().invoke(main, [str(BASE), "--out", str(tmp_path), "--gradescope", str(tmp_path / "gs.json")])
+    assert run.exit_code == 0 and "warning: sandbox: bubblewrap is installed but cannot create namespaces" in run.output
+    result = json.loads((tmp_path / "base_submission.json").read_text())
+    assert result["sandbox"] == "process" and "cannot create namespaces" in result["sandbox_note"]
+    assert "Sandbox: bubblewrap is installed but cannot create namespaces" in (tmp_path / "base_submission.html").read_text()
+    tests = json.loads((tmp_path / "gs.json").read_text())["tests"]
+    note = next(t for t in tests if t["name"] == "Sandbox (instructors only)")
+    assert note["visibility"] == "hidden" and "cannot create namespaces" in note["output"]
+    refused = CliRunner().invoke(main, [str(BASE), "--sandbox", "bwrap", "--out", str(tmp_path)])
+    assert refused.exit_code == 2 and "--sandbox bwrap: bubblewrap is installed but cannot" in refused.output
+
+
+def test_batch_grading_as_an_ordinary_user_in_the_process_sandbox_needs_consent(monkeypatch, tmp_path, arena):
+    from grader import api
+    from grader.exceptions import UsageError
+    from grader.sandbox import bubblewrap
+
+    monkeypatch.setattr(bubblewrap, "probe", lambda: (False, "bubblewrap is not installed"))
+    monkeypatch.setattr(api, "as_root", lambda: False)
+    monkeypatch.setattr("grader.sandbox.parent.process.as_root", lambda: False)
+    (arena / "class" / "other").mkdir()
+    shutil.copy(BASE, arena / "class" / "other" / "submission.py")
+    with pytest.raises(UsageError, match="pass --sandbox process to accept it"):
+        api.run(paths=[arena / "class"], out_dir=tmp_path / "o", batch=True, echo=lambda s: None)
+    notes = []
+    api.run(paths=[arena / "class"], out_dir=tmp_path / "o", batch=True, sandbox="process", echo=lambda s: None, note=notes.append,
+            limits=LIMITS)
+    assert any("not a boundary" in n for n in notes)
+    summary = (tmp_path / "o" / "index.html").read_text()
+    assert "not a boundary" in summary
+
+
+def _as_nobody():
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+@pytest.mark.skipif(not AS_ROOT or not others_can_run(sys.executable), reason="needs root and an interpreter another user may run")
+def test_a_grader_that_is_not_dumpable_keeps_its_environment_from_same_user_code(tmp_path):
+    # As an ordinary user, student code runs as that user: marked not dumpable, the grader's
+    # /proc/<pid>/environ (where an instructor's secret may be) is root's, not the user's.
+    code = ("import os, sys, time\nsys.path.insert(0, sys.argv[1])\nfrom grader.sandbox.process import not_dumpable\n"
+            "if sys.argv[2] == '1':\n    not_dumpable()\nprint(os.getpid(), flush=True)\ntime.sleep(30)\n")
+    for dumpable, readable in (("0", True), ("1", False)):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(ROOT), dumpable], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "HW_SECRET": "s3cr3t"}, preexec_fn=_as_nobody)
+        try:
+            pid = int(proc.stdout.readline())
+            reader = subprocess.run([sys.executable, "-c", f"print(b's3cr3t' in open('/proc/{pid}/environ', 'rb').read())"],
+                                    capture_output=True, text=True, preexec_fn=_as_nobody)
+            assert ("True" in reader.stdout) == readable, reader.stdout + reader.stderr
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def _killer(entry, *args, **kwargs):
+    """grade_one, but the student called "killer" kills the pool process grading it (as a student
+    running as the grader's own user can)."""
+    if entry.id == "killer":
+        os._exit(9)
+    return _REAL_GRADE_ONE(entry, *args, **kwargs)
+
+
+def test_a_submission_that_kills_its_pool_twice_costs_only_itself(monkeypatch, arena, spec):
+    import grader.batch as batch
+
+    monkeypatch.setattr(batch, "grade_one", _killer)
+    (arena / "class" / "killer").mkdir()
+    shutil.copy(BASE, arena / "class" / "killer" / "submission.py")
+    (arena / "class" / "other").mkdir()
+    shutil.copy(BASE, arena / "class" / "other" / "submission.py")
+    entries = [Entry(p.name, p) for p in sorted((arena / "class").iterdir())]
+    counts = grade_batch(entries, spec=spec, out_dir=arena / "o3", jobs=2, sandbox="process", limits=LIMITS)
+    scores = {s["submission"]: s["score"] for s in json.loads((arena / "o3" / "summary.json").read_text())["submissions"]}
+    assert scores == {"killer": 0.0, "other": 100.0, "victim": 100.0} and counts["graded"] == 3, [json.loads((arena / "o3" / f"{n}.json").read_text())["items"][0]["feedback"][:300] for n in ("other", "victim")]
+    problem = json.loads((arena / "o3" / "killer.json").read_text())["problem"]
+    assert problem.startswith("the process grading this submission was killed twice")

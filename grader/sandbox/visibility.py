@@ -51,6 +51,10 @@ def package_folders() -> list[str]:
     for entry in sys.path:
         if entry.endswith(("site-packages", "dist-packages")):
             found.add(entry)
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:  # a venv's base interpreter's too
+        for name in ("site-packages", "dist-packages"):
+            found.update(glob.glob(os.path.join(prefix, "lib*", "python3*", name)))
+            found.update(glob.glob(os.path.join(prefix, "local", "lib*", "python3*", name)))
     return sorted(str(Path(p).resolve()) for p in found if os.path.isdir(p))
 
 
