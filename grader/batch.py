@@ -119,7 +119,7 @@ def detect(root: Path, workdir: Path) -> Detection:
         raise UsageError(f"{root}: a batch is a folder (or the zip of a Canvas export)")
     if (root / "submission_metadata.yml").is_file():
         return _gradescope(root)
-    files = sorted(p for p in root.iterdir() if _regular(p))
+    files = sorted(p for p in root.iterdir() if _regular(p) or p.is_symlink() and not p.is_dir())
     if files and sum(bool(CANVAS.match(p.name)) for p in files) >= max(1, len([f for f in files if f.name not in IGNORED]) // 2):
         return _canvas(root, files, Path(workdir) / "canvas")
     detection = Detection(layout="folders")
@@ -179,6 +179,8 @@ def _canvas(root: Path, files: list[Path], into: Path) -> Detection:
         problem = ""
         for original, (_, path) in chosen.items():
             try:
+                if path.is_symlink():
+                    raise SubmissionError(f"{path.name}: a symbolic link, never followed")
                 if path.suffix.lower() == ".zip":
                     _safe_extract(path, folder)
                 else:

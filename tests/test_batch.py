@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import Entry, detect, grade_batch, looks_like_batch
+from grader.batch import Entry, content_hash, detect, grade_batch, looks_like_batch
 from grader.sandbox import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -190,3 +190,102 @@ def test_a_grader_failure_on_one_submission_is_recorded_and_the_batch_goes_on(tm
     assert b["errors"] == ["the grader failed on this submission: RuntimeError: simulated grader bug"]
     assert {i["status"] for i in b["items"]} == {"error"}
     assert json.loads((tmp_path / "a.json").read_text())["score"] == 96.0
+
+
+def broken_export(root: Path) -> Path:
+    """A Canvas download where some students' files cannot be graded, beside two good ones."""
+    good = (FIXTURES / "base_submission.py").read_text()
+    root.mkdir()
+    (root / "alice_1001_5001_layers.py").write_text(good)
+    (root / "bob_1002_5002_hw.py").write_text(good)
+    with zipfile.ZipFile(root / "carol_1003_5003_hw.zip", "w") as z:  # `hw` as a file and as a folder
+        z.writestr("hw", "a file")
+        z.writestr("hw/layers.py", good)
+    (root / "dave_1004_5004_hw.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    with zipfile.ZipFile(root / "erin_1005_5005_hw.zip", "w") as z:  # a name too long for the file system
+        z.writestr("x" * 300 + ".py", good)
+    with zipfile.ZipFile(root / "frank_1006_5006_hw.zip", "w") as z:
+        z.writestr("/".join(["deep"] * 60) + "/layers.py", good)
+    (root / "gina_1007_5007_layers.py").symlink_to("/dev/zero")
+    (root / "hank_LATE_1008_5008_layers.py").symlink_to("/root/.nothing-to-see")
+    return root
+
+
+def test_one_bad_submission_costs_only_itself(tmp_path, spec):
+    export = broken_export(tmp_path / "canvas")
+    found = detect(export, tmp_path / "work")
+    assert found.layout == "canvas"
+    counts = grade_batch(found.entries, spec=spec, out_dir=tmp_path / "out", jobs=2, sandbox="process", limits=FAST)
+    assert counts["failed"] == 0  # none is blamed on the grader
+    rows = {r["identifier"]: r for r in csv.DictReader(io.StringIO((tmp_path / "out" / "grades.csv").read_text()))}
+    assert rows["alice_1001"]["total"] == "100.00" and rows["bob_1002"]["total"] == "100.00"
+    problems = {i: json.loads((tmp_path / "out" / f"{i}.json").read_text())["problem"] for i in rows}
+    assert "the zip cannot be unpacked" in problems["carol_1003"]
+    assert "not a readable zip file" in problems["dave_1004"]
+    assert "cannot be unpacked" in problems["erin_1005"]
+    assert "no Python file" in problems["frank_1006"]  # too deep to be taken: nothing to grade
+    assert set(rows) == {f"{n}_{1001 + k}" for k, n in enumerate("alice bob carol dave erin frank gina hank".split())}
+    for student in ("carol_1003", "dave_1004", "erin_1005", "frank_1006", "gina_1007", "hank_1008"):
+        assert rows[student]["total"] == "0.00", student
+
+
+def test_a_folder_of_links_and_devices_is_never_followed(tmp_path, spec):
+    root = tmp_path / "class"
+    (root / "zed").mkdir(parents=True)
+    shutil.copy(FIXTURES / "base_submission.py", root / "zed" / "submission.py")
+    (root / "zed" / "zero.py").symlink_to("/dev/zero")
+    (root / "zed" / "up").symlink_to(tmp_path)
+    (root / "linked").symlink_to(root / "zed")
+    (root / "amy").mkdir()
+    shutil.copy(FIXTURES / "base_submission.py", root / "amy" / "submission.py")
+    assert content_hash(root / "zed") == content_hash(root / "zed")  # returns, never reads /dev/zero
+    found = detect(root, tmp_path / "work")
+    counts = grade_batch(found.entries, spec=spec, out_dir=tmp_path / "out", jobs=2, sandbox="process", limits=FAST)
+    scores = {s["submission"]: s["score"] for s in json.loads((tmp_path / "out" / "summary.json").read_text())["submissions"]}
+    assert scores == {"amy": 100.0, "linked": 0.0, "zed": 100.0} and counts["failed"] == 0
+    assert "symbolic link" in json.loads((tmp_path / "out" / "linked.json").read_text())["problem"]
+
+
+def test_student_text_cannot_start_a_formula_or_move_the_cursor(tmp_path, spec):
+    from click.testing import CliRunner
+
+    from grader.cli import main
+
+    root = tmp_path / "gradescope"
+    root.mkdir()
+    (root / "submission_metadata.yml").write_text(
+        "submission_1:\n  :submitters:\n  - :name: =HYPERLINK(\"http://evil\",\"x\")\n    :email: +1+cmd|' /C calc'!A0\n")
+    (root / "submission_1").mkdir()
+    shutil.copy(FIXTURES / "base_submission.py", root / "submission_1" / "submission.py")
+    evil = root / "\x1b[2K\rtotal 100.00"
+    evil.mkdir()
+    shutil.copy(FIXTURES / "submissions" / "tanh_missing" / "submission.py", evil / "x.py")
+    run = CliRunner().invoke(main, [str(root), "--out", str(tmp_path / "out"), "--sandbox", "process", "-q"])
+    assert run.exit_code == 0, run.output
+    assert "\x1b" not in run.output and "\r" not in run.output
+    rows = list(csv.reader(io.StringIO((tmp_path / "out" / "grades.csv").read_text())))
+    cells = [c for row in rows[1:] for c in row[:3]]
+    assert "'=HYPERLINK(\"http://evil\",\"x\")" in cells and "'+1+cmd|' /C calc'!A0" in cells
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+
+
+def test_official_seeds_are_secret_or_recorded_and_reused(tmp_path, spec, monkeypatch):
+    from grader.seeding import SEED_FILE, choose
+
+    monkeypatch.delenv("GRADER_HIDDEN_SECRET", raising=False)
+    assert choose(spec, official=False) == choose(spec, official=False)  # a self-check: fixed
+    assert choose(spec, official=False).kind == "fixed" and choose(spec, official=False).seed == 0
+    first = choose(spec, official=True, out_dir=tmp_path)
+    assert first.kind == "batch" and (tmp_path / SEED_FILE).read_text().strip() == str(first.seed)
+    assert choose(spec, official=True, out_dir=tmp_path) == first  # a regrade reuses it
+    monkeypatch.setenv("GRADER_HIDDEN_SECRET", "instructor-only")
+    secret = choose(spec, official=True, out_dir=tmp_path)
+    assert secret.kind == "secret" and secret.shown is None and secret.seed != first.seed
+    result = grade_batch_one(tmp_path, spec, secret)
+    assert result["seed_kind"] == "secret" and result["seed"] is None and "instructor-only" not in json.dumps(result)
+
+
+def grade_batch_one(tmp_path, spec, seeding) -> dict:
+    entries = [Entry("a", SUBMISSIONS / "tanh_missing")]
+    grade_batch(entries, spec=spec, out_dir=tmp_path / "o", jobs=1, sandbox="process", limits=FAST, seed=seeding)
+    return json.loads((tmp_path / "o" / "a.json").read_text())

@@ -192,3 +192,38 @@ def test_fail_under_exit_status(tmp_path):
     ok = CliRunner().invoke(main, [str(FIXTURES / "submissions" / "tanh_missing"), "--out", str(tmp_path), "-q",
                                    "--sandbox", "process", "--fail-under", "88"])
     assert ok.exit_code == 0
+
+
+def test_a_hidden_item_whose_checks_could_not_run_stays_hidden(tmp_path, monkeypatch):
+    # softmax_no_backward has no SoftmaxLayer.backward: the hidden item is "missing", with its rule
+    monkeypatch.setenv("HW_SECRET", "s3cr3t")
+    result = grade_submission(FIXTURES / "submissions" / "softmax_no_backward", spec=load_spec(hidden_spec(tmp_path)),
+                              sandbox="process")
+    item = result.item("SoftmaxLayer.backward")
+    assert item.status == "missing" and not item.checks and item.hidden
+    tests = {t["name"]: t for t in json.loads(gradescope_json(result))["tests"]}
+    assert tests["SoftmaxLayer.backward"]["visibility"] == "hidden"
+    assert [n for n, t in tests.items() if n.startswith("SoftmaxLayer.backward")] == ["SoftmaxLayer.backward"]
+
+
+def test_grade_admin_makes_a_secret_that_official_grading_uses(tmp_path):
+    from click.testing import CliRunner
+
+    from grader.admin_cli import main as admin
+    from grader.cli import main as grade
+
+    made = CliRunner().invoke(admin, ["secret", str(tmp_path / "hw.secret")])
+    assert made.exit_code == 0 and (tmp_path / "hw.secret").stat().st_mode & 0o777 == 0o600
+    again = CliRunner().invoke(admin, ["secret", str(tmp_path / "hw.secret")])
+    assert again.exit_code == 2 and "already exists" in again.output
+    entries_dir = tmp_path / "class"
+    shutil.copytree(FIXTURES / "submissions" / "tanh_missing", entries_dir / "a")
+    shutil.copytree(FIXTURES / "submissions" / "aliases_correct", entries_dir / "b")
+    run = CliRunner().invoke(grade, [str(entries_dir), "--out", str(tmp_path / "out"), "-q", "--sandbox", "process",
+                                     "--secret-file", str(tmp_path / "hw.secret")])
+    assert run.exit_code == 0, run.output
+    assert "test points: test points drawn from the instructor's secret" in run.output
+    result = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert result["seed_kind"] == "secret" and result["seed"] is None
+    missing = CliRunner().invoke(grade, [str(entries_dir), "--out", str(tmp_path / "o2"), "--secret-file", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "make one with: grade-admin secret FILE" in missing.output

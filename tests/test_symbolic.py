@@ -244,3 +244,26 @@ def test_the_sigmoid_derivative_band_is_g_1_minus_g_plus_eps(spec, truth):
     band = truth.elementwise_derivative_band(cls, Z_)
     g = 1 / (1 + np.exp(-Z_))
     assert np.allclose(band.lower, g * (1 - g)) and np.allclose(band.upper, g * (1 - g) + 1e-6)
+
+
+def test_cached_code_runs_only_when_it_is_arithmetic(tmp_path, monkeypatch):
+    # The disk cache is writable by the grader's user, and so by student code in the process
+    # sandbox as that user: a planted file must never run, only be derived afresh.
+    from grader import symbolic
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    symbolic._MEMORY.clear()
+    z = sp.Symbol("z_planted_test", real=True)
+    fn = compile_exprs([z], [sp.exp(z) + 1])
+    (cached,) = list(tmp_path.glob("*.py"))
+    marker = tmp_path / "ran"
+    cached.write_text(f"def _lambdifygenerated(z):\n    return [open({str(marker)!r}, 'w')]\n")
+    symbolic._MEMORY.clear()
+    again = compile_exprs([z], [sp.exp(z) + 1])
+    assert not marker.exists() and np.allclose(again(np.array([0.0]))[0], 2.0) and fn is not again
+    for text in ("import os\ndef _lambdifygenerated(z):\n    return [z]\n",
+                 "def _lambdifygenerated(z):\n    return [z.__class__]\n",
+                 "def _lambdifygenerated(z):\n    return [eval('1')]\n",
+                 "def _lambdifygenerated(z):\n    return [loadtxt('x')]\n"):
+        with pytest.raises(ValueError, match="cached code refused"):
+            symbolic._load_lambdified(text, "x.py")
