@@ -51,6 +51,28 @@ def _autograder(zip_path, spec_file, secret_file):
 
 
 @main.command()
+@click.argument("path", metavar="[FILE]", type=click.Path(path_type=Path), required=False)
+def spec(path):
+    """Print the built-in spec (the CS 615 assignment), or write it to FILE: the start of a new assignment."""
+    _run(lambda: _spec(path))
+
+
+def _spec(path):
+    from grader.spec import default_spec_path
+
+    text = default_spec_path().read_text(encoding="utf-8")
+    if path is None:
+        click.echo(text, nl=False)
+        return
+    if Path(path).exists():
+        from grader.exceptions import UsageError
+
+        raise UsageError(f"{path}: already exists; give a new file name")
+    Path(path).write_text(text, encoding="utf-8")
+    click.echo(f"the built-in spec written to {path}: edit it, then grade with --spec {path}")
+
+
+@main.command()
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
 def secret(path):
     """Write a new instructor secret to FILE (readable by you only): official grading draws its test points from it."""

@@ -70,7 +70,9 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
                 progress("end", None, None)
     echo(f"graded {counts['graded']}, unchanged and skipped {counts['skipped']}, grader failures {counts['failed']} "
          f"of {counts['total']} in {time.monotonic() - started:.1f} s")
-    echo(f"class summary: {Path(out_dir) / 'index.html'}  gradebook: {Path(out_dir) / 'grades.csv'}")
+    canvas = Path(out_dir) / "canvas_grades.csv"
+    echo(f"class summary: {Path(out_dir) / 'index.html'}  gradebook: {Path(out_dir) / 'grades.csv'}"
+         + (f"  Canvas import: {canvas}" if canvas.is_file() else ""))
     if fail_under is None:
         return 0
     from grader.batch import load_results

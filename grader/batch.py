@@ -492,19 +492,57 @@ def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec):
     results = load_results(out_dir, ids)
     write_atomic(Path(out_dir) / "index.html", render_summary(results, title=f"{spec.title} — class summary"))
     write_atomic(Path(out_dir) / "grades.csv", gradebook_csv(results, spec))
+    if any(r.canvas_id for r in results):
+        write_atomic(Path(out_dir) / CANVAS_CSV, canvas_csv(results, spec))
     write_atomic(Path(out_dir) / "summary.json", json.dumps(summary(results, spec), indent=2, ensure_ascii=False))
 
 
 def gradebook_csv(results, spec: Spec) -> str:
-    """One row per student: identifier, name, email, total, max, then each item's points."""
+    """One row per student: identifier, name, email, total, max, each item's points, and notes
+    (why it could not be graded, late, problems met)."""
     items = [i.name for i in spec.items]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["identifier", "name", "email", "total", "max_score", *items])
+    writer.writerow(["identifier", "name", "email", "total", "max_score", *items, "notes"])
     for r in sorted(results, key=lambda r: r.submission):
         by_name = {i.name: i for i in r.items}
         writer.writerow([csv_text(r.submission), csv_text(r.student_name), csv_text(r.student_email), f"{r.score:.2f}", f"{r.max_score:.2f}",
-                         *(f"{by_name[n].score:.2f}" if n in by_name else "" for n in items)])
+                         *(f"{by_name[n].score:.2f}" if n in by_name else "" for n in items), csv_text(_notes(r))])
+    return buffer.getvalue()
+
+
+def _notes(result) -> str:
+    notes = []
+    if result.problem:
+        notes.append(f"not graded: {result.problem}")
+    if result.late:
+        notes.append("marked late by the export")
+    if result.errors:
+        notes.append(f"{len(result.errors)} problem{'s' * (len(result.errors) != 1)} while grading (see the report)")
+    if result.sandbox_note:
+        notes.append(f"sandbox: {result.sandbox_note}")
+    return "; ".join(notes)
+
+
+#: Written beside grades.csv for a Canvas download: Canvas's gradebook import format.
+CANVAS_CSV = "canvas_grades.csv"
+CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+
+
+def canvas_csv(results, spec: Spec) -> str:
+    """The totals as Canvas's gradebook import reads them (Grades → Import): the columns Student,
+    ID (the Canvas user id, taken from each file name of the download), SIS User ID, SIS Login ID
+    and Section, then one column for the assignment; a "Points Possible" row first, as Canvas's
+    own export has. Students without a Canvas id (not from a Canvas download) are left out."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    title = spec.title or spec.name
+    writer.writerow([*CANVAS_COLUMNS, title])
+    max_score = max((r.max_score for r in results), default=0.0)
+    writer.writerow(["    Points Possible", "", "", "", "", f"{max_score:.2f}"])
+    for r in sorted(results, key=lambda r: (r.student_name.lower(), r.canvas_id)):
+        if r.canvas_id:
+            writer.writerow([csv_text(r.student_name or r.submission), r.canvas_id, "", "", "", f"{r.score:.2f}"])
     return buffer.getvalue()
 
 

@@ -352,13 +352,22 @@ def gradient_values(single: bool, edges: bool = False):
         layer, W, b, note = stored_layer(ctx, X, k)
         got = ctx.student.value(layer, cls, "gradient")
         jac = true_jacobian(ctx, X, W, b)
-        full = as_jacobian(ctx, got, n, k, d)
         sit = situation(ctx, "gradient", X=X, W=W, b=b)
-        if full is not None:
-            return judge(ctx, name, weight, full, jac, sit, note=note)
-        return judge(ctx, name, weight, got, expected_form(ctx, got, jac), sit, note=note,
+        got, expected = in_students_form(ctx, got, jac, n, k, d)
+        return judge(ctx, name, weight, got, expected, sit, note=note,
                      what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
     return check
+
+
+def in_students_form(ctx: ItemContext, got: np.ndarray, jac: Band, n: int, k: int, d: int) -> tuple[np.ndarray, Band]:
+    """(answer, truth) to compare, in the form the student returned (their diagonal is compared as an
+    N×K diagonal, so a mismatch is reported at their indices), else as full Jacobians."""
+    expected = expected_form(ctx, got, jac)
+    if got.shape != expected.nominal.shape:
+        full = as_jacobian(ctx, got, n, k, d)
+        if full is not None:
+            return full, jac
+    return got, expected
 
 
 def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> CheckResult:
@@ -379,6 +388,8 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
     if full is None:
         return judge(ctx, name, weight, got, expected_form(ctx, got, jac), sit,
                      what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
+    measured = lambda fd, noise, fd_true: in_students_form(  # noqa: E731
+        ctx, got, finite_difference_band(fd, fd_true, jac.nominal, noise), n, k, d)
     probe = student.fully_connected(cls, W, b, need_bias=False)[0] if cls.kind == "fully_connected" else student.new(cls, data=X)
     forward = lambda A: true_forward(ctx, A, W, b)  # noqa: E731
     own = _own_values(ctx, probe, "forward", [(X,)], forward(X), (n, k))
@@ -395,8 +406,8 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
         fd, noise = fd_true, 0.0
         source = "central differences of the true forward (your forward() is not right, so it was not used)"
         note = (note + "; " if note else "") + "judged against " + source
-    return judge(ctx, name, weight, full, finite_difference_band(fd, fd_true, jac.nominal, noise), sit,
-                 rtol=rtol, atol=atol, what=f"your gradient() vs {source}", note=note)
+    answer, band = measured(fd, noise, fd_true)
+    return judge(ctx, name, weight, answer, band, sit, rtol=rtol, atol=atol, what=f"your gradient() vs {source}", note=note)
 
 
 def _own_values(ctx: ItemContext, obj, method: str, calls: list[tuple], truth, shape) -> list[np.ndarray] | None:

@@ -66,7 +66,8 @@ def compare(got, expected, *, rtol: float, atol: float, what: str = "your result
     shown = np.argwhere(bad)[:SHOW_INDICES]
     for idx in shown:
         idx = tuple(int(i) for i in idx)
-        accepted = _accepted(low[idx], high[idx])
+        wide = high[idx] - low[idx] > atol + rtol * max(abs(low[idx]), abs(high[idx]))  # else not worth saying
+        accepted = _accepted(low[idx], high[idx]) if wide or np.isinf(high[idx] - low[idx]) else ""
         lines.append(f"  at {idx if idx else '()'}: got {_num(got[idx])}, expected {_num(expected[idx])}{accepted}")
     if mismatched > len(shown):
         lines.append(f"  … and {mismatched - len(shown)} more")

@@ -52,8 +52,12 @@ _BINARY = {
 _COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
 
 
-def parse_formula(text: str, symbols: dict[str, sp.Symbol]) -> sp.Expr:
-    """Return the SymPy expression of `text`, whose free names must all be keys of `symbols`."""
+def parse_formula(text: str, symbols: dict[str, sp.Symbol], *, evaluate: bool = True) -> sp.Expr:
+    """Return the SymPy expression of `text`, whose free names must all be keys of `symbols`.
+
+    With `evaluate` False the expression keeps the form it is written in (−2(y − ŷ), not
+    −2y + 2ŷ): that is how a rule is shown, as the slides write it.
+    """
     if not isinstance(text, str) or not text.strip():
         raise FormulaError("the formula is empty")
     if len(text) > MAX_FORMULA_LENGTH:
@@ -62,16 +66,32 @@ def parse_formula(text: str, symbols: dict[str, sp.Symbol]) -> sp.Expr:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise FormulaError(f"'{text}' is not a valid formula ({exc.msg} at column {exc.offset})") from None
-    expr = _Translator(symbols, text).visit(tree.body)
+    expr = _Translator(symbols, text, evaluate).visit(tree.body)
     if not isinstance(expr, sp.Expr):
         raise FormulaError(f"'{text}' is a condition, not a value")
     return expr
 
 
+def _terms(a):
+    """A left operand's own terms (or factors), so that 1 − g² + ε is one sum, not (1 − g²) + ε."""
+    return a.args if isinstance(a, (sp.Add, sp.Mul)) and not a.is_Number else (a,)
+
+
+_AS_WRITTEN = {
+    ast.Add: lambda a, b: sp.Add(*(_terms(a) if isinstance(a, sp.Add) else (a,)), b, evaluate=False),
+    ast.Sub: lambda a, b: sp.Add(*(_terms(a) if isinstance(a, sp.Add) else (a,)), sp.Mul(-1, b, evaluate=False), evaluate=False),
+    ast.Mult: lambda a, b: sp.Mul(*(_terms(a) if isinstance(a, sp.Mul) else (a,)), b, evaluate=False),
+    ast.Div: lambda a, b: sp.Mul(*(_terms(a) if isinstance(a, sp.Mul) else (a,)), sp.Pow(b, -1, evaluate=False), evaluate=False),
+    ast.Pow: lambda a, b: sp.Pow(a, b, evaluate=False),
+}
+
+
 class _Translator(ast.NodeVisitor):
-    def __init__(self, symbols: dict[str, sp.Symbol], text: str):
+    def __init__(self, symbols: dict[str, sp.Symbol], text: str, evaluate: bool = True):
         self.symbols = symbols
         self.text = text
+        self.binary = _BINARY if evaluate else _AS_WRITTEN
+        self.evaluate = evaluate
 
     def _refuse(self, what: str):
         allowed = ", ".join(sorted(self.symbols)) or "none"
@@ -99,7 +119,7 @@ class _Translator(ast.NodeVisitor):
         self._refuse(f"the name '{node.id}'")
 
     def visit_BinOp(self, node):
-        op = _BINARY.get(type(node.op))
+        op = self.binary.get(type(node.op))
         if op is None:
             self._refuse(f"the operator {type(node.op).__name__}")
         return op(self.visit(node.left), self.visit(node.right))
@@ -107,7 +127,7 @@ class _Translator(ast.NodeVisitor):
     def visit_UnaryOp(self, node):
         operand = self.visit(node.operand)
         if isinstance(node.op, ast.USub):
-            return -operand
+            return -operand if self.evaluate or operand.is_Number else sp.Mul(-1, operand, evaluate=False)
         if isinstance(node.op, ast.UAdd):
             return operand
         if isinstance(node.op, ast.Not):

@@ -120,7 +120,8 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
     cls = item.cls
     rule = rules_for(cls).get(item.method)
     out = ItemResult(name=item.name, max_score=item.points,
-                     rule=rule.text if rule else "", rule_latex=rule.latex if rule else "", rule_mathml=rule.mathml if rule else "")
+                     rule=rule.text if rule else "", rule_latex=rule.latex if rule else "", rule_mathml=rule.mathml if rule else "",
+                     rule_plain=rule.plain if rule else "")
     out.hidden = spec.is_hidden(item.name)
     where = found.found.get(cls.name)
     if where is not None:

@@ -42,8 +42,7 @@ def _css() -> str:
 
 def render_report(result: SubmissionResult) -> str:
     """Return the HTML page of one submission's result."""
-    items = sorted(result.items, key=lambda i: (i.status == "passed", i.name.startswith("Network.")))
-    items = [_item_view(i) for i in items]
+    items = [_item_view(i) for i in result.by_importance()]  # what matters first: most points lost
     counts = Counter(i["status"] for i in items)
     summary = ", ".join(f"{n} {STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items(), key=lambda kv: kv[0] != "passed"))
     percent = 100.0 * result.score / result.max_score if result.max_score else 0.0
@@ -182,12 +181,19 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
         by_name = {i.name: i for i in r.items}
         rows.append({"name": r.submission, "href": quote(f"{r.submission}.html"), "score": r.score, "max_score": r.max_score,
                      "percent": 100 * r.score / r.max_score if r.max_score else 0.0,
-                     "cells": [_cell(by_name.get(n)) for n in item_names], "errors": len(r.errors)})
+                     "cells": [_cell(by_name.get(n)) for n in item_names], "errors": len(r.errors),
+                     "problem": r.problem, "problem_short": r.problem if len(r.problem) < 60 else r.problem[:57] + "…"})
     rates = []
     for n in item_names:
-        statuses = [i.status for r in results for i in r.items if i.name == n]
-        passed = sum(s == "passed" for s in statuses)
-        rates.append({"name": n, "passed": passed, "total": len(statuses), "rate": 100 * passed / len(statuses) if statuses else 0.0})
+        graded = [i for r in results for i in r.items if i.name == n]
+        top = graded[0].max_score if graded else 0.0
+        mean = float(np.mean([i.score for i in graded])) if graded else 0.0
+        full = sum(i.score >= i.max_score for i in graded)
+        rates.append({"name": n, "mean": mean, "max_score": top, "mean_percent": 100 * mean / top if top else 0.0,
+                      "full": full, "total": len(graded), "full_percent": 100 * full / len(graded) if graded else 0.0})
+    failing_checks = Counter((i.name, c.name) for r in results for i in r.items if i.max_score for c in i.checks if not c.passed)
+    failing = [{"item": item, "check": check, "count": n} for (item, check), n in
+               sorted(failing_checks.items(), key=lambda kv: (-kv[1], kv[0]))][:20]
     who = defaultdict(list)
     for r in results:
         for i in r.items:
@@ -198,7 +204,7 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
     scores = [row["percent"] for row in rows]
     sandbox_notes = sorted(Counter(r.sandbox_note for r in results if r.sandbox_note).items())
     return _environment().get_template("summary.html.j2").render(
-        sandbox_notes=sandbox_notes,
+        sandbox_notes=sandbox_notes, failing=failing,
         title=title, rows=rows, items=item_names, short=[_short(n) for n in item_names], rates=rates, diagnoses=diagnoses,
         histogram=histogram_svg(scores), count=len(rows), mean=float(np.mean(scores)) if scores else 0.0,
         median=float(np.median(scores)) if scores else 0.0, css=_css(),

@@ -27,10 +27,30 @@ def write_atomic(path: Path, text: str):
         raise
 
 
-def _check_feedback(item, checks) -> str:
-    lines = [f"[{c.name}] " + (c.message or "passed") + (f"\n  Likely mistake: {c.diagnosis}." if c.diagnosis and not c.passed else "")
-             for c in checks]
-    return "\n".join(lines) or item.feedback
+def markdown_feedback(item, checks) -> str:
+    """An item's feedback for Gradescope, in Markdown: the named mistake and the expected rule first,
+    then the evidence of each check."""
+    lines = []
+    named = [d for c, d in zip(item.checks, item.named_diagnoses()) if d and c in checks]
+    if named:
+        lines.append("**Likely mistake:** " + "; ".join(dict.fromkeys(named)) + ".")
+    if item.graded_as_text:
+        lines.append(item.graded_as_text + ".")
+    if item.reason:
+        lines.append(item.reason)
+    if item.rule and (item.status != "passed" or not checks):
+        lines.append(f"**Expected rule:** {item.rule_line}")
+    for check in checks:
+        earned = item.earned(check)
+        lines.append(f"**{check.name}**: {'passed' if check.passed else 'failed'} "
+                     f"({earned:.2f} of {check.max_score:.2f} of the item's weight)")
+        body = check.message if not check.passed else check.note
+        if body:
+            lines.append(FENCE + "\n" + body.strip().replace(FENCE, "'''") + "\n" + FENCE)
+    return "\n\n".join(lines) or "All checks passed."
+
+
+FENCE = "`" * 3
 
 
 def result_json(result: SubmissionResult) -> str:
@@ -44,7 +64,7 @@ def gradescope_json(result: SubmissionResult) -> str:
     see neither their points nor their feedback before the instructor publishes them.
     """
     tests = []
-    for item in result.items:
+    for number, item in enumerate(result.items, start=1):
         total = sum(c.max_score for c in item.checks) or 1.0
         parts = [("visible", [c for c in item.checks if not c.hidden]), ("hidden", [c for c in item.checks if c.hidden])]
         if item.hidden:  # a hidden item is hidden whole, whatever became of its checks
@@ -57,18 +77,22 @@ def gradescope_json(result: SubmissionResult) -> str:
             share = sum(c.max_score for c in checks) / total if item.checks else 1.0
             earned = sum(item.earned(c) for c in checks) / total if item.checks else 0.0
             passed = all(c.passed for c in checks) and (bool(checks) or item.status == "passed")
+            split = bool(visibility == "hidden" and len(parts) > 1 and parts[0][1])
             tests.append({
-                "name": item.name + (" (hidden checks)" if visibility == "hidden" and len(parts) > 1 and parts[0][1] else ""),
+                "name": item.name + (" (hidden checks)" if split else ""),
+                "number": f"{number}.1" if split else str(number),  # Gradescope orders tests by it: the spec's order
                 "score": round(item.max_score * earned, 4),
                 "max_score": round(item.max_score * share, 4),
                 "status": "passed" if passed else "failed",
-                "output": _check_feedback(item, checks) if visibility == "hidden" or len(parts) > 1 else item.feedback,
+                "output": markdown_feedback(item, checks),
+                "output_format": "md",
                 "visibility": visibility,
             })
     if result.sandbox_note:  # for the instructor: Gradescope shows hidden tests to instructors only
-        tests.append({"name": "Sandbox (instructors only)", "score": 0.0, "max_score": 0.0, "status": "passed",
-                      "output": f"Student code ran in the {result.sandbox} sandbox: {result.sandbox_note}.", "visibility": "hidden"})
-    summary = f"{result.score:.2f} / {result.max_score:.2f}"
+        tests.append({"name": "Sandbox (instructors only)", "number": str(len(result.items) + 1), "score": 0.0, "max_score": 0.0,
+                      "status": "passed", "output": f"Student code ran in the {result.sandbox} sandbox: {result.sandbox_note}.",
+                      "output_format": "md", "visibility": "hidden"})
+    summary = f"Total: {result.score:.2f} / {result.max_score:.2f}\n{result.fix_first}"
     if result.hidden_pending:
         summary += f"\n{result.hidden_pending} hidden checks were not run (no instructor secret)."
     if result.errors:

@@ -53,11 +53,19 @@ class ItemResult:
     reason: str = ""
     rule: str = ""
     rule_latex: str = ""
+    rule_plain: str = ""  # the formula in one line of Unicode, for terminals and plain text
     rule_mathml: str = ""
     #: which class of the submission was graded as this item, and how it was found and built:
     #: {"class", "file", "line", "match", "notebook", "cell", "constructed"} (empty when not found)
     graded_as: dict = field(default_factory=dict)
     hidden: bool = False  # a hidden item: its points and feedback are for the instructor until published
+
+    @property
+    def rule_line(self) -> str:
+        """The rule in words as the slides give it, with the formula in Unicode where the words lack it."""
+        if self.rule_plain and "=" not in self.rule:
+            return f"{self.rule}: {self.rule_plain}" if self.rule else self.rule_plain
+        return self.rule
 
     @property
     def graded_as_text(self) -> str:
@@ -150,7 +158,7 @@ class ItemResult:
             elif note:
                 lines.append(f"[{check.name}] {note}")
         if (self.status != "passed" or not lines) and self.rule:
-            lines.append(f"Expected rule: {self.rule}" + (f"  [{self.rule_latex}]" if self.rule_latex else ""))
+            lines.append(f"Expected rule: {self.rule_line}")
         if not lines:
             lines.append("All checks passed.")
         return "\n".join(lines)
@@ -176,7 +184,7 @@ class ItemResult:
             "feedback": self.feedback,
             "diagnoses": self.diagnoses,
             "reason": self.reason,
-            "rule": {"text": self.rule, "latex": self.rule_latex, "mathml": self.rule_mathml},
+            "rule": {"text": self.rule, "latex": self.rule_latex, "mathml": self.rule_mathml, "plain": self.rule_plain},
             "graded_as": dict(self.graded_as),
             "hidden": self.hidden,
             "checks": [c.to_dict(self.earned(c)) for c in self.checks],
@@ -223,6 +231,23 @@ class SubmissionResult:
     def item(self, name: str) -> ItemResult:
         return next(i for i in self.items if i.name == name)
 
+    def by_importance(self) -> list[ItemResult]:
+        """Items as a student should read them: most points lost first, then the worse status;
+        diagnostics (0 points) last; spec order among equals."""
+        order = {s: n for n, s in enumerate(("error", "timeout", "missing", "not_implemented", "failed", "partial", "passed"))}
+        return sorted(self.items, key=lambda i: (i.max_score == 0, -(i.max_score - i.score), order.get(i.status, 9)))
+
+    @property
+    def fix_first(self) -> str:
+        """One line: what to fix first (the item that loses most), or that nothing needs fixing."""
+        if self.problem:
+            return f"Could not be graded: {self.problem}"
+        worst = next((i for i in self.by_importance() if i.max_score and i.score < i.max_score), None)
+        if worst is None:
+            return "Nothing to fix: every item has full marks."
+        lost = worst.max_score - worst.score
+        return f"Fix first: {worst.name} ({lost:.2f} point{'s' * (lost != 1)} lost, {worst.status}): {worst.one_line}"
+
     def to_dict(self) -> dict:
         return {
             "submission": self.submission,
@@ -263,7 +288,7 @@ class SubmissionResult:
                                   auxiliary=c.get("auxiliary", False)) for c in i.get("checks", [])]
             rule = i.get("rule", {})
             items.append(ItemResult(name=i["name"], max_score=i["max_score"], checks=checks, status_override=i["status"],
-                                    reason=i.get("reason", ""), rule=rule.get("text", ""), rule_latex=rule.get("latex", ""),
+                                    reason=i.get("reason", ""), rule=rule.get("text", ""), rule_latex=rule.get("latex", ""), rule_plain=rule.get("plain", ""),
                                     rule_mathml=rule.get("mathml", ""), graded_as=dict(i.get("graded_as") or {}),
                                     hidden=bool(i.get("hidden", False))))
         return cls(submission=data["submission"], items=items, errors=list(data.get("errors", [])),

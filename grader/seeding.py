@@ -63,9 +63,9 @@ def choose(spec: Spec, *, official: bool, seed: int | None = None, out_dir: Path
 def describe(kind: str) -> str:
     """One line for people: where this run's test points came from."""
     return {
-        "fixed": "the self-check's fixed test points",
-        "given": "test points from the seed given on the command line",
-        "secret": "test points drawn from the instructor's secret (not in the student kit)",
-        "batch": f"test points from a seed this batch picked and recorded in {SEED_FILE} beside its results",
-        "random": "test points from a fresh random seed (no instructor secret was given)",
+        "fixed": "the self-check's fixed points",
+        "given": "from the seed given on the command line",
+        "secret": "drawn from the instructor's secret (not in the student kit)",
+        "batch": f"from a seed this batch picked and recorded in {SEED_FILE} beside its results",
+        "random": "from a fresh random seed (no instructor secret was given)",
     }.get(kind, kind)

@@ -615,10 +615,14 @@ def _table(data, key, source) -> dict:
 
 
 def _no_unknown(data, allowed, source, *, item=None, prefix="", section=None):
+    import difflib
+
     for key in data:
         if key not in allowed:
             where = f"{section}.{key}" if section else f"{prefix}{key}"
-            raise SpecError(source, f"unknown key; allowed here: {', '.join(sorted(allowed))}", item=item, key=where)
+            close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise SpecError(source, f"unknown key; {hint}allowed here: {', '.join(sorted(allowed))}", item=item, key=where)
 
 
 def _no_name_clashes(classes: dict[str, ClassSpec], source):

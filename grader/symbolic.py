@@ -429,6 +429,7 @@ class _RuleInput:
     expr: sp.Expr | None
     rules: dict
     reduction: str
+    written: dict  # method -> the rule as the slides write it (the spec's rule_formulas), unevaluated
 
 
 _DELTA_IN = sp.Symbol("delta_in", commutative=False)
@@ -437,19 +438,47 @@ _DELTA_OUT = sp.Symbol("delta_out", commutative=False)
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule as the reports show it: words from the spec, the formula in LaTeX and MathML."""
+    """One rule as the reports show it: words from the spec, the formula in LaTeX, MathML and one line of Unicode."""
 
     text: str
     latex: str
     mathml: str
+    plain: str = ""
 
 
 def _rule(text: str, lhs: sp.Expr, rhs: sp.Expr, *alternatives: sp.Expr) -> Rule:
     eq = sp.Eq(lhs, rhs, evaluate=False)
     for alt in alternatives:
         eq = sp.Eq(eq, alt, evaluate=False)
-    eq = eq.subs(EPS, sp.Symbol("epsilon"))
-    return Rule(text=text, latex=sp.latex(eq), mathml=_escaped_mathml(sp.mathml(eq, printer="presentation")))
+    eq = eq.xreplace({EPS: sp.Symbol("epsilon")})
+    return Rule(text=text, latex=sp.latex(eq, order="none"), mathml=_escaped_mathml(sp.mathml(eq, printer="presentation", order="none")),
+                plain=plain(eq))
+
+
+_PLAIN = [(r"Derivative\(g\(z\), z\)", "g′(z)"), (r"Derivative\((\w+), ŷ\)", r"∂\1/∂ŷ"), (r"Derivative\(g\[i\], z\[j\]\)", "∂g_i/∂z_j"),
+          (r"Derivative\(h\[j\], x\[i\]\)", "∂h_j/∂x_i"), (r"\bepsilon\b", "ε"), (r"\byhat\b", "ŷ"), (r"delta_out", "δ_out"),
+          (r"delta_in", "δ_in"), (r"delta_ij", "δ_ij"), (r"\*\*2\b", "²"), (r"\*\*", "^"), (r"\*", "·"), (r" - ", " − "),
+          (r"^-|(?<=[(=,] )-|(?<=\()-", "−"), (r"\bexp\(", "exp(")]
+
+
+class _PlainPrinter(sp.printing.str.StrPrinter):
+    def _print_Piecewise(self, expr):
+        cases = [f"{self._print(e)} if {self._print(c)}" for e, c in expr.args if c is not sp.true]
+        rest = [self._print(e) for e, c in expr.args if c is sp.true]
+        return "(" + "; ".join(cases + [f"{r} otherwise" for r in rest]) + ")"
+
+
+def plain(eq) -> str:
+    """One line of Unicode for a terminal: −2·(y − ŷ), g′(z) = g(z)·(1 − g(z)) + ε; never LaTeX."""
+    parts, node = [], eq
+    while isinstance(node, sp.Eq):  # Eq(Eq(a, b), c) is a = b = c
+        parts.insert(0, node.rhs)
+        node = node.lhs
+    parts.insert(0, node)
+    text = " = ".join(_PlainPrinter({"order": "none"}).doprint(p) for p in parts)
+    for pattern, replacement in _PLAIN:
+        text = re.sub(pattern, replacement, text)
+    return text
 
 
 def _escaped_mathml(markup: str) -> str:
@@ -502,34 +531,50 @@ def rules_for(cls: ClassSpec) -> dict[str, Rule]:
     Cached by content, not by object: a spec sent to another process (a pool, a dask worker)
     arrives as new objects, and deriving the rules again costs more than grading.
     """
-    return _cached_rules(cls.kind, cls.expr, tuple(sorted(cls.rules.items())), cls.reduction)
+    written = tuple(sorted((method, text) for method, (text, _) in cls.rule_formulas.items()))
+    return _cached_rules(cls.kind, cls.expr, tuple(sorted(cls.rules.items())), cls.reduction, written)
 
 
 @functools.lru_cache(maxsize=1)
 def _own_source_digest() -> str:
-    """How this module derives and prints rules: a change to it must not be hidden by old cached rules."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    """How rules are derived, parsed and printed (this module and formulas.py): a change to either
+    must not be hidden by old cached rules."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / name).read_bytes() for name in ("symbolic.py", "formulas.py"))).hexdigest()
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_rules(kind: str, expr, rules: tuple, reduction: str) -> dict[str, Rule]:
+def _cached_rules(kind: str, expr, rules: tuple, reduction: str, written: tuple = ()) -> dict[str, Rule]:
     """The rules from memory, from disk (keyed by the definition) or derived and then stored."""
-    key = _cache_key("rules", _own_source_digest(), kind, sp.srepr(expr) if expr is not None else "", repr(rules), reduction)
+    key = _cache_key("rules", _own_source_digest(), kind, sp.srepr(expr) if expr is not None else "", repr(rules), reduction,
+                     repr(written))
     found = _read_cached(key, ".rules.json", lambda text, _: {m: Rule(**r) for m, r in json.loads(text).items()})
     if found is None:
-        found = _rules(kind, expr, rules, reduction)
+        found = _rules(kind, expr, rules, reduction, written)
         _write_cached(key, ".rules.json", json.dumps({m: dataclasses.asdict(r) for m, r in found.items()}))
     return found
 
 
-def _rules(kind: str, expr, rules: tuple, reduction: str) -> dict[str, Rule]:
-    cls = _RuleInput(kind, expr, dict(rules), reduction)
+def written_form(kind: str, text: str) -> sp.Expr:
+    """A spec's rule formula as written (unevaluated), in the symbols the reports show: g(z), ŷ, ε."""
+    from grader.formulas import parse_formula
+
+    epsilon = sp.Symbol("epsilon")  # as shown: replacing EPS later would re-sort the terms
+    if kind == "elementwise":
+        return parse_formula(text, {"z": Z, "g": sp.Function("g")(Z), "eps": epsilon}, evaluate=False)
+    return parse_formula(text, {"y": Y, "yhat": sp.Symbol("ŷ"), "eps": epsilon}, evaluate=False)
+
+
+def _rules(kind: str, expr, rules: tuple, reduction: str, written: tuple = ()) -> dict[str, Rule]:
+    cls = _RuleInput(kind, expr, dict(rules), reduction, {m: written_form(kind, t) for m, t in written})
     g_z, dg_dz = sp.Function("g")(Z), sp.Derivative(sp.Function("g")(Z), Z)
     text = cls.rules
     if cls.kind == "elementwise":
         d = derivative(cls.expr, Z)
         alternatives = [f for f in (in_terms_of_output(cls.expr, d),) if f is not None]
         shown = d if d.has(sp.Piecewise) else readable(d, sp.factor(sp.together(d)))  # the same function, easier to read
+        if "gradient" in cls.written:  # as the slides write it
+            shown, alternatives = cls.written["gradient"], []
         return {
             "forward": _rule(text.get("forward", "g(z), element by element"), g_z, cls.expr),
             "gradient": _rule(text.get("gradient", "∂g/∂z, element by element (diagonal Jacobian)"), dg_dz, shown, *alternatives),
@@ -538,7 +583,7 @@ def _rules(kind: str, expr, rules: tuple, reduction: str) -> dict[str, Rule]:
     if cls.kind == "objective":
         yhat = sp.Symbol("ŷ")
         loss = cls.expr.subs(YHAT, yhat)
-        grad = derivative(cls.expr, YHAT).subs(YHAT, yhat)
+        grad = cls.written.get("gradient", derivative(cls.expr, YHAT).subs(YHAT, yhat))
         reduction = {"mean": "mean over all entries of", "mean_rows": "mean over observations of Σ over k of", "sum": "sum of"}[cls.reduction]
         return {
             "eval": _rule(text.get("eval", f"J = {reduction} the per-entry loss"), sp.Symbol("J"), loss),

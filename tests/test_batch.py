@@ -85,7 +85,7 @@ def test_batch_outputs_and_their_formats(tmp_path, spec):
     out = tmp_path / "out"
     rows = list(csv.DictReader(io.StringIO((out / "grades.csv").read_text())))
     assert list(rows[0])[:5] == ["identifier", "name", "email", "total", "max_score"]
-    assert len(rows[0]) == 5 + 25
+    assert len(rows[0]) == 5 + 25 + 1 and list(rows[0])[-1] == "notes"
     assert rows[1]["identifier"] == "submission_222222" and rows[1]["name"] == "Bob Jones & Carol Lee"
     assert rows[1]["total"] == "95.00" and rows[1]["FullyConnectedLayer.forward"] == "0.00"
     summary = json.loads((out / "summary.json").read_text())
@@ -289,3 +289,32 @@ def grade_batch_one(tmp_path, spec, seeding) -> dict:
     entries = [Entry("a", SUBMISSIONS / "tanh_missing")]
     grade_batch(entries, spec=spec, out_dir=tmp_path / "o", jobs=1, sandbox="process", limits=FAST, seed=seeding)
     return json.loads((tmp_path / "o" / "a.json").read_text())
+
+
+def test_every_student_of_a_canvas_download_is_in_both_gradebooks(tmp_path, spec):
+    root = tmp_path / "canvas"
+    root.mkdir()
+    good = (FIXTURES / "base_submission.py").read_text()
+    (root / "smithalice_1001_5001_layers.py").write_text(good)
+    (root / "jonesbob_LATE_1002_5002_layers.py").write_text(good.replace("return g * (1 - g) + EPS", "return g + EPS"))
+    with zipfile.ZipFile(root / "leecarol_1003_5003_hw.zip", "w"):
+        pass  # an empty zip
+    (root / "kimdan_1004_5004_hw.zip").write_bytes(b"not a zip at all")
+    (root / "ngoeve_1005_5005_notes.txt").write_text("my code is on my laptop")
+    found = detect(root, tmp_path / "work")
+    grade_batch(found.entries, spec=spec, out_dir=tmp_path / "out", jobs=2, sandbox="process", limits=FAST)
+    rows = {r["identifier"]: r for r in csv.DictReader(io.StringIO((tmp_path / "out" / "grades.csv").read_text()))}
+    assert set(rows) == {"smithalice_1001", "jonesbob_1002", "leecarol_1003", "kimdan_1004", "ngoeve_1005"}
+    assert rows["leecarol_1003"]["total"] == "0.00" and "no Python file in the submission" in rows["leecarol_1003"]["notes"]
+    assert "not a readable zip" in rows["kimdan_1004"]["notes"] and "no Python file" in rows["ngoeve_1005"]["notes"]
+    assert rows["jonesbob_1002"]["notes"] == "marked late by the export"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert not any(s["errors"] for s in summary["submissions"])  # none is blamed on the grader
+    # Canvas's gradebook import: Student, ID, SIS User ID, SIS Login ID, Section, then the assignment;
+    # ID is the Canvas user id from the file names; a "Points Possible" row as in Canvas's own export
+    canvas = list(csv.reader(io.StringIO((tmp_path / "out" / "canvas_grades.csv").read_text())))
+    assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", spec.title]
+    assert canvas[1][0].strip() == "Points Possible" and canvas[1][5] == "100.00"
+    ids = {row[1]: row[5] for row in canvas[2:]}
+    assert ids == {"1001": "100.00", "1002": "96.00", "1003": "0.00", "1004": "0.00", "1005": "0.00"}
+    assert all(len(row) == 6 for row in canvas)

@@ -54,7 +54,12 @@ def test_gradescope_file_has_gradescopes_shape(tmp_path):
     assert res.exit_code == 0
     data = json.loads((tmp_path / "results.json").read_text())
     assert set(data) == {"score", "execution_time", "output", "tests"} and data["score"] == 95.0
-    assert all(set(t) == {"name", "score", "max_score", "status", "output", "visibility"} for t in data["tests"])
+    assert all(set(t) == {"name", "number", "score", "max_score", "status", "output", "output_format", "visibility"} for t in data["tests"])
+    assert [t["number"] for t in data["tests"]] == [str(n) for n in range(1, len(data["tests"]) + 1)]  # the spec's order
+    forward = next(t for t in data["tests"] if t["name"] == "FullyConnectedLayer.forward")
+    assert forward["output_format"] == "md" and forward["output"].startswith("**Likely mistake:** bias ignored")
+    assert forward["output"].index("**Expected rule:**") < forward["output"].index("**values**")
+    assert data["output"].startswith("Total: 95.00 / 100.00\nFix first: FullyConnectedLayer.forward (5.00 points lost, failed)")
 
 
 def test_missing_path_is_a_usage_error():
@@ -136,3 +141,33 @@ def test_a_class_folder_is_detected_and_graded_as_a_batch(tmp_path):
 def test_gradescope_output_refuses_a_batch(tmp_path):
     res = run(FIXTURES / "batches" / "gradescope", "--gradescope", tmp_path / "r.json")
     assert res.exit_code == 2 and "take a single submission" in res.output
+
+
+def test_a_folder_without_python_files_is_a_usage_error(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.md").write_text("my homework is elsewhere")
+    res = run(tmp_path / "notes", "--out", tmp_path / "out", "--sandbox", "process")
+    assert res.exit_code == 2 and "no Python file in the submission" in res.output and "0/100" not in res.output
+
+
+def test_the_terminal_gets_unicode_rules_and_wrapped_reasons(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    res = run(FIXTURES / "submissions" / "se_gradient_missing_2", "--out", tmp_path, "--sandbox", "process", "-v")
+    assert res.exit_code == 0
+    assert "\\frac" not in res.output and "\\left" not in res.output and "[\\" not in res.output  # no raw LaTeX
+    assert "Expected rule: ∂J/∂ŷ = −2(y − ŷ), N×K, not divided by N" in res.output
+    table = res.output.split("-" * 80)[1]
+    assert max(len(line) for line in table.splitlines()) <= 80  # reasons wrap under their column
+    assert "…" not in table
+    assert res.output.splitlines()[1].startswith("Fix first: SquaredError.gradient (4.00 points lost, failed)")
+
+
+def test_grade_admin_prints_the_default_spec_to_start_from(tmp_path):
+    from grader.admin_cli import main as admin
+    from grader.spec import default_spec_path, load_spec
+
+    printed = CliRunner().invoke(admin, ["spec"])
+    assert printed.exit_code == 0 and printed.output == default_spec_path().read_text()
+    written = CliRunner().invoke(admin, ["spec", str(tmp_path / "hw3.toml")])
+    assert written.exit_code == 0 and load_spec(tmp_path / "hw3.toml").max_score == 100
+    assert CliRunner().invoke(admin, ["spec", str(tmp_path / "hw3.toml")]).exit_code == 2

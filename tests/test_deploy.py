@@ -162,7 +162,7 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     assert expected.seed_kind == "secret" and expected.seed is None
     assert results["score"] == pytest.approx(expected.score) and expected.score < 100
     for test in results["tests"]:
-        assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
+        assert set(test) == {"name", "number", "score", "max_score", "status", "output", "output_format", "visibility"}
         assert isinstance(test["name"], str) and test["status"] in ("passed", "failed")
         assert test["visibility"] in GRADESCOPE_VISIBILITY
     assert any(t["visibility"] == "hidden" for t in results["tests"])  # the secret reached the run
@@ -222,7 +222,7 @@ def test_grade_admin_makes_a_secret_that_official_grading_uses(tmp_path):
     run = CliRunner().invoke(grade, [str(entries_dir), "--out", str(tmp_path / "out"), "-q", "--sandbox", "process",
                                      "--secret-file", str(tmp_path / "hw.secret")])
     assert run.exit_code == 0, run.output
-    assert "test points: test points drawn from the instructor's secret" in run.output
+    assert "test points: drawn from the instructor's secret" in run.output
     result = json.loads((tmp_path / "out" / "a.json").read_text())
     assert result["seed_kind"] == "secret" and result["seed"] is None
     missing = CliRunner().invoke(grade, [str(entries_dir), "--out", str(tmp_path / "o2"), "--secret-file", str(tmp_path / "nope")])

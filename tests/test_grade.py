@@ -278,3 +278,10 @@ def test_feedback_names_a_mistake_once(graded):
     feedback = graded("softmax_diagonal_only").item("SoftmaxLayer.gradient").feedback
     assert feedback.count("Likely mistake: only the diagonal of the softmax Jacobian") == 1
     assert feedback.count("Shape mismatch") == 4  # every failed check still says what it found
+
+
+def test_a_wrong_diagonal_is_reported_at_the_students_own_indices(graded):
+    # sigmoid_gradient_g returns the N×K diagonal: mismatches are its 21 entries, not 21 of a 7×3×3 Jacobian
+    message = graded("sigmoid_gradient_g").item("LogisticSigmoidLayer.gradient").checks[0].message
+    assert message.startswith("Mismatched elements: 21 / 21 (100%)") and "  at (0, 0): got" in message
+    assert "/ 63" not in message and "(0, 0, 0)" not in message

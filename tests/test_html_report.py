@@ -178,3 +178,41 @@ def test_pages_open_in_a_real_browser(results, tmp_path):
         if name == "report":
             width = float(re.search(r'data-math-width="([\d.\-]+)"', run.stdout).group(1))
             assert width > 20  # MathML laid out, not left as raw text
+
+
+def test_the_report_puts_what_matters_first(results):
+    result = results[1]  # softmax_gradient_loops_forever: 11 points lost on two items
+    order = [i.name for i in result.by_importance()]
+    assert order[:2] == ["SoftmaxLayer.gradient", "SoftmaxLayer.backward"] and order[-2:] == ["Network.classifier", "Network.binary"]
+    page = render_report(result)
+    assert result.fix_first.startswith("Fix first: SoftmaxLayer.gradient (6.00 points lost, timeout)")
+    assert f'<p class="first">{result.fix_first}' in page.replace("&#39;", "'")
+    rows = re.findall(r'<tr id="([\w-]+)" class="item-row', page)
+    assert rows[:2] == ["SoftmaxLayer-gradient", "SoftmaxLayer-backward"]
+    assert render_report(results[-2]).count("Nothing to fix: every item has full marks.") == 1  # the reference
+
+
+def test_the_summary_says_where_the_class_struggles(results):
+    page = render_summary(results)
+    # the mean score per item (partial credit counts) and the share with full marks, not a pass rate
+    assert "<h2>Where the class struggles</h2>" in page and "Pass rate" not in page
+    softmax_gradient = re.search(r"<tr><td>SoftmaxLayer.gradient</td><td>.*?</td>\s*<td class=\"num\">(\d+) / (\d+)", page, re.S)
+    assert softmax_gradient.group(2) == str(sum(any(i.name == "SoftmaxLayer.gradient" for i in r.items) for r in results))
+    assert "<h2>Checks that fail most</h2>" in page and "<th>Check</th>" in page
+    assert ".grid th:first-child, .grid td:first-child { position: sticky; left: 0;" in page  # the name stays in view
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+def test_the_student_column_stays_in_view_when_the_grid_scrolls(results, tmp_path):
+    page = render_summary(results).replace("</body>", """<script>
+var box = document.querySelector("div.scroll"); box.scrollLeft = 400;
+var first = document.querySelector("tr.student-row td").getBoundingClientRect().left;
+document.body.setAttribute("data-scrolled", box.scrollLeft); document.body.setAttribute("data-left", first);
+</script></body>""")
+    path = tmp_path / "summary.html"
+    path.write_text(page)
+    run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=700,900", "--dump-dom",
+                          path.as_uri()], capture_output=True, text=True, timeout=120)
+    scrolled = float(re.search(r'data-scrolled="([\d.]+)"', run.stdout).group(1))
+    left = float(re.search(r'data-left="([\d.\-]+)"', run.stdout).group(1))
+    assert scrolled > 100 and 0 <= left < 40  # scrolled sideways, and the student's name has not moved out

@@ -40,7 +40,7 @@ def with_class(**body):
 
 CASES = [
     ({"assignment": {}, "extra": 1}, "t.toml: key 'extra': unknown key; allowed here: assignment, classes, conventions, environment, hidden, networks, tolerance"),
-    ({"assignment": {"nam": "x"}}, "t.toml: key 'assignment.nam': unknown key; allowed here: epsilon, epsilon_range, name, title"),
+    ({"assignment": {"nam": "x"}}, "t.toml: key 'assignment.nam': unknown key; did you mean 'name'? allowed here: epsilon, epsilon_range, name, title"),
     ({"assignment": {}}, "t.toml: declares no [classes.<Name>] table: a spec needs at least one gradable class"),
     (with_class(kind="convolution"), "t.toml: [classes.Soft] key 'kind': unknown kind 'convolution'; use one of objective, elementwise, softmax, fully_connected, input"),
     (with_class(colour="red"), "t.toml: [classes.Soft] key 'colour': unknown key; allowed here: aliases, ddof, domain, estimates, forward, gradient_forms, kind, kinks, loss, methods, mistakes, pin, points, reduction, rule_formulas, rules, targets, tolerance"),
@@ -56,7 +56,7 @@ CASES = [
     (with_class(aliases=["Soft Plus"]), "t.toml: [classes.Soft] key 'aliases': must be a list of Python identifiers"),
     (with_class(gradient_forms=["matrix"]), "t.toml: [classes.Soft] key 'gradient_forms': accepted forms for elementwise are diagonal, jacobian; got ['matrix']"),
     (with_class(tolerance={"rtol": 0}), "t.toml: [classes.Soft] key 'tolerance.rtol': must be positive, got 0"),
-    (with_class(tolerance={"rtl": 1e-3}), "t.toml: [classes.Soft] key 'tolerance.rtl': unknown key; allowed here: atol, fd_atol, fd_rtol, fd_step, rtol"),
+    (with_class(tolerance={"rtl": 1e-3}), "t.toml: [classes.Soft] key 'tolerance.rtl': unknown key; did you mean 'rtol'? allowed here: atol, fd_atol, fd_rtol, fd_step, rtol"),
     (with_class(domain=[2, 1]), "t.toml: [classes.Soft] key 'domain': must be [low, high] with low < high"),
     (with_class(methods={"fly": ["Fly"]}), "t.toml: [classes.Soft] key 'methods.fly': unknown method 'fly' for kind elementwise; known: forward, gradient, backward, setPrevIn, setPrevOut, getPrevIn, getPrevOut"),
     (with_class(mistakes=[{"method": "gradient", "name": "x", "formula": "h"}]), "t.toml: [classes.Soft] key 'mistakes[0].formula': 'h': the name 'h' is not allowed"),

@@ -5,10 +5,11 @@ import sympy as sp
 
 from grader.points import objective_pair
 from grader.reference_truth import ReferenceTruth, reference_module
-from grader.spec import load_spec
-from grader.symbolic import SymbolicTruth, compile_exprs, rules_for
+from grader.spec import EPS, YHAT, G, Y, Z, load_spec, parse_spec
+from grader.symbolic import SymbolicTruth, _elementwise, compile_exprs, rules_for
 
 SPEC = load_spec()
+TRUTH = SymbolicTruth(SPEC.epsilon)
 RT = ReferenceTruth()
 ST = SymbolicTruth(SPEC.epsilon)
 RTOL, ATOL = 1e-5, 1e-6
@@ -186,13 +187,37 @@ def test_rules_are_the_general_indexed_rules():
     assert softmax.mathml.startswith("<mrow>") and ("&#948;" in softmax.mathml or "δ" in softmax.mathml)
     fc = rules_for(SPEC.classes["FullyConnectedLayer"])["gradient"]
     assert fc.latex.endswith("{W}_{i,j}")
+    # as the slides write them (the spec's rule_formulas), not SymPy's spellings −(g − 1)·g or −2y + 2ŷ
     sigmoid = rules_for(SPEC.classes["LogisticSigmoidLayer"])["gradient"]
-    assert "g{\\left(z \\right)}" in sigmoid.latex.split("=")[-1]  # also written in g, derived by SymPy
-    # as the slides write them, not SymPy's factor() spelling −(g − 1)·g
-    assert sigmoid.latex.endswith(r"= \left(1 - g{\left(z \right)}\right) g{\left(z \right)}")
-    assert rules_for(SPEC.classes["TanhLayer"])["gradient"].latex.endswith(r"= 1 - g^{2}{\left(z \right)}")
+    assert sigmoid.latex.endswith(r"= g{\left(z \right)} \left(1 - g{\left(z \right)}\right) + \epsilon")
+    assert rules_for(SPEC.classes["TanhLayer"])["gradient"].latex.endswith(r"= 1 - g^{2}{\left(z \right)} + \epsilon")
+    assert rules_for(SPEC.classes["SquaredError"])["gradient"].plain == "∂J/∂ŷ = −2·(y − ŷ)"
+    assert rules_for(SPEC.classes["LogLoss"])["gradient"].plain == "∂J/∂ŷ = −(y − ŷ)/(ŷ·(1 − ŷ) + ε)"
     ce = rules_for(SPEC.classes["CrossEntropy"])["gradient"]
-    assert ce.latex.endswith(r"- \frac{y}{\epsilon + ŷ}")
+    assert ce.latex.endswith(r"- \frac{y}{ŷ + \epsilon}")
+    # a class without a rule formula still shows the derived rule, also in terms of its output
+    spec = parse_spec({"assignment": {}, "classes": {"S": {"kind": "elementwise", "forward": "1/(1 + exp(-z))", "points": {"gradient": 1}}}})
+    assert rules_for(spec.classes["S"])["gradient"].latex.endswith(r"= \left(1 - g{\left(z \right)}\right) g{\left(z \right)}")
+
+
+@pytest.mark.parametrize("name", [n for n, c in SPEC.classes.items() if c.rule_formulas])
+def test_each_displayed_rule_is_the_derived_rule(name):
+    """Exactly at ε = 0; within the grading tolerance at the spec's ε (the slides place ε differently)."""
+    cls = SPEC.classes[name]
+    text, written = cls.rule_formulas["gradient"]
+    rng = np.random.default_rng(5)
+    if cls.kind == "objective":
+        Y_, Yhat = objective_pair(rng, cls, 40, 3)
+        values = lambda eps: [Y_, Yhat, np.full(Yhat.shape, eps)]  # noqa: E731
+        derived = lambda eps: TRUTH.objective_gradient(cls, Y_, Yhat, eps)  # noqa: E731
+        shown = lambda eps: _elementwise(written, [Y, YHAT, EPS], values(eps))  # noqa: E731
+    else:
+        Z_ = rng.uniform(-4, 4, size=(40, 3))
+        derived = lambda eps: TRUTH.elementwise_derivative(cls, Z_)  # noqa: E731
+        shown = lambda eps: _elementwise(written, [Z, G, EPS], [Z_, TRUTH.elementwise_forward(cls, Z_), np.full(Z_.shape, eps)])  # noqa: E731
+    assert np.allclose(shown(0.0), derived(0.0), rtol=1e-12, atol=1e-14)
+    assert np.allclose(shown(cls.epsilon), derived(cls.epsilon), rtol=cls.tolerance.rtol, atol=cls.tolerance.atol)
+    assert "\\" not in rules_for(cls)["gradient"].plain  # one line of Unicode for terminals, no LaTeX
 
 
 def test_reference_package_exports_every_spec_class():
