@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grader.compare import close, compare
-from grader.spec import G, YHAT, Y, Z, EPS, ClassSpec
-from grader.symbolic import SymbolicTruth, _elementwise, derivative, reduce_loss
+from grader.spec import ClassSpec
+from grader.symbolic import SymbolicTruth, class_values, reduce_loss
 
 REDUCTION_WORDS = {
     "mean": "the mean over all N·K entries",
@@ -168,16 +168,16 @@ def _candidates(s: Situation):
     return list(builder(s)) if builder else []
 
 
-def _spec_mistakes(s: Situation, symbols, values):
-    for mistake in s.cls.mistakes:
+def _spec_mistakes(s: Situation, values):
+    for i, mistake in enumerate(s.cls.mistakes):
         if mistake.method == s.method:
-            yield mistake.name, lambda m=mistake: _elementwise(m.expr, symbols, values())
+            yield mistake.name, lambda i=i: class_values(s.cls, f"mistake:{i}", values())
 
 
 def _objective_eval(s: Situation):
     cls, truth = s.cls, s.truth
     entries = lambda eps=None: truth.loss_entries(cls, s.Y, s.Yhat, eps)  # noqa: E731
-    yield from _spec_mistakes(s, [Y, YHAT, EPS], lambda: [s.Y, s.Yhat, np.full(s.Yhat.shape, cls.epsilon)])
+    yield from _spec_mistakes(s, lambda: [s.Y, s.Yhat, np.full(s.Yhat.shape, cls.epsilon)])
     yield "not reduced: returned the per-entry losses (N×K) instead of the number J", lambda: entries()
     for reduction, words in REDUCTION_WORDS.items():
         if reduction != cls.reduction:
@@ -185,7 +185,7 @@ def _objective_eval(s: Situation):
     yield "missing ε: ln(0) at ŷ = 0 or 1", lambda: reduce_loss(entries(0.0), cls.reduction)
     yield ("J reduced along the wrong axis: summed over the N observations (axis=0) and averaged over the K classes",
            lambda: float(np.mean(np.sum(entries(), axis=0))))
-    if _is_squared_error(cls):
+    if cls.squared_error:
         yield ("the mean of (Y − Ŷ)ᵀ(Y − Ŷ), a K×K matrix product, instead of the mean of the element-wise squares",
                lambda: float(np.mean((s.Y - s.Yhat).T @ (s.Y - s.Yhat))))
     if cls.estimates == "distribution":
@@ -195,7 +195,7 @@ def _objective_eval(s: Situation):
 
 def _objective_gradient(s: Situation):
     cls, truth = s.cls, s.truth
-    yield from _spec_mistakes(s, [Y, YHAT, EPS], lambda: [s.Y, s.Yhat, np.full(s.Yhat.shape, cls.epsilon)])
+    yield from _spec_mistakes(s, lambda: [s.Y, s.Yhat, np.full(s.Yhat.shape, cls.epsilon)])
     if cls.estimates != "real":
         yield "the Ŷ − Y shortcut: that is ∂J/∂z through the output activation, not ∂J/∂ŷ of the objective", lambda: s.Yhat - s.Y
         yield ("the Ŷ − Y shortcut, and with its sign flipped (Y − Ŷ): that is −∂J/∂z through the output activation, "
@@ -208,19 +208,19 @@ def _objective_gradient(s: Situation):
 
 def _elementwise_forward(s: Situation):
     cls = s.cls
-    yield "activation applied twice: g(g(z))", lambda: _elementwise(cls.expr.subs(Z, cls.expr), [Z], [s.X])
+    yield "activation applied twice: g(g(z))", lambda: class_values(cls, "twice", [s.X])
     yield "returned the input unchanged", lambda: s.X
     yield ("the formula evaluated as written overflows: e^z is inf at large |z| (use a stable form, e.g. np.tanh or e^(−|z|))",
-           lambda: _naive(cls.expr, s.X))
+           lambda: class_values(cls, "value", [s.X], precise=False))
 
 
 def _elementwise_gradient(s: Situation):
     cls = s.cls
-    g = lambda: _elementwise(cls.expr, [Z], [s.X])  # noqa: E731
-    yield from _spec_mistakes(s, [Z, G], lambda: [s.X, g()])
+    g = lambda: class_values(cls, "value", [s.X])  # noqa: E731
+    yield from _spec_mistakes(s, lambda: [s.X, g()])
     yield "returned the output g(z) instead of the derivative", g
     yield ("the derivative evaluated at the output g(z) instead of the input z: g′(g(z)), the activation applied twice",
-           lambda: _elementwise(derivative(cls.expr, Z), [Z], [g()]))
+           lambda: class_values(cls, "derivative", [g()]))
 
 
 def _backward(s: Situation):
@@ -232,7 +232,7 @@ def _backward(s: Situation):
         yield "only the diagonal of the softmax Jacobian used: δ ⊙ g(1 − g)", lambda: s.G * diag
     yield "gradIn ignored: returned the layer's gradient itself", lambda: diag if s.cls.kind != "fully_connected" else None
     if s.cls.kind == "elementwise":
-        yield "δ multiplied by the output g(z) instead of the derivative g′(z)", lambda: s.G * _elementwise(s.cls.expr, [Z], [s.X])
+        yield "δ multiplied by the output g(z) instead of the derivative g′(z)", lambda: s.G * class_values(s.cls, "value", [s.X])
     yield "returned gradIn unchanged", lambda: s.G
 
 
@@ -290,20 +290,6 @@ def _input_forward(s: Situation):
         yield "a zero standard deviation not replaced by 1 (division by zero)", lambda: (X - data.mean(axis=0)) / data.std(axis=0, ddof=other)
         yield "only centred: not divided by the standard deviation", lambda: X - data.mean(axis=0)
         yield "z-scored over rows instead of columns", lambda: (X - X.mean(axis=1, keepdims=True)) / _safe_std(X.std(axis=1, ddof=cls.ddof, keepdims=True))
-
-
-def _is_squared_error(cls: ClassSpec) -> bool:
-    """True when the loss of one entry is (y − ŷ)²."""
-    import sympy as sp
-
-    return sp.expand(cls.expr - (Y - YHAT) ** 2) == 0
-
-
-def _naive(expr, X):
-    """The formula evaluated by plain numpy, overflow and all, as a student's literal transcription would be."""
-    from grader.symbolic import compile_exprs
-
-    return np.broadcast_to(np.asarray(compile_exprs([Z], [expr])(X)[0], dtype=float), X.shape)
 
 
 def _safe_std(std):

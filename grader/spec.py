@@ -10,15 +10,15 @@ import hashlib
 import math
 import os
 import sys
+import functools
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import sympy as sp
-
+from grader import cache
 from grader.check_table import check_names
 from grader.exceptions import FormulaError, SpecError
-from grader.formulas import parse_formula
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,12 +57,39 @@ REDUCTIONS = ("mean", "mean_rows", "sum")
 TARGETS = ("real", "binary", "onehot")
 ESTIMATES = ("real", "probability", "distribution")
 
-Z, Y, YHAT, EPS, G = sp.symbols("z y yhat eps g", real=True)
-FORWARD_SYMBOLS = {"z": Z}
-LOSS_SYMBOLS = {"y": Y, "yhat": YHAT, "eps": EPS}
-MISTAKE_SYMBOLS = {"elementwise": {"z": Z, "g": G}, "objective": {"y": Y, "yhat": YHAT, "eps": EPS}}
+#: The names a formula may use: z (a layer's input entry), y and yhat (target and estimate), eps,
+#: and g (a layer's output, in mistake and rule formulas). The SymPy symbols themselves
+#: (spec.Z, spec.Y, …) are made on first use: a warm run never imports SymPy.
+FORWARD_NAMES = ("z",)
+LOSS_NAMES = ("y", "yhat", "eps")
+MISTAKE_NAMES = {"elementwise": ("z", "g"), "objective": ("y", "yhat", "eps")}
 #: A rule as the slides write it may also use ε where they put it (g′ = g(1 − g) + ε).
-RULE_SYMBOLS = {"elementwise": {"z": Z, "g": G, "eps": EPS}, "objective": {"y": Y, "yhat": YHAT, "eps": EPS}}
+RULE_NAMES = {"elementwise": ("z", "g", "eps"), "objective": ("y", "yhat", "eps")}
+
+
+@functools.lru_cache(maxsize=1)
+def symbols() -> dict:
+    """{name: SymPy symbol} of every formula name (imports SymPy)."""
+    import sympy as sp
+
+    z, y, yhat, eps, g = sp.symbols("z y yhat eps g", real=True)
+    return {"z": z, "y": y, "yhat": yhat, "eps": eps, "g": g}
+
+
+def __getattr__(name):  # spec.Z, spec.YHAT, …: the symbols, made on first use
+    table = {"Z": "z", "Y": "y", "YHAT": "yhat", "EPS": "eps", "G": "g"}
+    if name in table:
+        return symbols()[table[name]]
+    raise AttributeError(f"module 'grader.spec' has no attribute {name!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def formula_expr(text: str, names: tuple[str, ...], evaluate: bool = True):
+    """The SymPy expression of a formula of the spec (imports SymPy; cached)."""
+    from grader.formulas import parse_formula
+
+    table = symbols()
+    return parse_formula(text, {n: table[n] for n in names}, evaluate=evaluate)
 #: The environment variable that holds the instructor's secret, unless [hidden] names another.
 DEFAULT_SECRET_ENV = "GRADER_HIDDEN_SECRET"
 #: The ε range CONTRACT.md accepts: from none at all to 1e-6.
@@ -100,7 +127,11 @@ class Mistake:
     method: str
     name: str
     formula: str
-    expr: sp.Expr = field(compare=False, repr=False)
+    kind: str = "elementwise"
+
+    @property
+    def expr(self):
+        return formula_expr(self.formula, MISTAKE_NAMES[self.kind])
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,7 +148,6 @@ class ClassSpec:
     epsilon: float
     epsilon_range: tuple[float, float] = EPSILON_RANGE
     formula: str | None = None
-    expr: sp.Expr | None = field(default=None, compare=False, repr=False)
     reduction: str = "mean"
     targets: str = "real"
     estimates: str = "real"
@@ -127,8 +157,26 @@ class ClassSpec:
     ddof: int = 1
     mistakes: tuple[Mistake, ...] = ()
     pin: str = ""  # "ClassName" or "path/file.py:ClassName": the one class graded as this item
-    #: {method: (text, expression)}: the rule as the slides write it, equal to the derived one at ε = 0.
-    rule_formulas: dict[str, tuple[str, sp.Expr]] = field(default_factory=dict, compare=False, repr=False)
+    #: {method: text}: the rule as the slides write it, equal to the derived one at ε = 0.
+    rule_formulas: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    squared_error: bool = False  # the loss of one entry is (y − ŷ)² (a diagnosis only such a loss has)
+
+    @property
+    def expr(self):
+        """The forward (elementwise) or the loss of one entry (objective) as SymPy (imports SymPy)."""
+        if self.formula is None:
+            return None
+        return formula_expr(self.formula, FORWARD_NAMES if self.kind == "elementwise" else LOSS_NAMES)
+
+    def rule_expr(self, method: str, *, evaluate: bool = True):
+        """The rule formula of `method` as SymPy, evaluated (for numbers) or as written (for display)."""
+        return formula_expr(self.rule_formulas[method], RULE_NAMES[self.kind], evaluate)
+
+    @functools.cached_property
+    def definition(self) -> str:
+        """Everything its derived functions depend on, as text: the key of their cache entries."""
+        return json.dumps([self.kind, self.formula, sorted(self.rule_formulas.items()),
+                           [(m.method, m.formula) for m in self.mistakes]])
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -258,11 +306,29 @@ def load_spec(path: str | Path | None = None) -> Spec:
         raise SpecError(source, "is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(source, f"is not valid TOML: {exc}") from None
-    return parse_spec(data, source=source, fingerprint=hashlib.sha256(raw).hexdigest())
+    fingerprint = hashlib.sha256(raw).hexdigest()
+    # What validating the formulas derived (with SymPy) is cached: a warm load reads the TOML only.
+    key = cache.key("spec", fingerprint)
+    derived = cache.read(key, ".spec.json", lambda text, _: _derived_from_json(text))
+    spec = parse_spec(data, source=source, fingerprint=fingerprint, derived=derived)
+    if derived is None:
+        cache.write(key, ".spec.json", json.dumps({name: {"kinks": list(c.kinks), "squared_error": c.squared_error}
+                                                   for name, c in spec.classes.items()}))
+    return spec
 
 
-def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> Spec:
-    """Validate the TOML data of a spec and return it as a `Spec`; raise `SpecError` naming what is wrong."""
+def _derived_from_json(text: str) -> dict:
+    data = json.loads(text)
+    return {str(name): {"kinks": tuple(float(k) for k in d["kinks"]), "squared_error": bool(d["squared_error"])}
+            for name, d in data.items()}
+
+
+def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "", derived: dict | None = None) -> Spec:
+    """Validate the TOML data of a spec and return it as a `Spec`; raise `SpecError` naming what is wrong.
+
+    `derived` holds what checking the formulas found for this very spec before (its kinks, …):
+    with it the formulas are not parsed again, and SymPy is not needed.
+    """
     _no_unknown(data, _TOP_KEYS, source)
     assignment = _table(data, "assignment", source)
     _no_unknown(assignment, _ASSIGNMENT_KEYS, source, section="assignment")
@@ -280,7 +346,8 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> 
         raise SpecError(source, "declares no [classes.<Name>] table: a spec needs at least one gradable class")
     classes = {}
     for name, body in classes_data.items():
-        classes[name] = _class(name, body, source, tolerance, epsilon, epsilon_range, ddof)
+        classes[name] = _class(name, body, source, tolerance, epsilon, epsilon_range, ddof,
+                               derived.get(name) if derived is not None else None)
     _no_name_clashes(classes, source)
 
     networks = tuple(_network(i, n, classes, source) for i, n in enumerate(data.get("networks", [])))
@@ -302,7 +369,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "") -> 
     return spec
 
 
-def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof) -> ClassSpec:
+def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=None) -> ClassSpec:
     if not isinstance(body, dict):
         raise SpecError(source, "must be a table", item=name)
     if not name.isidentifier():
@@ -345,11 +412,11 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof) -> Class
         epsilon_range=epsilon_range, ddof=ddof,
     )
     if kind == "elementwise":
-        fields.update(_elementwise(name, body, source))
+        fields.update(_elementwise(name, body, source, derived))
     elif "forward" in body:
         raise SpecError(source, f"a {kind} class has its forward built in; only elementwise classes take a formula", item=name, key="forward")
     if kind == "objective":
-        fields.update(_objective(name, body, source))
+        fields.update(_objective(name, body, source, derived))
     else:
         for key in ("loss", "reduction", "targets", "estimates"):
             if key in body:
@@ -366,8 +433,9 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof) -> Class
         if body["ddof"] not in (0, 1):
             raise SpecError(source, "must be 0 or 1", item=name, key="ddof")
         fields["ddof"] = body["ddof"]
-    fields["mistakes"] = _mistakes(name, kind, body.get("mistakes", []), source)
-    fields["rule_formulas"] = _rule_formulas(name, kind, body.get("rule_formulas", {}), fields.get("expr"), source)
+    fields["mistakes"] = _mistakes(name, kind, body.get("mistakes", []), source, check=derived is None)
+    fields["rule_formulas"] = _rule_formulas(name, kind, body.get("rule_formulas", {}), fields.get("formula"), source,
+                                             check=derived is None)
     pin = body.get("pin", "")
     if not isinstance(pin, str) or (pin and not pin.rpartition(":")[2].isidentifier()):
         raise SpecError(source, 'must be "ClassName" or "path/file.py:ClassName"', item=name, key="pin")
@@ -375,11 +443,10 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof) -> Class
     return ClassSpec(**fields)
 
 
-def _elementwise(name, body, source) -> dict:
+def _elementwise(name, body, source, derived=None) -> dict:
     formula = body.get("forward")
     if not isinstance(formula, str):
         raise SpecError(source, "an elementwise class needs `forward = \"<formula in z>\"`", item=name, key="forward")
-    expr = _formula(formula, FORWARD_SYMBOLS, source, name, "forward")
     domain = body.get("domain", [-3.0, 3.0])
     if (not isinstance(domain, list) or len(domain) != 2 or not all(isinstance(v, (int, float)) for v in domain)
             or not domain[0] < domain[1]):
@@ -387,18 +454,27 @@ def _elementwise(name, body, source) -> dict:
     kinks = body.get("kinks", [])
     if not isinstance(kinks, list) or not all(isinstance(v, (int, float)) for v in kinks):
         raise SpecError(source, "must be a list of numbers", item=name, key="kinks")
-    return dict(formula=formula, expr=expr, domain=(float(domain[0]), float(domain[1])),
-                kinks=tuple(sorted(set(float(k) for k in kinks) | set(_derived_kinks(expr)))))
+    if derived is not None:
+        found = derived["kinks"]
+    else:
+        found = _derived_kinks(_formula(formula, FORWARD_NAMES, source, name, "forward"))
+    return dict(formula=formula, domain=(float(domain[0]), float(domain[1])),
+                kinks=tuple(sorted(set(float(k) for k in kinks) | set(found))))
 
 
-def _objective(name, body, source) -> dict:
+def _objective(name, body, source, derived=None) -> dict:
     formula = body.get("loss")
     if not isinstance(formula, str):
         raise SpecError(source, "an objective needs `loss = \"<formula in y, yhat, eps>\"`", item=name, key="loss")
-    expr = _formula(formula, LOSS_SYMBOLS, source, name, "loss")
-    if YHAT not in expr.free_symbols:
-        raise SpecError(source, "the loss does not depend on yhat, so it has no gradient", item=name, key="loss")
-    fields = dict(formula=formula, expr=expr)
+    if derived is not None:
+        fields = dict(formula=formula, squared_error=derived["squared_error"])
+    else:
+        expr = _formula(formula, LOSS_NAMES, source, name, "loss")
+        if symbols()["yhat"] not in expr.free_symbols:
+            raise SpecError(source, "the loss does not depend on yhat, so it has no gradient", item=name, key="loss")
+        import sympy as sp
+
+        fields = dict(formula=formula, squared_error=sp.expand(expr - (symbols()["y"] - symbols()["yhat"]) ** 2) == 0)
     for key, allowed, default in (("reduction", REDUCTIONS, "mean"), ("targets", TARGETS, "real"), ("estimates", ESTIMATES, "real")):
         value = body.get(key, default)
         if value not in allowed:
@@ -407,14 +483,14 @@ def _objective(name, body, source) -> dict:
     return fields
 
 
-def _mistakes(name, kind, entries, source) -> tuple[Mistake, ...]:
+def _mistakes(name, kind, entries, source, check=True) -> tuple[Mistake, ...]:
     if not isinstance(entries, list):
         raise SpecError(source, "must be a list of {method, name, formula}", item=name, key="mistakes")
-    symbols = MISTAKE_SYMBOLS.get(kind)
+    names = MISTAKE_NAMES.get(kind)
     out = []
     for i, entry in enumerate(entries):
         key = f"mistakes[{i}]"
-        if symbols is None:
+        if names is None:
             raise SpecError(source, f"formula mistakes are for elementwise and objective classes, not {kind}", item=name, key=key)
         if not isinstance(entry, dict):
             raise SpecError(source, "must be a table {method, name, formula}", item=name, key=key)
@@ -424,45 +500,50 @@ def _mistakes(name, kind, entries, source) -> tuple[Mistake, ...]:
             raise SpecError(source, f"method must be one of {', '.join(GRADED_METHODS[kind])}", item=name, key=f"{key}.method")
         if not isinstance(entry.get("name"), str) or not entry["name"].strip():
             raise SpecError(source, "needs a name", item=name, key=f"{key}.name")
-        expr = _formula(entry.get("formula"), symbols, source, name, f"{key}.formula")
-        out.append(Mistake(method=method, name=entry["name"], formula=entry["formula"], expr=expr))
+        if check or not isinstance(entry.get("formula"), str):
+            _formula(entry.get("formula"), names, source, name, f"{key}.formula")
+        out.append(Mistake(method=method, name=entry["name"], formula=entry["formula"], kind=kind))
     return tuple(out)
 
 
-def _rule_formulas(name, kind, data, expr, source) -> dict[str, tuple[str, sp.Expr]]:
+def _rule_formulas(name, kind, data, definition, source, check=True) -> dict[str, str]:
     """The rules as the slides write them; each must be the derived rule where ε = 0."""
     if not isinstance(data, dict):
         raise SpecError(source, "must be a table of method = \"formula\"", item=name, key="rule_formulas")
-    symbols = RULE_SYMBOLS.get(kind)
+    names = RULE_NAMES.get(kind)
     out = {}
     for method, text in data.items():
         key = f"rule_formulas.{method}"
-        if symbols is None:
+        if names is None:
             raise SpecError(source, f"rule formulas are for elementwise and objective classes, not {kind}", item=name, key=key)
         if method != "gradient":
             raise SpecError(source, "only the gradient's rule can be given as a formula (the rest is the definition)", item=name, key=key)
-        formula = _formula(text, symbols, source, name, key)
-        problem = _differs_from_derived(kind, expr, formula)
-        if problem:
-            raise SpecError(source, problem, item=name, key=key)
-        out[method] = (text, formula)
+        if check or not isinstance(text, str):
+            formula = _formula(text, names, source, name, key)
+            expr = formula_expr(definition, FORWARD_NAMES if kind == "elementwise" else LOSS_NAMES)
+            problem = _differs_from_derived(kind, expr, formula)
+            if problem:
+                raise SpecError(source, problem, item=name, key=key)
+        out[method] = text
     return out
 
 
 def _differs_from_derived(kind, expr, formula) -> str:
     """Why `formula` is not the derivative of `expr` at ε = 0 (checked at sample points), or ''."""
     import numpy as np
+    import sympy as sp
 
+    s = symbols()
     if kind == "objective":
-        wrt, names = YHAT, (Y, YHAT)
+        wrt, names = s["yhat"], (s["y"], s["yhat"])
         samples = [(y, yhat) for y in (0.0, 1.0, 0.3) for yhat in (0.07, 0.35, 0.62, 0.91)]
     else:
-        wrt, names = Z, (Z,)
+        wrt, names = s["z"], (s["z"],)
         samples = [(z,) for z in (-2.3, -0.7, 0.4, 1.9)]
-    derived = sp.diff(expr, wrt).subs(EPS, 0)
-    written = formula.subs(EPS, 0)
+    derived = sp.diff(expr, wrt).subs(s["eps"], 0)
+    written = formula.subs(s["eps"], 0)
     if kind == "elementwise":
-        written = written.subs(G, expr)
+        written = written.subs(s["g"], expr)
     for point in samples:
         values = dict(zip(names, point))
         try:
@@ -553,8 +634,10 @@ def _hidden(data, classes, source) -> Hidden | None:
     return Hidden(items=frozenset(items), checks=frozenset(checks), secret_env=secret_env, secret_file=secret_file)
 
 
-def _derived_kinks(expr: sp.Expr) -> list[float]:
+def _derived_kinks(expr) -> list[float]:
     """Return the real points where a Piecewise, Abs, Max or Min of `expr` switches branch."""
+    import sympy as sp
+
     points = []
     for node in sp.preorder_traversal(expr):
         conditions = []
@@ -567,18 +650,18 @@ def _derived_kinks(expr: sp.Expr) -> list[float]:
         for cond in conditions:
             for rel in cond.atoms(sp.core.relational.Relational):
                 try:
-                    roots = sp.solve(sp.Eq(rel.lhs, rel.rhs), Z)
+                    roots = sp.solve(sp.Eq(rel.lhs, rel.rhs), symbols()["z"])
                 except (NotImplementedError, TypeError):
                     continue
                 points += [float(r) for r in roots if getattr(r, "is_real", False)]
     return points
 
 
-def _formula(text, symbols, source, item, key) -> sp.Expr:
+def _formula(text, names, source, item, key):
     if not isinstance(text, str):
         raise SpecError(source, "must be a formula string", item=item, key=key)
     try:
-        return parse_formula(text, symbols)
+        return formula_expr(text, tuple(names))
     except FormulaError as exc:
         raise SpecError(source, str(exc), item=item, key=key) from None
 

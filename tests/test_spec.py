@@ -146,7 +146,7 @@ def test_rule_formulas_and_the_epsilon_range_are_validated(data, message):
 
 
 def test_the_slides_forms_of_the_default_spec_are_the_derived_rules_at_eps_zero(spec):
-    forms = {name: c.rule_formulas["gradient"][0] for name, c in spec.classes.items() if c.rule_formulas}
+    forms = {name: c.rule_formulas["gradient"] for name, c in spec.classes.items() if c.rule_formulas}
     assert forms["LogLoss"] == "-(y - yhat)/(yhat*(1 - yhat) + eps)" and forms["LogisticSigmoidLayer"] == "g*(1 - g) + eps"
     assert spec.classes["LogLoss"].epsilon_range == (0.0, 1e-6)
 

@@ -5,8 +5,8 @@ import sympy as sp
 
 from grader.points import objective_pair
 from grader.reference_truth import ReferenceTruth, reference_module
-from grader.spec import EPS, YHAT, G, Y, Z, load_spec, parse_spec
-from grader.symbolic import SymbolicTruth, _elementwise, compile_exprs, rules_for
+from grader.spec import load_spec, parse_spec
+from grader.symbolic import SymbolicTruth, class_values, compile_exprs, rules_for
 
 SPEC = load_spec()
 TRUTH = SymbolicTruth(SPEC.epsilon)
@@ -204,17 +204,16 @@ def test_rules_are_the_general_indexed_rules():
 def test_each_displayed_rule_is_the_derived_rule(name):
     """Exactly at ε = 0; within the grading tolerance at the spec's ε (the slides place ε differently)."""
     cls = SPEC.classes[name]
-    text, written = cls.rule_formulas["gradient"]
     rng = np.random.default_rng(5)
     if cls.kind == "objective":
         Y_, Yhat = objective_pair(rng, cls, 40, 3)
         values = lambda eps: [Y_, Yhat, np.full(Yhat.shape, eps)]  # noqa: E731
         derived = lambda eps: TRUTH.objective_gradient(cls, Y_, Yhat, eps)  # noqa: E731
-        shown = lambda eps: _elementwise(written, [Y, YHAT, EPS], values(eps))  # noqa: E731
+        shown = lambda eps: class_values(cls, "rule", values(eps))  # noqa: E731
     else:
         Z_ = rng.uniform(-4, 4, size=(40, 3))
         derived = lambda eps: TRUTH.elementwise_derivative(cls, Z_)  # noqa: E731
-        shown = lambda eps: _elementwise(written, [Z, G, EPS], [Z_, TRUTH.elementwise_forward(cls, Z_), np.full(Z_.shape, eps)])  # noqa: E731
+        shown = lambda eps: class_values(cls, "rule", [Z_, TRUTH.elementwise_forward(cls, Z_), np.full(Z_.shape, eps)])  # noqa: E731
     assert np.allclose(shown(0.0), derived(0.0), rtol=1e-12, atol=1e-14)
     assert np.allclose(shown(cls.epsilon), derived(cls.epsilon), rtol=cls.tolerance.rtol, atol=cls.tolerance.atol)
     assert "\\" not in rules_for(cls)["gradient"].plain  # one line of Unicode for terminals, no LaTeX
@@ -228,7 +227,7 @@ def test_reference_package_exports_every_spec_class():
 
 @pytest.mark.parametrize("text", ["-(g - 1)*g", "-(g - 1)*(g + 1)", "-g**2 + g", "2*g*(g - 3)", "-(g + 2)*(g - 1)"])
 def test_readable_forms_are_the_same_function(text):
-    from grader.symbolic import _leading_sign_inside, readable
+    from grader.rules import _leading_sign_inside, readable
 
     g = sp.Symbol("g")
     form = sp.sympify(text, locals={"g": g})

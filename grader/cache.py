@@ -1,0 +1,76 @@
+"""The grader's disk cache: derived ground truth, so that a warm run needs no SymPy at all.
+
+What SymPy derives (a spec's validation, each class's functions as numpy source, the rules the
+reports show) is stored under `$GRADER_CACHE_DIR` (default `~/.cache/nn-grader`; empty disables
+it), keyed by what it was derived from *and* by the grader's own source, its version and the
+SymPy and numpy versions: a changed spec, grader or library derives afresh. Nothing in the cache
+is trusted: code is checked to be arithmetic before it runs (`symbolic.numpy_function`),
+data is parsed as JSON and a damaged entry is simply derived again.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import os
+from pathlib import Path
+
+from grader import __version__
+
+
+def cache_dir() -> Path | None:
+    """The cache folder ($GRADER_CACHE_DIR, else the user cache), or None when disabled."""
+    configured = os.environ.get("GRADER_CACHE_DIR")
+    if configured == "":
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nn-grader"
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """What derivations depend on besides their inputs: the grader's source and the library versions."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256(__version__.encode())
+    for name in ("symbolic.py", "rules.py", "formulas.py", "spec.py", "cache.py"):
+        digest.update((here / name).read_bytes())
+    for library in ("sympy", "numpy", "mpmath"):
+        try:
+            digest.update(f"{library}={importlib.metadata.version(library)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{library}=none".encode())
+    return digest.hexdigest()
+
+
+def key(*parts: str) -> str:
+    """A cache key for these parts (and the code that derives from them)."""
+    return hashlib.sha256("|".join((code_digest(), *parts)).encode()).hexdigest()[:32]
+
+
+def read(key_: str, suffix: str, load):
+    """`load(text, path)` of the cached entry, or None when it is absent, disabled or damaged."""
+    folder = cache_dir()
+    path = folder / f"{key_}{suffix}" if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return load(path.read_text(), str(path))
+    except Exception:  # a damaged or refused entry is derived again
+        return None
+
+
+def write(key_: str, suffix: str, text: str) -> None:
+    """Store an entry atomically (parallel graders never read half a file); a read-only cache only costs time."""
+    folder = cache_dir()
+    if folder is None:
+        return
+    path = folder / f"{key_}{suffix}"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass
