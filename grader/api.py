@@ -8,7 +8,7 @@ from pathlib import Path
 from grader.batch import Entry, detect, grade_batch, looks_like_batch
 from grader.exceptions import UsageError
 from grader.grade import grade_submission
-from grader.html_report import render_report
+from grader.html_report import ready_report, render_report
 from grader.outputs import gradescope_json, result_json, write_atomic
 from grader.sandbox import Limits, resolve_sandbox
 from grader.sandbox.process import as_root
@@ -110,7 +110,7 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
     from grader.batch import private_paths
 
     result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
-                              hidden=private_paths(spec, out_dir))
+                              hidden=private_paths(spec, out_dir), prepare=ready_report)
     text = result_json(result)
     write_atomic(Path(out_dir) / f"{result.submission}.json", text)
     write_atomic(Path(out_dir) / f"{result.submission}.html", render_report(result))

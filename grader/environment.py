@@ -37,10 +37,9 @@ def missing_packages(names) -> list[str]:
 @functools.lru_cache(maxsize=None)
 def resolve(packages: tuple[str, ...]) -> Environment:
     """The closure of `packages` over their distributions' requirements, with the files to mount."""
-    by_module = _distributions_by_module()
     seen, todo, modules, entries = set(), [], set(packages), set()
     for name in packages:
-        todo += by_module.get(name, [])
+        todo += _providers(name)
     while todo:
         dist_name = todo.pop()
         key = _normal(dist_name)
@@ -48,13 +47,13 @@ def resolve(packages: tuple[str, ...]) -> Environment:
             continue
         seen.add(key)
         try:
-            dist = metadata.distribution(dist_name)
+            dist, parts = _installed(dist_name)
         except metadata.PackageNotFoundError:
             continue
         if _normal(dist.metadata["Name"] or "") in {_normal(n) for n in NEVER}:
             continue
-        modules |= _top_level(dist)
-        entries |= _entries(dist)
+        modules |= _top_level(parts)
+        entries |= _entries(dist, parts)
         for requirement in dist.requires or []:
             if ";" in requirement and "extra" in requirement.split(";", 1)[1]:
                 continue  # optional extras are not followed
@@ -69,19 +68,36 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _providers(module: str) -> list[str]:
+    """The distributions that install the top-level `module`: the one of the same name when it
+    does (numpy), else from the index of every installed distribution (sklearn → scikit-learn)."""
+    try:
+        if module in _top_level(_installed(module)[1]):
+            return [module]
+    except metadata.PackageNotFoundError:
+        pass
+    return _distributions_by_module().get(module, [])
+
+
 @functools.lru_cache(maxsize=1)
 def _distributions_by_module() -> dict[str, list[str]]:
     return {module: list(dists) for module, dists in metadata.packages_distributions().items()}
 
 
-def _top_level(dist) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _installed(name: str):
+    """(the distribution, the first path part of every file it installed beside itself, not in `..`)."""
+    dist = metadata.distribution(name)
+    parts = {str(file).replace("\\", "/").split("/", 1)[0] for file in dist.files or []} - {"", "..", "__pycache__"}
+    return dist, frozenset(parts)
+
+
+def _top_level(parts) -> set[str]:
     names = set()
-    for file in dist.files or []:
-        parts = Path(str(file)).parts
-        if not parts or parts[0] == ".." or parts[0].endswith((".dist-info", ".egg-info", ".libs", ".data")):
+    for name in parts:
+        if name.endswith((".dist-info", ".egg-info", ".libs", ".data")):
             continue
-        name = parts[0]
-        if len(parts) == 1:
+        if "." in name:  # a module file at the top: six.py, _cffi_backend.cpython-311-x86_64-linux-gnu.so
             if not name.endswith((".py", ".so", ".pyd")):
                 continue
             name = name.split(".")[0]
@@ -90,17 +106,7 @@ def _top_level(dist) -> set[str]:
     return names
 
 
-def _entries(dist) -> set[tuple[str, str]]:
+def _entries(dist, parts) -> set[tuple[str, str]]:
     """(site folder, first path part) of every file the distribution installed under its site folder."""
-    out = set()
-    for file in dist.files or []:
-        parts = Path(str(file)).parts
-        if not parts or parts[0] == ".." or parts[0] == "__pycache__":
-            continue
-        located = Path(str(dist.locate_file(file)))
-        site = located
-        for _ in parts:
-            site = site.parent
-        if (site / parts[0]).exists():
-            out.add((str(site), parts[0]))
-    return out
+    site = Path(str(dist.locate_file("")))
+    return {(str(site), part) for part in parts if (site / part).exists()}

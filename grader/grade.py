@@ -24,16 +24,19 @@ from grader.seeding import Seeding, secret_seed
 from grader.spec import Item, Spec, load_spec
 from grader.student import StudentCode, StudentFailure
 from grader.submission import copy_submission, discover, submission_name, workspace
-from grader.symbolic import SymbolicTruth, rules_for
+from grader.symbolic import SymbolicTruth, preload, rules_for
 
 
 def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
                      limits: Limits | None = None, command: str = "", progress=None,
-                     fork_server: ForkServer | None = None, hidden: tuple[str, ...] = ()) -> SubmissionResult:
+                     fork_server: ForkServer | None = None, hidden: tuple[str, ...] = (),
+                     prepare=None) -> SubmissionResult:
     """Grade the submission at `path` (folder, .py or .zip) and return its result.
 
     With a `fork_server` (plain process sandbox only), the worker is forked from a numpy-warm
     process instead of started afresh: the same isolation, without the interpreter start-up.
+    `prepare()` is the caller's own work (e.g. readying the report template), done while the
+    worker starts, like reading the spec's derived functions from the cache.
     """
     started = time.monotonic()
     spec = spec or load_spec()
@@ -64,7 +67,7 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
         student = StudentCode(box, found, spec)
         secret = seeding.secret
         try:
-            problems = _start(student, found)
+            problems = _start(student, found, lambda: _warm_up(spec, prepare))
             result.errors += list(dict.fromkeys(problems.values()))
             for item in spec.items:
                 if progress:
@@ -89,12 +92,19 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
     return result
 
 
-def _start(student: StudentCode, found) -> dict[str, str]:
+def _warm_up(spec: Spec, prepare) -> None:
+    """What the grader needs soon, made ready while the worker starts on the other core."""
+    preload(spec)
+    if prepare is not None:
+        prepare()
+
+
+def _start(student: StudentCode, found, while_waiting=None) -> dict[str, str]:
     """Start the worker; return {class: message} for the classes whose module could not be imported."""
     if not found.found:
         return {}
     try:
-        errors = student.start()
+        errors = student.start(while_waiting)
     except WorkerTimeout:
         message = "importing your modules did not finish in time (is there a loop or a training run at module level?)"
         return {name: message for name in found.found}

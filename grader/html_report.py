@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 from importlib import resources
 from urllib.parse import quote
 
-import jinja2
 import numpy as np
 
 from grader.results import SubmissionResult
@@ -25,7 +24,9 @@ PRINTED_LIMIT = 8000
 
 
 @functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def _environment():
+    import jinja2  # here, not at the top: a self-check imports it while its worker starts (ready_report)
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("grader", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -38,6 +39,11 @@ def _environment() -> jinja2.Environment:
 @functools.lru_cache(maxsize=1)
 def _css() -> str:
     return resources.files("grader.templates").joinpath("style.css").read_text(encoding="utf-8")
+
+
+def ready_report() -> None:
+    """Compile the report template now (it takes longer than rendering it), e.g. while a worker starts."""
+    _environment().get_template("report.html.j2")
 
 
 def render_report(result: SubmissionResult) -> str:
@@ -78,6 +84,7 @@ MATHML_ATTRIBUTES = frozenset({"mathvariant", "stretchy", "fence", "separator", 
                                "columnalign", "linethickness", "accent", "accentunder", "lspace", "rspace", "width"})
 
 
+@functools.lru_cache(maxsize=1024)  # a class's rules are the same in every report of a batch
 def safe_mathml(markup: str) -> str:
     """MathML rebuilt from an allow-list of elements and attributes, everything else escaped away.
 

@@ -133,11 +133,12 @@ def derive_rules(kind: str, formula: str | None, rules: tuple, reduction: str, w
     g_z, dg_dz = sp.Function("g")(Z), sp.Derivative(sp.Function("g")(Z), Z)
     text = cls.rules
     if cls.kind == "elementwise":
-        d = derivative(cls.expr, Z)
-        alternatives = [f for f in (in_terms_of_output(cls.expr, d),) if f is not None]
-        shown = d if d.has(sp.Piecewise) else readable(d, sp.factor(sp.together(d)))  # the same function, easier to read
         if "gradient" in cls.written:  # as the slides write it
             shown, alternatives = cls.written["gradient"], []
+        else:  # as derived, in the form easiest to read, and in terms of the output where there is one
+            d = derivative(cls.expr, Z)
+            alternatives = [f for f in (in_terms_of_output(cls.expr, d),) if f is not None]
+            shown = d if d.has(sp.Piecewise) else readable(d, sp.factor(sp.together(d)))
         return {
             "forward": _rule(text.get("forward", "g(z), element by element"), g_z, cls.expr),
             "gradient": _rule(text.get("gradient", "∂g/∂z, element by element (diagonal Jacobian)"), dg_dz, shown, *alternatives),

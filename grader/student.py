@@ -57,15 +57,17 @@ class StudentCode:
         """The coarsest precision the student's code answered in since begin_check()."""
         return lowest(self.precisions)
 
-    def start(self) -> dict[str, dict]:
+    def start(self, while_waiting=None) -> dict[str, dict]:
         """Start the worker and import the class modules; return {module: error} for those that failed.
+
+        `while_waiting()` is the grader's own work to do while the worker starts (see Sandbox.start).
 
         A module that kills the worker or never finishes importing (os._exit, an endless loop at
         module level) is found by importing each module alone; the others are then loaded
         without it, so one hostile file costs only its own classes.
         """
         try:
-            return self._load()
+            return self._load(while_waiting)
         except (WorkerDied, WorkerTimeout):
             pass
         request = self.sandbox.load_request
@@ -88,8 +90,8 @@ class StudentCode:
         self.import_errors = {**errors, **fatal}
         return self.import_errors
 
-    def _load(self) -> dict[str, dict]:
-        result = self.sandbox.start()
+    def _load(self, while_waiting=None) -> dict[str, dict]:
+        result = self.sandbox.start(while_waiting)
         if result.get("kind") != "ok":
             raise WorkerDied(f"the worker could not load the submission: {result.get('message', result)}")
         failed, loaded = result.get("failed", {}), result.get("loaded", [])

@@ -50,7 +50,8 @@ _NUMPY_CONSTANTS = ("nan", "inf", "pi", "e")
 @functools.lru_cache(maxsize=1)
 def _numpy_namespace() -> dict:
     """The names lambdify's numpy code uses (ufuncs, select, where, constants), taken from numpy itself."""
-    names = {name: value for name, value in vars(np).items() if isinstance(value, np.ufunc)}
+    names = {name: value for name, value in vars(np).items()
+             if isinstance(value, np.ufunc) and name not in ("matmul", "vecdot", "matvec", "vecmat")}  # entry by entry only
     names.update({name: getattr(np, name) for name in ("select", "where", *_NUMPY_CONSTANTS)})
     names["reduce"] = functools.reduce  # Max and Min print as reduce(maximum, [...])
     names["__builtins__"] = {}
@@ -133,11 +134,14 @@ def _load_mpmath(text: str, filename: str):
 def numpy_function(name: str, build):
     """The numpy function called `name` (a description of what it computes, unique and complete):
     from memory, from the disk cache, or from `build()` → (symbols, expressions), lambdified by
-    SymPy, stored, and returning the list of the expressions' values."""
+    SymPy, stored, and returning the list of the expressions' values. With `build` None, only
+    memory and disk are tried (None when neither has it)."""
     fn = _MEMORY.get(("numpy", name))
     if fn is None:
         key = cache.key("numpy", name)
         fn = cache.read(key, ".py", _load_lambdified)
+        if fn is None and build is None:
+            return None
         if fn is None:
             import sympy as sp
 
@@ -255,6 +259,18 @@ def class_values(cls: ClassSpec, role: str, values: list, *, precise: bool = Tru
                 except (ValueError, OverflowError, TypeError):
                     out[idx] = np.nan
     return out
+
+
+def preload(spec) -> None:
+    """Read the derived functions of every class of `spec` from the disk cache into memory (never
+    deriving one): the grader does this while a worker starts, so grading finds them ready."""
+    for cls in spec.classes.values():
+        if cls.kind not in ("elementwise", "objective"):
+            continue
+        roles = ["value", "derivative", *(["rule"] if cls.rule_formulas else [])]
+        for role in roles:
+            numpy_function(f"{role}|{cls.definition}", None)
+    import mpmath  # noqa: F401  (for entries numpy cannot evaluate finitely, at the edges)
 
 
 def _jacobian_per_row(fn, X: np.ndarray, k_out: int, d_in: int, extra=()) -> np.ndarray:

@@ -254,8 +254,13 @@ class Sandbox:
 
     # ------------------------------------------------------------------ process
 
-    def start(self) -> dict:
-        """Start a fresh worker, import the submission's modules in it, and return the load result."""
+    def start(self, while_waiting=None) -> dict:
+        """Start a fresh worker, import the submission's modules in it, and return the load result.
+
+        `while_waiting()` runs in the grader while the worker starts (its interpreter, numpy): work
+        the grader would do anyway, such as reading its caches. It only warms: what it fails to do
+        is done again when needed, so nothing it raises stops the start.
+        """
         self.close()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
@@ -288,6 +293,11 @@ class Sandbox:
             os.close(from_child_w)
         self._to_child, self._from_child = to_child_w, from_child_r
         self.stdout, self.stderr = _OutputTail(self.proc.stdout), _OutputTail(self.proc.stderr)
+        if while_waiting is not None:
+            try:
+                while_waiting()
+            except Exception:  # a warm-up only saves time later
+                pass
         try:
             ready = self._receive(timeout=self.limits.load_timeout)
         except WorkerDied as exc:

@@ -1,0 +1,135 @@
+"""The ground-truth cache: a warm run needs no SymPy, and a change to what was derived from derives afresh."""
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader import cache, symbolic
+from grader.spec import load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(code: str, cache_dir: Path) -> dict:
+    """Run `code` in a fresh interpreter with this cache; it prints one JSON line, returned here."""
+    env = {"GRADER_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          cwd=str(ROOT), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+GRADE_REFERENCE = """
+    import json, sys
+    from grader.grade import grade_submission
+    result = grade_submission("reference", sandbox="process")
+    print(json.dumps({"score": result.score, "max": result.max_score, "sympy": "sympy" in sys.modules,
+                      "rules": "grader.rules" in sys.modules}))
+"""
+
+
+def test_a_warm_run_imports_no_sympy_and_grades_the_same(tmp_path):
+    cold = _run(GRADE_REFERENCE, tmp_path)
+    assert cold["sympy"]  # an empty cache: everything derived
+    warm = _run(GRADE_REFERENCE, tmp_path)
+    assert not warm["sympy"] and not warm["rules"]
+    assert warm["score"] == cold["score"] == warm["max"]
+
+
+def test_a_changed_spec_derives_afresh_with_a_warm_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    truth = symbolic.SymbolicTruth(0.0)
+    z = np.array([[0.5, -1.0]])
+
+    def layer(formula):
+        return parse_spec({"assignment": {}, "classes": {"G": {"kind": "elementwise", "forward": formula, "points": {"forward": 1}}}}).classes["G"]
+
+    first = truth.elementwise_derivative(layer("tanh(z)"), z)
+    monkeypatch.setattr(symbolic, "_MEMORY", {})  # a new process: only the disk cache
+    second = truth.elementwise_derivative(layer("2*tanh(z)"), z)
+    np.testing.assert_allclose(second, 2 * first)
+    np.testing.assert_allclose(first, 1 - np.tanh(z) ** 2)
+
+
+def test_the_key_changes_with_the_grader_source_and_library_versions(monkeypatch):
+    import importlib.metadata
+
+    before = cache.key("numpy", "value|x")
+    cache.code_digest.cache_clear()
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0" if name == "sympy" else real(name))
+    try:
+        assert cache.key("numpy", "value|x") != before
+    finally:
+        monkeypatch.undo()
+        cache.code_digest.cache_clear()
+    assert cache.key("numpy", "value|x") == before
+
+
+def test_the_spec_facts_are_read_from_the_cache_and_a_damaged_entry_is_derived_again(tmp_path, monkeypatch):
+    from grader.spec import default_spec_path
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    first = load_spec(default_spec_path())
+    (entry,) = tmp_path.glob("*.spec.json")
+    facts = json.loads(entry.read_text())
+    assert facts["SquaredError"]["squared_error"] and not facts["LogLoss"]["squared_error"]
+    assert facts["ReLuLayer"]["kinks"] == [0.0]
+    entry.write_text("{damaged")
+    again = load_spec(default_spec_path())
+    assert {n: c.kinks for n, c in again.classes.items()} == {n: c.kinks for n, c in first.classes.items()}
+    assert json.loads(entry.read_text()) == facts
+
+
+def test_preloading_reads_only_what_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    spec = load_spec()
+    symbolic.preload(spec)  # an empty cache: nothing is derived, nothing is kept
+    assert not [k for k in symbolic._MEMORY if k[0] == "numpy"]
+    truth = symbolic.SymbolicTruth(spec.epsilon)
+    truth.elementwise_forward(spec.classes["TanhLayer"], np.zeros((1, 2)))
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    symbolic.preload(spec)
+    assert ("numpy", f"value|{spec.classes['TanhLayer'].definition}") in symbolic._MEMORY
+
+
+def test_cached_mpmath_code_runs_only_when_it_is_arithmetic(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    spec = load_spec()
+    sigmoid = spec.classes["LogisticSigmoidLayer"]
+    truth = symbolic.SymbolicTruth(spec.epsilon)
+    edge = np.array([[-1000.0, 0.0]])  # e^1000 / e^1000 in numpy: redone with mpmath
+    expected = truth.elementwise_derivative(sigmoid, edge)
+    assert np.isfinite(expected).all() and expected[0, 1] == pytest.approx(0.25)
+    (planted,) = tmp_path.glob("*.mp.py")
+    marker = tmp_path / "ran"
+    planted.write_text(f"def _lambdifygenerated(z):\n    return open({str(marker)!r}, 'w')\n")
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    np.testing.assert_array_equal(truth.elementwise_derivative(sigmoid, edge), expected)
+    assert not marker.exists()
+    for text in ("def _lambdifygenerated(z):\n    return __import__('os')\n",
+                 "def _lambdifygenerated(z):\n    return quad(z, [0, 1])\n",
+                 "def _lambdifygenerated(z):\n    return exp.__globals__\n"):
+        with pytest.raises(ValueError, match="cached code refused"):
+            symbolic._load_mpmath(text, "x.py")
+
+
+def test_the_numpy_names_of_cached_code_are_those_lambdify_uses():
+    import sympy as sp
+
+    theirs = sp.lambdify([], 0, modules="numpy").__globals__
+    ours = symbolic._numpy_namespace()
+    shared = [n for n in ours if n in theirs and n not in ("__builtins__", "reduce")]
+    assert len(shared) > 50
+    for name in shared:
+        if isinstance(ours[name], float):
+            assert ours[name] == theirs[name] or np.isnan(ours[name]) and np.isnan(theirs[name]), name
+        else:
+            assert ours[name] is theirs[name], name
