@@ -50,6 +50,8 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
                               grader_version=__version__, command=command,
                               graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
     truth = SymbolicTruth(spec.epsilon)
+    if kind == "process" and fork_server is None:
+        _start_fork_server()  # it imports numpy while the submission is copied and read
     with workspace() as tmp:
         root = copy_submission(Path(path), Path(tmp))
         found = discover(root, spec)
@@ -90,6 +92,13 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
                     item.graded_as["constructed"] = box.constructed[cls_name]
     result.elapsed_s = time.monotonic() - started
     return result
+
+
+def _start_fork_server() -> None:
+    try:
+        ForkServer.shared()
+    except OSError:  # the sandbox then starts a fresh interpreter per worker
+        pass
 
 
 def _warm_up(spec: Spec, prepare) -> None:

@@ -173,6 +173,11 @@ class ClassSpec:
         return formula_expr(self.rule_formulas[method], RULE_NAMES[self.kind], evaluate)
 
     @functools.cached_property
+    def fingerprint(self) -> str:
+        """Everything about the class, as text: two classes with the same fingerprint are graded alike."""
+        return json.dumps([self.definition, repr(self)])
+
+    @functools.cached_property
     def definition(self) -> str:
         """Everything its derived functions depend on, as text: the key of their cache entries."""
         return json.dumps([self.kind, self.formula, sorted(self.rule_formulas.items()),

@@ -133,3 +133,40 @@ def test_the_numpy_names_of_cached_code_are_those_lambdify_uses():
             assert ours[name] == theirs[name] or np.isnan(ours[name]) and np.isnan(theirs[name]), name
         else:
             assert ours[name] is theirs[name], name
+
+
+def test_remembered_truth_is_handed_out_as_copies(monkeypatch):
+    monkeypatch.setattr(symbolic, "_RESULTS", __import__("collections").OrderedDict())
+    spec = load_spec()
+    truth = symbolic.SymbolicTruth(spec.epsilon)
+    tanh = spec.classes["TanhLayer"]
+    z = np.array([[0.3, -2.0]])
+    first = truth.elementwise_forward(tanh, z)
+    first[:] = 99.0  # a caller scribbling on its result
+    again = truth.elementwise_forward(tanh, z)
+    np.testing.assert_allclose(again, np.tanh(z))
+    assert len(symbolic._RESULTS) == 1
+    Y, Yhat = np.array([[1.0, 0.0]]), np.array([[0.8, 0.1]])
+    band = truth.objective_gradient_band(spec.classes["LogLoss"], Y, Yhat)
+    expected = band.lower.copy()
+    band.lower.fill(0)
+    np.testing.assert_array_equal(truth.objective_gradient_band(spec.classes["LogLoss"], Y, Yhat).lower, expected)
+    # other points, another class with the same name but another formula: not confused
+    assert not np.allclose(truth.elementwise_forward(tanh, z + 1), again)
+    other = parse_spec({"assignment": {}, "classes": {"TanhLayer": {"kind": "elementwise", "forward": "2*tanh(z)",
+                                                                    "points": {"forward": 1}}}}).classes["TanhLayer"]
+    np.testing.assert_allclose(truth.elementwise_forward(other, z), 2 * np.tanh(z))
+
+
+def test_the_warm_up_runs_while_the_worker_starts_and_cannot_break_grading(tmp_path):
+    from grader.grade import grade_submission
+
+    calls = []
+    result = grade_submission(ROOT / "reference", sandbox="process", prepare=lambda: calls.append("prepared"))
+    assert calls == ["prepared"] and result.score == result.max_score
+
+    def broken():
+        raise RuntimeError("a warm-up that fails")
+
+    result = grade_submission(ROOT / "reference", sandbox="process", prepare=broken)
+    assert result.score == result.max_score and not result.errors

@@ -266,6 +266,10 @@ class Sandbox:
         from_child_r, from_child_w = os.pipe()
         try:
             if self.kind == "process" and self.fork_server is not None:
+                # The fork server has been starting since this sandbox was made: warm up before
+                # asking it for a worker, which waits for it to be ready.
+                _warm_up(while_waiting)
+                while_waiting = None
                 out_r, out_w = os.pipe()
                 err_r, err_w = os.pipe()
                 try:
@@ -293,11 +297,7 @@ class Sandbox:
             os.close(from_child_w)
         self._to_child, self._from_child = to_child_w, from_child_r
         self.stdout, self.stderr = _OutputTail(self.proc.stdout), _OutputTail(self.proc.stderr)
-        if while_waiting is not None:
-            try:
-                while_waiting()
-            except Exception:  # a warm-up only saves time later
-                pass
+        _warm_up(while_waiting)
         try:
             ready = self._receive(timeout=self.limits.load_timeout)
         except WorkerDied as exc:
@@ -499,6 +499,16 @@ def process_hidden() -> list[str]:
     from grader.sandbox.visibility import grader_paths
 
     return grader_paths()
+
+
+def _warm_up(while_waiting) -> None:
+    """Run the grader's warm-up while a worker starts; it only saves time later, so nothing it raises matters."""
+    if while_waiting is None:
+        return
+    try:
+        while_waiting()
+    except Exception:
+        pass
 
 
 def _limits_only(limits):
