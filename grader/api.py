@@ -23,7 +23,8 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
         jobs: int | None = None, seed: int | None = None, limits: Limits | None = None, sandbox: str = "auto",
         gradescope_file: Path | None = None, quiet: bool = False, verbose: bool = False, command: str = "",
         batch: bool = False, resume: bool = False, dask_address: str | None = None, fail_under: float | None = None,
-        secret_file: Path | None = None,
+        secret_file: Path | None = None, overrides_file: Path | None = None, similarity: bool = False,
+        metadata_file: Path | None = None,
         echo=print, note=None, progress_factory=None) -> int:
     """Grade the submissions at `paths`, write their results, and say what happened; return the exit status."""
     note = note or echo
@@ -55,16 +56,29 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
             raise UsageError("--json and --gradescope take a single submission; a batch writes OUT/<id>.json for each")
         if not entries:
             raise UsageError(f"no submission found in {', '.join(map(str, paths))}")
+        if not is_batch and (overrides_file or similarity):
+            raise UsageError("--overrides and --similarity are for a batch (a folder of submissions)")
+        if is_batch and metadata_file:
+            raise UsageError("--submission-metadata is for one submission (Gradescope's autograder); a Gradescope "
+                             "export's own submission_metadata.yml is read by itself")
         if len(entries) == 1 and not is_batch:
+            dates, keys = _submission_dates(metadata_file)
             score = _single(entries[0], spec=spec, out_dir=out_dir, json_file=json_file, seed=seeding, limits=limits,
                             sandbox=sandbox, gradescope_file=gradescope_file, quiet=quiet, verbose=verbose,
-                            command=command, echo=echo)
+                            command=command, echo=echo, dates=dates, keys=keys)
             return _below(fail_under, {entries[0].id: score}, note)
+        overrides = _overrides(overrides_file, Path(out_dir), entries, spec, note)
+        _check_extensions(spec, entries, note)
+        if similarity:
+            from grader.similarity import require
+
+            require()
         progress = progress_factory(len(entries)) if progress_factory else None
         started = time.monotonic()
         try:
             counts = grade_batch(entries, spec=spec, out_dir=out_dir, jobs=jobs, seed=seeding, sandbox=sandbox, limits=limits,
-                                 resume=resume, command=command, progress=progress, dask_address=dask_address)
+                                 resume=resume, command=command, progress=progress, dask_address=dask_address,
+                                 overrides=overrides, similarity=similarity)
         finally:
             if progress:
                 progress("end", None, None)
@@ -78,6 +92,66 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
     from grader.batch import load_results
 
     return _below(fail_under, {r.submission: r.score for r in load_results(out_dir, [e.id for e in entries])}, note)
+
+
+#: Beside a batch's results: where its overrides file is, so later runs (--resume, regrades) keep applying it.
+OVERRIDES_POINTER = ".grader-overrides"
+
+
+def _overrides(path: Path | None, out_dir: Path, entries, spec, note) -> dict:
+    """The overrides to apply ({submission: [Override]}): from `path`, else from the file an earlier
+    run of this batch named; a line naming an unknown student or item is a UsageError."""
+    from grader.overrides import load, resolve
+
+    pointer = out_dir / OVERRIDES_POINTER
+    if path is None:
+        try:
+            remembered = pointer.read_text().strip()
+        except OSError:
+            return {}
+        if not remembered:
+            return {}
+        if not Path(remembered).is_file():
+            note(f"warning: the overrides file of an earlier run, {remembered}, is gone: no overrides applied")
+            return {}
+        path = Path(remembered)
+        note(f"overrides: {path} (named by an earlier run of this batch; --overrides FILE names another)")
+    found = load(path)
+    students = [{"id": e.id, "name": e.name, "email": e.email, "canvas_id": e.canvas_id} for e in entries]
+    by_student = resolve(found, students, [i.name for i in spec.items])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(pointer, str(Path(path).resolve()) + "\n")
+    note(f"overrides: {len(found)} from {path}, for {len(by_student)} student{'s' * (len(by_student) != 1)}")
+    return by_student
+
+
+def _check_extensions(spec, entries, note) -> None:
+    """Warn about an extension in the spec that names nobody in the batch (a typo costs a student points)."""
+    from grader.late import extension_students
+
+    known = {k.lower() for e in entries for k in e.keys}
+    for student in extension_students(spec.late):
+        if student not in known:
+            note(f"warning: [late.extensions] names {student!r}, who is not in this batch: no extension applied to anyone by it")
+
+
+def _submission_dates(path: Path | None):
+    """The dates and student keys in Gradescope's submission_metadata.json, for the late policy."""
+    from grader.late import Dates, gradescope_dates, student_keys
+
+    if path is None:
+        return Dates(), []
+    try:
+        import json
+
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--submission-metadata {path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--submission-metadata {path}: not Gradescope's submission metadata (a JSON object)")
+    users = [u for u in data.get("users") or [] if isinstance(u, dict)]
+    keys = [k for u in users for k in student_keys(str(u.get("id", "")), str(u.get("name", "")), str(u.get("email", "")))]
+    return gradescope_dates(data), keys
 
 
 def _read_secret(path: Path | None) -> str | None:
@@ -105,12 +179,16 @@ def _below(fail_under: float | None, scores: dict[str, float], note) -> int:
     return FAIL_UNDER_STATUS if low else 0
 
 
-def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gradescope_file, quiet, verbose, command, echo) -> float:
+def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gradescope_file, quiet, verbose, command, echo,
+            dates=None, keys=()) -> float:
     """Grade one submission, write its files, print its table; return its score."""
     from grader.batch import private_paths
+    from grader.late import settle
 
     result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
                               hidden=private_paths(spec, out_dir), prepare=ready_report)
+    if dates is not None and (dates.submitted_at or dates.flagged):
+        settle(result, spec.late, dates, keys)
     text = result_json(result)
     write_atomic(Path(out_dir) / f"{result.submission}.json", text)
     write_atomic(Path(out_dir) / f"{result.submission}.html", render_report(result))

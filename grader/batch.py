@@ -42,6 +42,14 @@ class Entry:
     canvas_id: str = ""  # the Canvas user id of a Canvas download, for its gradebook import
     late: bool = False  # marked late by the export (Canvas's LATE)
     problem: str = ""  # why it cannot be graded, found while unpacking the export
+    submitted_at: str = ""  # when, as the export records it (Gradescope's created_at)
+
+    @property
+    def keys(self) -> list[str]:
+        """What may name this student in the spec's [late.extensions] or an overrides file."""
+        from grader.late import student_keys
+
+        return student_keys(self.id, self.name, self.email, self.canvas_id)
 
 
 @dataclass
@@ -202,31 +210,35 @@ def _gradescope(root: Path) -> Detection:
         if not child.is_dir():
             detection.skipped.append((child.name, "not a submission folder"))
             continue
-        names, emails = people.get(child.name, ([], []))
+        names, emails, created = people.get(child.name, ([], [], ""))
         if not names:
             detection.skipped.append((child.name, "not listed in submission_metadata.yml")) if child.name not in people else None
-        detection.entries.append(Entry(id=_identifier(child.name), path=child, name=" & ".join(names), email=", ".join(emails)))
+        detection.entries.append(Entry(id=_identifier(child.name), path=child, name=" & ".join(names), email=", ".join(emails),
+                                       submitted_at=created))
     return detection
 
 
-def _gradescope_metadata(text: str) -> dict[str, tuple[list[str], list[str]]]:
-    """{submission folder: (names, emails)} from Gradescope's submission_metadata.yml (the part we need)."""
-    out: dict[str, tuple[list[str], list[str]]] = {}
+def _gradescope_metadata(text: str) -> dict[str, tuple[list[str], list[str], str]]:
+    """{submission folder: (names, emails, created_at)} from Gradescope's submission_metadata.yml (the part we need)."""
+    out: dict[str, tuple[list[str], list[str], str]] = {}
     current = None
     for line in text.splitlines():
         top = re.match(r"^([^\s:#][^:]*):\s*$", line)
         if top:
             current = top.group(1).strip().strip("'\"")
-            out[current] = ([], [])
+            out[current] = ([], [], "")
             continue
         if current is None:
             continue
         name = re.match(r"^\s*-?\s*:name:\s*(.+?)\s*$", line)
         email = re.match(r"^\s*-?\s*:email:\s*(.+?)\s*$", line)
+        created = re.match(r"^\s{1,4}:created_at:\s*(.+?)\s*$", line)
         if name:
             out[current][0].append(name.group(1).strip("'\""))
         elif email:
             out[current][1].append(email.group(1).strip("'\""))
+        elif created:
+            out[current] = (out[current][0], out[current][1], created.group(1).strip("'\""))
     return out
 
 
@@ -283,8 +295,11 @@ def content_hash(path: Path) -> str:
 
 
 def resume_key(entry: Entry, spec: Spec, seed) -> str:
+    """What a result depends on: the files, the spec (its [late] policy too), the grader, the seed,
+    and when the export says it was handed in (a moved date regrades, and recomputes the penalty)."""
     value = getattr(seed, "seed", seed)
-    return hashlib.sha256(f"{content_hash(entry.path)}|{spec.fingerprint}|{__version__}|{value}".encode()).hexdigest()
+    when = f"{entry.submitted_at}|{entry.late}"
+    return hashlib.sha256(f"{content_hash(entry.path)}|{spec.fingerprint}|{__version__}|{value}|{when}".encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- running
@@ -296,6 +311,7 @@ def grade_one(entry: Entry, spec: Spec, seed: int, sandbox: str, limits, command
     A submission that cannot be graded at all (no Python file, a zip that does not unpack) gets a
     result of its own saying why: it is that student's problem, never the grader's."""
     from grader.grade import grade_submission
+    from grader.late import Dates, settle
 
     if entry.problem:
         result = problem_result(entry, spec, entry.problem)
@@ -308,7 +324,8 @@ def grade_one(entry: Entry, spec: Spec, seed: int, sandbox: str, limits, command
             result = problem_result(entry, spec, str(exc).replace(str(entry.path), entry.path.name))
     result.submission = entry.id
     result.student_name, result.student_email, result.resume_key = entry.name, entry.email, key
-    result.canvas_id, result.late = entry.canvas_id, entry.late
+    result.canvas_id = entry.canvas_id
+    settle(result, spec.late, Dates(submitted_at=entry.submitted_at, flagged=entry.late), entry.keys)
     return result
 
 
@@ -334,8 +351,11 @@ def _failed_result(entry: Entry, spec: Spec, exc: Exception):
 
 def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | None = None, seed: int = 0,
                 sandbox: str = "process", limits=None, resume: bool = False, command: str = "", progress=None,
-                dask_address: str | None = None) -> dict:
-    """Grade every entry, writing each result as it is done; return counts {graded, skipped, failed}."""
+                dask_address: str | None = None, overrides: dict | None = None, similarity: bool = False) -> dict:
+    """Grade every entry, writing each result as it is done; return counts {graded, skipped, failed}.
+
+    `overrides` ({submission: [Override]}) are applied to the class outputs; with `similarity`,
+    every pair of submissions is compared by code (similarity.json, shown in the summary)."""
     from grader.html_report import render_report
     from grader.outputs import result_json, write_atomic
 
@@ -361,8 +381,13 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
             _run_dask(todo, spec, seed, sandbox, limits, command, keys, dask_address, finished)
         else:
             _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished, hidden=private_paths(spec, out_dir))
+        if similarity:
+            from grader import similarity as by_code
+            from grader.paths import template_dir
+
+            by_code.write(out_dir, by_code.compare(entries, template_dir()))
     finally:
-        write_class_outputs(out_dir, [e.id for e in entries], spec)
+        write_class_outputs(out_dir, [e.id for e in entries], spec, overrides=overrides)
     return counts
 
 
@@ -458,9 +483,15 @@ def _unchanged(path: Path, key: str) -> bool:
         return False
 
 
+#: The class outputs' own names: a student called so gets another identifier.
+RESERVED_IDS = {"index", "summary", "grades", "canvas_grades", "similarity"}
+
+
 def _unique_ids(entries: list[Entry]):
     seen: dict[str, int] = {}
     for e in entries:
+        if e.id.lower() in RESERVED_IDS:
+            e.id = f"{e.id}_student"
         if e.id in seen:
             seen[e.id] += 1
             e.id = f"{e.id}_{seen[e.id]}"
@@ -484,17 +515,44 @@ def load_results(out_dir: Path, ids: list[str]):
     return results
 
 
-def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec):
-    """Rebuild index.html, grades.csv and summary.json from the results on disk."""
-    from grader.html_report import render_summary
-    from grader.outputs import write_atomic
+#: Beside the results: the submissions whose reports carry the instructor's overrides (so that a
+#: report whose override was removed is rendered again without it).
+ADJUSTED_FILE = ".grader-adjusted"
 
-    results = load_results(out_dir, ids)
-    write_atomic(Path(out_dir) / "index.html", render_summary(results, title=f"{spec.title} — class summary"))
-    write_atomic(Path(out_dir) / "grades.csv", gradebook_csv(results, spec))
+
+def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: dict | None = None):
+    """Rebuild index.html, grades.csv and summary.json from the results on disk, with the
+    instructor's `overrides` ({submission: [Override]}) applied to them and to the reports of
+    the students they touch; the results on disk are never changed."""
+    from grader import shared_answers, similarity
+    from grader.html_report import render_report, render_summary
+    from grader.outputs import write_atomic
+    from grader.overrides import apply
+
+    out_dir = Path(out_dir)
+    results = apply(load_results(out_dir, ids), overrides or {})
+    adjusted = sorted(r.submission for r in results if r.adjustments or any(i.adjustments for i in r.items))
+    try:
+        before = set(json.loads((out_dir / ADJUSTED_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        before = set()
+    for r in results:
+        if r.submission in before or r.submission in adjusted:
+            write_atomic(out_dir / f"{r.submission}.html", render_report(r))
+    write_atomic(out_dir / ADJUSTED_FILE, json.dumps(adjusted))
+    groups = shared_answers.groups(results)
+    similar = similarity.read(out_dir, ids)
+    write_atomic(out_dir / "index.html", render_summary(results, title=f"{spec.title} — class summary",
+                                                        shared=groups, similarity=similar))
+    write_atomic(out_dir / "grades.csv", gradebook_csv(results, spec))
     if any(r.canvas_id for r in results):
-        write_atomic(Path(out_dir) / CANVAS_CSV, canvas_csv(results, spec))
-    write_atomic(Path(out_dir) / "summary.json", json.dumps(summary(results, spec), indent=2, ensure_ascii=False))
+        write_atomic(out_dir / CANVAS_CSV, canvas_csv(results, spec))
+    data = summary(results, spec)
+    data["shared_wrong_answers"] = groups
+    if similar is not None:
+        data["similar_code"] = {k: v for k, v in similar.items() if k != "pairs"} | {
+            "pairs": [{k: v for k, v in p.items() if not k.startswith("regions")} for p in similar["pairs"]]}
+    write_atomic(out_dir / "summary.json", json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def gradebook_csv(results, spec: Spec) -> str:
@@ -503,10 +561,11 @@ def gradebook_csv(results, spec: Spec) -> str:
     items = [i.name for i in spec.items]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["identifier", "name", "email", "total", "max_score", *items, "notes"])
+    writer.writerow(["identifier", "name", "email", "total", "max_score", "raw_score", "late_penalty", *items, "notes"])
     for r in sorted(results, key=lambda r: r.submission):
         by_name = {i.name: i for i in r.items}
         writer.writerow([csv_text(r.submission), csv_text(r.student_name), csv_text(r.student_email), f"{r.score:.2f}", f"{r.max_score:.2f}",
+                         f"{r.raw_score:.2f}", f"{r.late_penalty:.2f}",
                          *(f"{by_name[n].score:.2f}" if n in by_name else "" for n in items), csv_text(_notes(r))])
     return buffer.getvalue()
 
@@ -515,7 +574,9 @@ def _notes(result) -> str:
     notes = []
     if result.problem:
         notes.append(f"not graded: {result.problem}")
-    if result.late:
+    notes += result.score_notes
+    notes += [f"{i.name}: {line}" for i in result.items for line in i.adjustment_lines]
+    if result.late and not result.late_explanation:
         notes.append("marked late by the export")
     if result.errors:
         notes.append(f"{len(result.errors)} problem{'s' * (len(result.errors) != 1)} while grading (see the report)")
@@ -554,7 +615,11 @@ def summary(results, spec: Spec) -> dict:
         "submissions": [{
             "submission": r.submission, "name": r.student_name, "email": r.student_email,
             "score": round(r.score, 4), "max_score": round(r.max_score, 4), "errors": len(r.errors),
-            "items": {i.name: {"score": round(i.score, 4), "max_score": i.max_score, "status": i.status, "diagnoses": i.diagnoses}
+            "raw_score": round(r.raw_score, 4), "late_penalty": round(r.late_penalty, 4), "late": r.late_explanation,
+            "adjustments": [dict(a) for a in r.adjustments],
+            "items": {i.name: {"score": round(i.score, 4), "max_score": i.max_score, "status": i.status, "diagnoses": i.diagnoses,
+                               **({"graded_score": round(i.graded_score, 4), "adjustments": [dict(a) for a in i.adjustments]}
+                                  if i.adjustments else {})}
                       for i in r.items},
         } for r in sorted(results, key=lambda r: r.submission)],
     }

@@ -51,12 +51,19 @@ def _progress_bar(total: int):
 @click.option("--batch", is_flag=True, help="Treat each PATH as a folder of submissions (detected when not given).")
 @click.option("--resume", is_flag=True, help="Batch: skip submissions whose files, spec and grader version are unchanged since their result.")
 @click.option("--dask", "dask_address", metavar="ADDRESS", help="Batch: grade on a dask cluster (pip install 'nn-grader[cluster]').")
+@click.option("--overrides", "overrides_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Batch: the instructor's overrides (CSV: student,item,points,comment; or TOML), applied to the outputs, "
+                   "never to the results; later runs of the batch keep applying it.")
+@click.option("--similarity", is_flag=True, help="Batch: compare every pair of submissions' code with copydetect "
+              "(pip install 'nn-grader[similarity]'); the class summary shows the most similar pairs.")
+@click.option("--submission-metadata", "metadata_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="One submission: Gradescope's submission_metadata.json, for the spec's [late] policy (the autograder passes it).")
 @click.option("--fail-under", type=float, metavar="SCORE", help="Exit with status 3 when a submission scores below SCORE points (for your own CI).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the total.")
 @click.option("-v", "--verbose", is_flag=True, help="Print the full feedback of every item that did not pass.")
 @click.version_option(__version__, prog_name="grade")
 def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gradescope_file, secret_file, batch, resume, dask_address,
-         fail_under, quiet, verbose):
+         overrides_file, similarity, metadata_file, fail_under, quiet, verbose):
     """Grade numpy neural-network layers and objectives.
 
     PATH is a submission (a folder, a single .py file, or a .zip) or a folder of submissions:
@@ -78,6 +85,7 @@ def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gra
         code = run(paths=list(paths), out_dir=out_dir, json_file=json_file, spec_file=spec_file, jobs=jobs, seed=seed, secret_file=secret_file,
                    limits=Limits(call_timeout=timeout), sandbox=sandbox, gradescope_file=gradescope_file,
                    quiet=quiet, verbose=verbose, command=command, batch=batch, resume=resume, dask_address=dask_address, fail_under=fail_under,
+                   overrides_file=overrides_file, similarity=similarity, metadata_file=metadata_file,
                    echo=lambda text: click.echo(printable(text)), note=lambda text: click.echo(printable(text), err=True),
                    progress_factory=_progress_bar)
     except UsageError as exc:

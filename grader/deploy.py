@@ -114,8 +114,12 @@ if [ -f "$SOURCE/hidden_secret" ]; then
     export @SECRET_ENV@="$(cat "$SOURCE/hidden_secret")"
 fi
 chmod 700 "$ROOT/results" 2>/dev/null
+METADATA=()
+if [ -f "$ROOT/submission_metadata.json" ]; then
+    METADATA=(--submission-metadata "$ROOT/submission_metadata.json")  # dates, for the spec's [late] policy
+fi
 "${GRADE:-grade}" "$ROOT/submission" --spec "$SOURCE/spec.toml" --out "$ROOT/results/reports" \\
-    --gradescope "$ROOT/results/results.json" --quiet
+    --gradescope "$ROOT/results/results.json" --quiet ${METADATA[@]+"${METADATA[@]}"}
 status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then
     # Never leave Gradescope without a result: say what happened instead.

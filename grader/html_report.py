@@ -74,6 +74,7 @@ def _item_view(item) -> dict:
         "status": item.status, "status_text": STATUS_TEXT.get(item.status, item.status), "mark": MARKS[item.status],
         "one_line": item.one_line, "reason": item.reason,
         "rule": item.rule, "rule_mathml": safe_mathml(item.rule_mathml), "checks": checks,
+        "adjusted": item.adjustment_lines,
     }
 
 
@@ -179,14 +180,19 @@ def heatmap_svg(matrix: np.ndarray, title: str, *, mark_nonzero: bool = False, c
 # ----------------------------------------------------------------------------- class summary
 
 
-def render_summary(results: list[SubmissionResult], *, title: str = "Class summary") -> str:
-    """Return the class summary page: students × items, histogram, pass rates, frequent diagnoses."""
+def render_summary(results: list[SubmissionResult], *, title: str = "Class summary", shared: list[dict] | None = None,
+                   similarity: dict | None = None) -> str:
+    """Return the class summary page: students × items, histogram, pass rates, frequent diagnoses,
+    and what suggests copying: `shared` wrong answers (grader/shared_answers.py) and `similarity`
+    of code (grader/similarity.py)."""
     results = sorted(results, key=lambda r: r.submission)
     item_names = list(dict.fromkeys(i.name for r in results for i in r.items if i.max_score > 0))
     rows = []
     for r in results:
         by_name = {i.name: i for i in r.items}
         rows.append({"name": r.submission, "href": quote(f"{r.submission}.html"), "score": r.score, "max_score": r.max_score,
+                     "raw": r.raw_score, "penalty": r.late_penalty, "notes": "; ".join(r.score_notes),
+                     "adjusted": bool(r.adjustments or any(i.adjustments for i in r.items)),
                      "percent": 100 * r.score / r.max_score if r.max_score else 0.0,
                      "cells": [_cell(by_name.get(n)) for n in item_names], "errors": len(r.errors),
                      "problem": r.problem, "problem_short": r.problem if len(r.problem) < 60 else r.problem[:57] + "…"})
@@ -210,8 +216,15 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
                  for k, v in sorted(who.items(), key=lambda kv: (-len(kv[1]), kv[0]))][:30]
     scores = [row["percent"] for row in rows]
     sandbox_notes = sorted(Counter(r.sandbox_note for r in results if r.sandbox_note).items())
+    pairs = []
+    for p in (similarity or {}).get("pairs", []):
+        pairs.append({**p, "href_a": quote(f"{p['a']}.html"), "href_b": quote(f"{p['b']}.html"),
+                      "percent_a": 100 * p["similarity_a"], "percent_b": 100 * p["similarity_b"]})
+    groups = [{"students": [(s, quote(f"{s}.html")) for s in g["students"]], "answers": g["answers"]} for g in shared or []]
     return _environment().get_template("summary.html.j2").render(
-        sandbox_notes=sandbox_notes, failing=failing,
+        sandbox_notes=sandbox_notes, failing=failing, show_late=any(r.late_penalty for r in results),
+        show_adjusted=any(row["adjusted"] for row in rows), groups=groups, similarity=similarity, pairs=pairs,
+        similarity_histogram=histogram_svg([100 * s for s in similarity["scores"]], label="pairs") if similarity and similarity.get("scores") else "",
         title=title, rows=rows, items=item_names, short=[_short(n) for n in item_names], rates=rates, diagnoses=diagnoses,
         histogram=histogram_svg(scores), count=len(rows), mean=float(np.mean(scores)) if scores else 0.0,
         median=float(np.median(scores)) if scores else 0.0, css=_css(),
@@ -231,15 +244,15 @@ def _short(name: str) -> str:
     return f"{cls}.{method}"
 
 
-def histogram_svg(percents: list[float], *, bins: int = 10, width: int = 420, height: int = 160) -> str:
-    """Score distribution in 10-point bins, as an inline SVG bar chart with counts written on the bars."""
+def histogram_svg(percents: list[float], *, bins: int = 10, width: int = 420, height: int = 160, label: str = "scores") -> str:
+    """A distribution of percentages in 10-point bins, as an inline SVG bar chart with counts written on the bars."""
     counts = [0] * bins
     for p in percents:
         counts[min(int(p // (100 / bins)), bins - 1)] += 1
     top = max(counts) or 1
     bar_w = (width - 40) / bins
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" viewBox="0 0 {width} {height + 30}" '
-             f'role="img" aria-label="histogram of scores">']
+             f'role="img" aria-label="histogram of {html.escape(label)}">']
     for k, c in enumerate(counts):
         h = (height - 20) * c / top
         x = 30 + k * bar_w

@@ -92,7 +92,7 @@ def gradescope_json(result: SubmissionResult) -> str:
         tests.append({"name": "Sandbox (instructors only)", "number": str(len(result.items) + 1), "score": 0.0, "max_score": 0.0,
                       "status": "passed", "output": f"Student code ran in the {result.sandbox} sandbox: {result.sandbox_note}.",
                       "output_format": "md", "visibility": "hidden"})
-    summary = f"Total: {result.score:.2f} / {result.max_score:.2f}\n{result.fix_first}"
+    summary = "\n".join([f"Total: {result.score:.2f} / {result.max_score:.2f}", *result.score_notes, result.fix_first])
     if result.hidden_pending:
         summary += f"\n{result.hidden_pending} hidden checks were not run (no instructor secret)."
     if result.errors:

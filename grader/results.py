@@ -59,6 +59,9 @@ class ItemResult:
     #: {"class", "file", "line", "match", "notebook", "cell", "constructed"} (empty when not found)
     graded_as: dict = field(default_factory=dict)
     hidden: bool = False  # a hidden item: its points and feedback are for the instructor until published
+    #: the instructor's overrides, applied to outputs only (never stored in a result on disk):
+    #: [{"kind": "set" | "delta", "points": float, "comment": str, "shown": str}]
+    adjustments: list[dict] = field(default_factory=list)
 
     @property
     def rule_line(self) -> str:
@@ -100,13 +103,19 @@ class ItemResult:
         return check.max_score
 
     @property
-    def score(self) -> float:
+    def graded_score(self) -> float:
+        """The points the checks earned, before any override."""
         if self.status_override in ("missing", "error", "not_implemented", "timeout") and not self.checks:
             return 0.0
         total = sum(c.max_score for c in self.checks)
         if total <= 0:
             return 0.0
         return self.max_score * sum(self.earned(c) for c in self.checks) / total
+
+    @property
+    def score(self) -> float:
+        """The item's points: as graded, or as the instructor's override set or moved them (never below 0)."""
+        return max(0.0, adjusted(self.graded_score, self.adjustments))
 
     @property
     def diagnoses(self) -> list[str]:
@@ -139,9 +148,15 @@ class ItemResult:
         return out
 
     @property
+    def adjustment_lines(self) -> list[str]:
+        """"Adjusted by the instructor: +2.00 — reason (graded 3.00)", one per override."""
+        return [f"Adjusted by the instructor: {a.get('shown', a['points'])}" + (f" — {a['comment']}" if a.get("comment") else "")
+                + f" (graded {self.graded_score:.2f})" for a in self.adjustments]
+
+    @property
     def feedback(self) -> str:
         """What is wrong, where, and the expected rule; or what passed and any note."""
-        lines, said = [], set()
+        lines, said = list(self.adjustment_lines), set()
         if self.graded_as_text:
             lines.append(self.graded_as_text)
         if self.reason:
@@ -176,7 +191,7 @@ class ItemResult:
         return (f"{diag[0]}: " if diag else "") + f"{failed[0].name if failed else ''}: {first}"
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "score": round(self.score, 6),
             "max_score": round(self.max_score, 6),
@@ -189,6 +204,10 @@ class ItemResult:
             "hidden": self.hidden,
             "checks": [c.to_dict(self.earned(c)) for c in self.checks],
         }
+        if self.adjustments:
+            out["graded_score"] = round(self.graded_score, 6)
+            out["adjustments"] = [dict(a) for a in self.adjustments]
+        return out
 
 
 @dataclass
@@ -219,10 +238,29 @@ class SubmissionResult:
     problem: str = ""  # why the submission could not be graded at all (no Python file, a broken zip)
     canvas_id: str = ""  # the student's Canvas user id, from a Canvas download
     late: bool = False  # marked late by the export
+    submitted_at: str = ""  # when, as the export records it (ISO 8601 with its offset)
+    due_at: str = ""  # the due date that applied, with any extension
+    late_percent: float = 0.0  # the late penalty as a share of the assignment's points (grader/late.py)
+    late_zero: bool = False  # past the hard deadline where nothing counts
+    late_explanation: str = ""  # why: "submitted 1 d 10 h after the due date …: 2 started days × 10 % = 20 %"
+    #: the instructor's overrides of the total, applied to outputs only: [{"kind", "points", "comment"}]
+    adjustments: list[dict] = field(default_factory=list)
+
+    @property
+    def raw_score(self) -> float:
+        """The points of the items (with the instructor's item overrides), before the late penalty."""
+        return sum(i.score for i in self.items)
+
+    @property
+    def late_penalty(self) -> float:
+        """The points lateness costs: a share of the assignment's points, never more than it earned."""
+        raw = self.raw_score
+        return raw if self.late_zero else min(raw, self.max_score * self.late_percent / 100.0)
 
     @property
     def score(self) -> float:
-        return sum(i.score for i in self.items)
+        """The final score: raw, less the late penalty, then the instructor's overrides of the total."""
+        return max(0.0, adjusted(self.raw_score - self.late_penalty, self.adjustments))
 
     @property
     def max_score(self) -> float:
@@ -236,6 +274,19 @@ class SubmissionResult:
         diagnostics (0 points) last; spec order among equals."""
         order = {s: n for n, s in enumerate(("error", "timeout", "missing", "not_implemented", "failed", "partial", "passed"))}
         return sorted(self.items, key=lambda i: (i.max_score == 0, -(i.max_score - i.score), order.get(i.status, 9)))
+
+    @property
+    def score_notes(self) -> list[str]:
+        """How the final score comes from the items' points: the late penalty and the instructor's
+        overrides of the total, one line each (empty when the score is just the items' sum)."""
+        notes = []
+        if self.late_penalty:
+            notes.append(f"late penalty −{self.late_penalty:.2f} (of {self.raw_score:.2f}): {self.late_explanation}")
+        elif self.late_explanation and self.late_explanation != "on time":
+            notes.append(f"late: {self.late_explanation}")
+        for a in self.adjustments:
+            notes.append(f"total adjusted by the instructor: {a.get('shown', a['points'])}" + (f" — {a['comment']}" if a.get("comment") else ""))
+        return notes
 
     @property
     def fix_first(self) -> str:
@@ -275,6 +326,11 @@ class SubmissionResult:
             "problem": self.problem,
             "canvas_id": self.canvas_id,
             "late": self.late,
+            "raw_score": round(self.raw_score, 4),
+            "late_penalty": round(self.late_penalty, 4),
+            "lateness": {"submitted_at": self.submitted_at, "due_at": self.due_at, "percent": self.late_percent,
+                         "zero": self.late_zero, "explanation": self.late_explanation},
+            **({"adjustments": [dict(a) for a in self.adjustments]} if self.adjustments else {}),
         }
 
     @classmethod
@@ -290,7 +346,8 @@ class SubmissionResult:
             items.append(ItemResult(name=i["name"], max_score=i["max_score"], checks=checks, status_override=i["status"],
                                     reason=i.get("reason", ""), rule=rule.get("text", ""), rule_latex=rule.get("latex", ""), rule_plain=rule.get("plain", ""),
                                     rule_mathml=rule.get("mathml", ""), graded_as=dict(i.get("graded_as") or {}),
-                                    hidden=bool(i.get("hidden", False))))
+                                    hidden=bool(i.get("hidden", False)), adjustments=list(i.get("adjustments", []))))
+        lateness = data.get("lateness") or {}
         return cls(submission=data["submission"], items=items, errors=list(data.get("errors", [])),
                    warnings=list(data.get("warnings", [])), elapsed_s=data.get("elapsed_s", 0.0), sandbox=data.get("sandbox", ""), sandbox_note=data.get("sandbox_note", ""),
                    seed=data.get("seed", 0), seed_kind=data.get("seed_kind", "fixed"), spec=data.get("spec", ""), grader_version=data.get("grader_version", ""),
@@ -298,7 +355,17 @@ class SubmissionResult:
                    student_name=data.get("name", ""), student_email=data.get("email", ""), resume_key=data.get("resume_key", ""),
                    hidden_pending=data.get("hidden_checks_pending", 0), hidden_items_pending=data.get("hidden_items_pending", 0),
                    placeholders=list(data.get("placeholders", [])), problem=data.get("problem", ""),
-                   canvas_id=data.get("canvas_id", ""), late=bool(data.get("late", False)))
+                   canvas_id=data.get("canvas_id", ""), late=bool(data.get("late", False)),
+                   submitted_at=str(lateness.get("submitted_at", "")), due_at=str(lateness.get("due_at", "")),
+                   late_percent=float(lateness.get("percent", 0.0)), late_zero=bool(lateness.get("zero", False)),
+                   late_explanation=str(lateness.get("explanation", "")), adjustments=list(data.get("adjustments", [])))
 
 
-__all__ = ["STATUSES", "CheckResult", "ItemResult", "SubmissionResult", "asdict"]
+def adjusted(points: float, adjustments: list[dict]) -> float:
+    """Points after the instructor's overrides, in order: "set" replaces them, "delta" adds to them."""
+    for a in adjustments:
+        points = float(a["points"]) if a.get("kind") == "set" else points + float(a["points"])
+    return points
+
+
+__all__ = ["STATUSES", "CheckResult", "ItemResult", "SubmissionResult", "adjusted", "asdict"]

@@ -95,7 +95,7 @@ DEFAULT_SECRET_ENV = "GRADER_HIDDEN_SECRET"
 #: The ε range CONTRACT.md accepts: from none at all to 1e-6.
 EPSILON_RANGE = (0.0, 1e-6)
 
-_TOP_KEYS = {"assignment", "tolerance", "conventions", "classes", "networks", "hidden", "environment"}
+_TOP_KEYS = {"assignment", "tolerance", "conventions", "classes", "networks", "hidden", "environment", "late"}
 _ENVIRONMENT_KEYS = {"packages"}
 _HIDDEN_KEYS = {"items", "checks", "secret_env", "secret_file"}
 _ASSIGNMENT_KEYS = {"name", "title", "epsilon", "epsilon_range"}
@@ -246,6 +246,7 @@ class Spec:
     fingerprint: str
     hidden: "Hidden" = None
     packages: tuple[str, ...] = ("numpy",)  # third-party packages student code may import ([environment])
+    late: object = None  # grader.late.LatePolicy: what late work loses ([late]); None: nothing
 
     def is_hidden(self, item: str, check: str | None = None) -> bool:
         """True for a hidden item, or a check hidden everywhere ("edges") or in one item ("Item.method:edges")."""
@@ -358,6 +359,9 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "", der
     networks = tuple(_network(i, n, classes, source) for i, n in enumerate(data.get("networks", [])))
     hidden = _hidden(data.get("hidden"), classes, source)
     packages = _environment(_table(data, "environment", source), source)
+    from grader.late import parse_policy
+
+    late = parse_policy(data.get("late"), source)
     spec = Spec(
         name=str(assignment.get("name", Path(source).stem)),
         title=str(assignment.get("title", assignment.get("name", Path(source).stem))),
@@ -368,6 +372,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "", der
         fingerprint=fingerprint or hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest(),
         hidden=hidden,
         packages=packages,
+        late=late,
     )
     if spec.max_score <= 0:
         raise SpecError(source, "gives no points at all: set `points` on at least one class")

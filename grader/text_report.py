@@ -38,7 +38,7 @@ def table(result: SubmissionResult, *, verbose: bool = False, width: int | None 
     lines.append(rule)
     pct = 100.0 * result.score / result.max_score if result.max_score else 0.0
     lines.append(f"{'total':<{name_w}}  {result.score:6.2f}/{result.max_score:<6.2f} ({pct:.1f}%)   in {result.elapsed_s:.2f} s")
-    notes = []
+    notes = list(result.score_notes)
     if result.hidden_pending:
         items = f" (in {result.hidden_items_pending} hidden items and others)" if result.hidden_items_pending else ""
         notes.append(f"note: this is a self-check: {result.hidden_pending} hidden checks{items} will run at grading time")

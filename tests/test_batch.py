@@ -84,8 +84,9 @@ def test_batch_outputs_and_their_formats(tmp_path, spec):
     assert counts == {"graded": 2, "skipped": 0, "failed": 0, "total": 2}
     out = tmp_path / "out"
     rows = list(csv.DictReader(io.StringIO((out / "grades.csv").read_text())))
-    assert list(rows[0])[:5] == ["identifier", "name", "email", "total", "max_score"]
-    assert len(rows[0]) == 5 + 25 + 1 and list(rows[0])[-1] == "notes"
+    assert list(rows[0])[:7] == ["identifier", "name", "email", "total", "max_score", "raw_score", "late_penalty"]
+    assert len(rows[0]) == 7 + 25 + 1 and list(rows[0])[-1] == "notes"
+    assert rows[1]["raw_score"] == rows[1]["total"] and rows[1]["late_penalty"] == "0.00"  # the spec has no [late]
     assert rows[1]["identifier"] == "submission_222222" and rows[1]["name"] == "Bob Jones & Carol Lee"
     assert rows[1]["total"] == "95.00" and rows[1]["FullyConnectedLayer.forward"] == "0.00"
     summary = json.loads((out / "summary.json").read_text())

@@ -39,7 +39,7 @@ def with_class(**body):
 
 
 CASES = [
-    ({"assignment": {}, "extra": 1}, "t.toml: key 'extra': unknown key; allowed here: assignment, classes, conventions, environment, hidden, networks, tolerance"),
+    ({"assignment": {}, "extra": 1}, "t.toml: key 'extra': unknown key; allowed here: assignment, classes, conventions, environment, hidden, late, networks, tolerance"),
     ({"assignment": {"nam": "x"}}, "t.toml: key 'assignment.nam': unknown key; did you mean 'name'? allowed here: epsilon, epsilon_range, name, title"),
     ({"assignment": {}}, "t.toml: declares no [classes.<Name>] table: a spec needs at least one gradable class"),
     (with_class(kind="convolution"), "t.toml: [classes.Soft] key 'kind': unknown kind 'convolution'; use one of objective, elementwise, softmax, fully_connected, input"),
