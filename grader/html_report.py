@@ -224,7 +224,8 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
     return _environment().get_template("summary.html.j2").render(
         sandbox_notes=sandbox_notes, failing=failing, show_late=any(r.late_penalty for r in results),
         show_adjusted=any(row["adjusted"] for row in rows), groups=groups, similarity=similarity, pairs=pairs,
-        similarity_histogram=histogram_svg([100 * s for s in similarity["scores"]], label="pairs") if similarity and similarity.get("scores") else "",
+        similarity_histogram=histogram_svg([100 * s for s in similarity["scores"]], label="pairs by similarity",
+                                             axis="pairs of submissions by similarity (%)") if similarity and similarity.get("scores") else "",
         title=title, rows=rows, items=item_names, short=[_short(n) for n in item_names], rates=rates, diagnoses=diagnoses,
         histogram=histogram_svg(scores), count=len(rows), mean=float(np.mean(scores)) if scores else 0.0,
         median=float(np.median(scores)) if scores else 0.0, css=_css(),
@@ -244,7 +245,8 @@ def _short(name: str) -> str:
     return f"{cls}.{method}"
 
 
-def histogram_svg(percents: list[float], *, bins: int = 10, width: int = 420, height: int = 160, label: str = "scores") -> str:
+def histogram_svg(percents: list[float], *, bins: int = 10, width: int = 420, height: int = 160, label: str = "scores",
+                  axis: str = "score (%)") -> str:
     """A distribution of percentages in 10-point bins, as an inline SVG bar chart with counts written on the bars."""
     counts = [0] * bins
     for p in percents:
@@ -261,5 +263,5 @@ def histogram_svg(percents: list[float], *, bins: int = 10, width: int = 420, he
             parts.append(f'<text x="{x + bar_w / 2 - 2:.1f}" y="{height - h - 4:.1f}" font-size="11" text-anchor="middle">{c}</text>')
         parts.append(f'<text x="{x + bar_w / 2 - 2:.1f}" y="{height + 14}" font-size="10" text-anchor="middle">{k * 10}</text>')
     parts.append(f'<line x1="28" y1="{height}" x2="{width - 8}" y2="{height}" stroke="#333"/>')
-    parts.append(f'<text x="{width / 2}" y="{height + 28}" font-size="10" text-anchor="middle">score (%)</text></svg>')
+    parts.append(f'<text x="{width / 2}" y="{height + 28}" font-size="10" text-anchor="middle">{html.escape(axis)}</text></svg>')
     return "".join(parts)

@@ -141,6 +141,9 @@ def _looks_like_date(value) -> bool:
 def _moment(value, source: str, key: str) -> datetime:
     if isinstance(value, str):
         parsed = parse_time(value)
+        if parsed is None and parse_time(value.strip() + "Z") is not None:
+            raise SpecError(source, f"{value!r}: give the time zone, e.g. 2026-11-20T23:59:00-05:00 (or …Z for UTC): "
+                                    "a time without one means different moments on different machines", key=key)
         if parsed is None:
             raise SpecError(source, f"{value!r} is not a date and time such as 2026-11-20T23:59:00-05:00", key=key)
         value = parsed

@@ -282,8 +282,8 @@ class SubmissionResult:
         notes = []
         if self.late_penalty:
             notes.append(f"late penalty −{self.late_penalty:.2f} (of {self.raw_score:.2f}): {self.late_explanation}")
-        elif self.late_explanation and self.late_explanation != "on time":
-            notes.append(f"late: {self.late_explanation}")
+        elif self.late_explanation and self.late_explanation != "on time":  # an extension, the grace period, no due date
+            notes.append(self.late_explanation)
         for a in self.adjustments:
             notes.append(f"total adjusted by the instructor: {a.get('shown', a['points'])}" + (f" — {a['comment']}" if a.get("comment") else ""))
         return notes
