@@ -5,7 +5,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.batch import Entry, detect, grade_batch, looks_like_batch
+from grader.batch import Entry, detect, grade_batch, looks_like_batch, unique_ids
 from grader.exceptions import UsageError
 from grader.grade import grade_submission
 from grader.html_report import ready_report, render_report
@@ -67,6 +67,7 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
                             sandbox=sandbox, gradescope_file=gradescope_file, quiet=quiet, verbose=verbose,
                             command=command, echo=echo, dates=dates, keys=keys)
             return _below(fail_under, {entries[0].id: score}, note)
+        unique_ids(entries)  # the identifiers results, reports and overrides use
         overrides = _overrides(overrides_file, Path(out_dir), entries, spec, note)
         _check_extensions(spec, entries, note)
         if similarity:
@@ -117,8 +118,7 @@ def _overrides(path: Path | None, out_dir: Path, entries, spec, note) -> dict:
         path = Path(remembered)
         note(f"overrides: {path} (named by an earlier run of this batch; --overrides FILE names another)")
     found = load(path)
-    students = [{"id": e.id, "name": e.name, "email": e.email, "canvas_id": e.canvas_id} for e in entries]
-    by_student = resolve(found, students, [i.name for i in spec.items])
+    by_student = resolve(found, {e.id: e.keys for e in entries}, [i.name for i in spec.items])
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(pointer, str(Path(path).resolve()) + "\n")
     note(f"overrides: {len(found)} from {path}, for {len(by_student)} student{'s' * (len(by_student) != 1)}")

@@ -361,7 +361,7 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _unique_ids(entries)
+    unique_ids(entries)
     keys = {e.id: resume_key(e, spec, seed) for e in entries}
     todo = [e for e in entries if not (resume and _unchanged(out_dir / f"{e.id}.json", keys[e.id]))]
     counts = {"graded": 0, "skipped": len(entries) - len(todo), "failed": 0, "total": len(entries)}
@@ -487,7 +487,7 @@ def _unchanged(path: Path, key: str) -> bool:
 RESERVED_IDS = {"index", "summary", "grades", "canvas_grades", "similarity"}
 
 
-def _unique_ids(entries: list[Entry]):
+def unique_ids(entries: list[Entry]):
     seen: dict[str, int] = {}
     for e in entries:
         if e.id.lower() in RESERVED_IDS:

@@ -133,18 +133,15 @@ def _points(value, where: str) -> tuple[str, float]:
 # ----------------------------------------------------------------------------- checking and applying
 
 
-def resolve(overrides: list[Override], students: list[dict], items: list[str]) -> dict[str, list[Override]]:
+def resolve(overrides: list[Override], students: dict[str, list[str]], items: list[str]) -> dict[str, list[Override]]:
     """{submission id: its overrides}; UsageError for a student or item that is not there.
 
-    `students` are {"id", "name", "email", "canvas_id"} of the batch; a student is named by any of
-    them (case does not matter), and a name two students share is ambiguous: use the identifier."""
+    `students` maps each submission of the batch to what may name it (`Entry.keys`: identifier,
+    names, emails, Canvas id; case does not matter); a name two submissions share is ambiguous."""
     index: dict[str, set[str]] = {}
-    for s in students:
-        keys = {s.get("id", "")} | {n.strip() for n in str(s.get("name", "")).split(" & ")} | \
-               {e.strip() for e in str(s.get("email", "")).split(",")} | {s.get("canvas_id", "")}
+    for identifier, keys in students.items():
         for key in keys:
-            if key:
-                index.setdefault(key.lower(), set()).add(s["id"])
+            index.setdefault(key.lower(), set()).add(identifier)
     out: dict[str, list[Override]] = {}
     for o in overrides:
         found = index.get(o.student.lower(), set())

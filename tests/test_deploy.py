@@ -168,6 +168,15 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     assert any(t["visibility"] == "hidden" for t in results["tests"])  # the secret reached the run
     assert "hidden checks were not run" not in results["output"]
     assert (root / "results" / "reports" / "submission.html").is_file()
+    # Gradescope's metadata reaches the [late] policy: 1 d 2 h late at 10 % per started day
+    (root / "submission_metadata.json").write_text(json.dumps({
+        "created_at": "2026-11-22T02:00:00.000000-05:00", "users": [{"name": "S", "email": "s@x.edu", "id": 1}],
+        "assignment": {"due_date": "2026-11-20T23:59:00.000000-05:00", "late_due_date": None}}))
+    with open(root / "source" / "spec.toml", "a") as handle:
+        handle.write("\n[late]\npercent = 10\n")
+    run = subprocess.run([str(root / "source" / "run_autograder")], cwd=root / "source", env=env, capture_output=True, text=True, timeout=300)
+    late = json.loads((root / "results" / "results.json").read_text())
+    assert late["score"] == pytest.approx(expected.score - 20.0) and "late penalty −20.00" in late["output"], run.stderr
 
 
 def test_autograder_makes_a_secret_when_none_is_given(tmp_path, monkeypatch):

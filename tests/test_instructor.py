@@ -215,8 +215,7 @@ def test_overrides_apply_to_outputs_never_to_results_and_survive_resume(tmp_path
 def test_toml_overrides_and_what_an_unknown_student_or_item_says(tmp_path):
     from grader.overrides import load, resolve
 
-    students = [{"id": "submission_111111", "name": "Alice Smith", "email": "alice@example.edu", "canvas_id": ""},
-                {"id": "submission_222222", "name": "Bob Jones & Carol Lee", "email": "bob@example.edu, carol@example.edu", "canvas_id": ""}]
+    students = {e.id: e.keys for e in detect(BATCHES / "gradescope", tmp_path / "work").entries}
     items = [i.name for i in load_spec().items]
     toml = tmp_path / "o.toml"
     toml.write_text('[[override]]\nstudent = "carol@example.edu"\nitem = "total"\npoints = "+1.5"\ncomment = "bonus"\n'
