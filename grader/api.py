@@ -1,6 +1,7 @@
 """What the command line does, as library functions with keyword-only arguments."""
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -142,8 +143,6 @@ def _submission_dates(path: Path | None):
     if path is None:
         return Dates(), []
     try:
-        import json
-
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"--submission-metadata {path}: not readable JSON ({exc})") from None

@@ -48,16 +48,6 @@ class LatePolicy:
     flagged_percent: float | None = None
     extensions: tuple[tuple[str, object], ...] = ()  # (student key, timedelta or datetime), keys lower-cased
 
-    def describe(self) -> str:
-        """The policy in one line, for reports."""
-        parts = [f"{self.percent:g} % per started {self.per} late" + (f" after {_duration_text(self.grace)} of grace" if self.grace else "")]
-        if self.cap_percent < 100:
-            parts.append(f"at most {self.cap_percent:g} %")
-        parts.append("nothing after the hard deadline" if self.past_hard_deadline == "zero" else "the capped penalty after the hard deadline")
-        if self.flagged_percent is not None:
-            parts.append(f"{self.flagged_percent:g} % when the export only marks it late")
-        return "; ".join(parts)
-
 
 @dataclass
 class Dates:
@@ -78,12 +68,6 @@ class Assessment:
     late_by_s: float | None = None
     due_at: str = ""  # the due date that applied (with any extension)
     explanation: str = ""
-
-    def penalty(self, raw: float, max_score: float) -> float:
-        """The points the submission loses (never more than it has)."""
-        if self.zero:
-            return raw
-        return min(raw, max_score * self.percent / 100.0)
 
 
 # ----------------------------------------------------------------------------- parsing

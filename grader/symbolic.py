@@ -169,18 +169,6 @@ def mpmath_function(name: str, build):
     return fn
 
 
-def compile_exprs(args: list, exprs: list):
-    """A numpy function of SymPy `args` returning the list `exprs`, for expressions that have no name of their own."""
-    fast_key = (tuple(args), tuple(exprs))  # hashing SymPy objects is cached; srepr below is not
-    fn = _MEMORY.get(fast_key)
-    if fn is None:
-        import sympy as sp
-
-        fn = numpy_function("exprs|" + sp.srepr(tuple(args)) + "|" + sp.srepr(tuple(exprs)), lambda: (args, exprs))
-        _MEMORY[fast_key] = fn
-    return fn
-
-
 def _evaluate(fn, columns: list, shape: tuple[int, ...]) -> np.ndarray:
     """Call `fn` on broadcastable arrays and stack its outputs along a new last axis."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
