@@ -11,12 +11,10 @@ import csv
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import re
 import shutil
 import zipfile
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -400,6 +398,8 @@ def private_paths(spec: Spec, out_dir: Path) -> tuple[str, ...]:
 
 
 def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished, hidden=()):
+    import multiprocessing  # here, not at the top: a self-check, which imports this module, never needs a pool
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     jobs = jobs or os.cpu_count() or 1

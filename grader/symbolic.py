@@ -16,7 +16,6 @@ import ast
 import collections
 import dataclasses
 import functools
-import inspect
 import json
 import warnings
 from dataclasses import dataclass
@@ -148,9 +147,16 @@ def numpy_function(name: str, build):
 
             args, exprs = build()
             fn = sp.lambdify(list(args), list(exprs), modules="numpy", cse=True)
-            cache.write(key, ".py", inspect.getsource(fn))
+            cache.write(key, ".py", _source(fn))
         _MEMORY[("numpy", name)] = fn
     return fn
+
+
+def _source(fn) -> str:
+    """The source lambdify generated for `fn` (only when deriving, so `inspect` is not imported warm)."""
+    import inspect
+
+    return inspect.getsource(fn)
 
 
 def mpmath_function(name: str, build):
@@ -164,7 +170,7 @@ def mpmath_function(name: str, build):
 
             args, expr = build()
             fn = sp.lambdify(list(args), expr, modules="mpmath")
-            cache.write(key, ".mp.py", inspect.getsource(fn))
+            cache.write(key, ".mp.py", _source(fn))
         _MEMORY[("mpmath", name)] = fn
     return fn
 
