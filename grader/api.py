@@ -182,12 +182,11 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
             dates=None, keys=()) -> float:
     """Grade one submission, write its files, print its table; return its score."""
     from grader.batch import private_paths
-    from grader.late import settle
+    from grader.late import Dates, settle
 
     result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
                               hidden=private_paths(spec, out_dir), prepare=ready_report)
-    if dates is not None and (dates.submitted_at or dates.flagged):
-        settle(result, spec.late, dates, keys)
+    settle(result, spec.late, dates or Dates(), keys)
     text = result_json(result)
     write_atomic(Path(out_dir) / f"{result.submission}.json", text)
     write_atomic(Path(out_dir) / f"{result.submission}.html", render_report(result))

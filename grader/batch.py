@@ -531,7 +531,7 @@ def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: di
 
     out_dir = Path(out_dir)
     results = apply(load_results(out_dir, ids), overrides or {})
-    adjusted = sorted(r.submission for r in results if r.adjustments or any(i.adjustments for i in r.items))
+    adjusted = sorted(r.submission for r in results if r.adjusted)
     try:
         before = set(json.loads((out_dir / ADJUSTED_FILE).read_text()))
     except (OSError, ValueError, TypeError):

@@ -23,6 +23,7 @@ applies the chain rule correctly to the student's own `gradient()`, even a wrong
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,8 +114,6 @@ def answer_digest(got: np.ndarray) -> tuple[str, bool]:
 
     Two students' equal answers on the same test points have equal digests, whatever rounding
     noise their code adds below that; a constant answer (zeros, ones) is one anybody can give."""
-    import hashlib
-
     values = [f"{v:.8g}" for v in (np.asarray(got, dtype=float) + 0.0).ravel()]  # + 0.0: −0 is 0
     text = f"{np.shape(got)}|" + "|".join(values)
     return hashlib.sha256(text.encode()).hexdigest()[:16], len(set(values)) <= 1

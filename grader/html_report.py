@@ -192,7 +192,7 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
         by_name = {i.name: i for i in r.items}
         rows.append({"name": r.submission, "href": quote(f"{r.submission}.html"), "score": r.score, "max_score": r.max_score,
                      "raw": r.raw_score, "penalty": r.late_penalty, "notes": "; ".join(r.score_notes),
-                     "adjusted": bool(r.adjustments or any(i.adjustments for i in r.items)),
+                     "adjusted": r.adjusted,
                      "percent": 100 * r.score / r.max_score if r.max_score else 0.0,
                      "cells": [_cell(by_name.get(n)) for n in item_names], "errors": len(r.errors),
                      "problem": r.problem, "problem_short": r.problem if len(r.problem) < 60 else r.problem[:57] + "…"})
@@ -223,7 +223,7 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
     groups = [{"students": [(s, quote(f"{s}.html")) for s in g["students"]], "answers": g["answers"]} for g in shared or []]
     return _environment().get_template("summary.html.j2").render(
         sandbox_notes=sandbox_notes, failing=failing, show_late=any(r.late_penalty for r in results),
-        show_adjusted=any(row["adjusted"] for row in rows), groups=groups, similarity=similarity, pairs=pairs,
+        groups=groups, similarity=similarity, pairs=pairs,
         similarity_histogram=histogram_svg([100 * s for s in similarity["scores"]], label="pairs by similarity",
                                              axis="pairs of submissions by similarity (%)") if similarity and similarity.get("scores") else "",
         title=title, rows=rows, items=item_names, short=[_short(n) for n in item_names], rates=rates, diagnoses=diagnoses,

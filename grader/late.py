@@ -65,7 +65,6 @@ class Assessment:
 
     percent: float = 0.0  # of the assignment's points
     zero: bool = False  # past the hard deadline with past_hard_deadline = "zero": nothing counts
-    late_by_s: float | None = None
     due_at: str = ""  # the due date that applied (with any extension)
     explanation: str = ""
 
@@ -122,12 +121,15 @@ def _looks_like_date(value) -> bool:
     return isinstance(value, str) and bool(re.match(r"^\d{4}-\d{2}-\d{2}", value.strip()))
 
 
+_NO_ZONE = ("give the time zone, e.g. 2026-11-20T23:59:00-05:00 (or …Z for UTC): "
+            "a time without one means different moments on different machines")
+
+
 def _moment(value, source: str, key: str) -> datetime:
     if isinstance(value, str):
         parsed = parse_time(value)
         if parsed is None and parse_time(value.strip() + "Z") is not None:
-            raise SpecError(source, f"{value!r}: give the time zone, e.g. 2026-11-20T23:59:00-05:00 (or …Z for UTC): "
-                                    "a time without one means different moments on different machines", key=key)
+            raise SpecError(source, f"{value!r}: {_NO_ZONE}", key=key)
         if parsed is None:
             raise SpecError(source, f"{value!r} is not a date and time such as 2026-11-20T23:59:00-05:00", key=key)
         value = parsed
@@ -136,8 +138,7 @@ def _moment(value, source: str, key: str) -> datetime:
     if not isinstance(value, datetime):
         raise SpecError(source, "must be a date and time such as 2026-11-20T23:59:00-05:00", key=key)
     if value.tzinfo is None:
-        raise SpecError(source, "give the time zone, e.g. 2026-11-20T23:59:00-05:00 (or …Z for UTC): "
-                                "a time without one means different moments on different machines", key=key)
+        raise SpecError(source, _NO_ZONE, key=key)
     return value
 
 
@@ -209,7 +210,7 @@ def assess(policy: LatePolicy | None, dates: Dates, student_keys=()) -> Assessme
         note = " (an extension to this date)"
     if submitted is not None and due is not None:
         late = submitted - due
-        base = Assessment(late_by_s=max(0.0, late.total_seconds()), due_at=due.isoformat())
+        base = Assessment(due_at=due.isoformat())
         if late <= policy.grace:
             base.explanation = "on time" + note if late <= timedelta(0) else f"within the {_duration_text(policy.grace)} grace period{note}"
             return base
@@ -263,7 +264,6 @@ def gradescope_dates(metadata: dict) -> Dates:
         own = user.get("assignment") if isinstance(user, dict) and isinstance(user.get("assignment"), dict) else {}
         due, hard = own.get("due_date") or due, own.get("late_due_date") or hard
     return Dates(submitted_at=str(metadata.get("created_at") or ""), due_at=str(due or ""), hard_due_at=str(hard or ""))
-
 
 
 def settle(result, policy: LatePolicy | None, dates: Dates, keys=()) -> None:

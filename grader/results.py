@@ -115,7 +115,7 @@ class ItemResult:
     @property
     def score(self) -> float:
         """The item's points: as graded, or as the instructor's override set or moved them (never below 0)."""
-        return max(0.0, adjusted(self.graded_score, self.adjustments))
+        return max(0.0, apply_adjustments(self.graded_score, self.adjustments))
 
     @property
     def diagnoses(self) -> list[str]:
@@ -150,8 +150,7 @@ class ItemResult:
     @property
     def adjustment_lines(self) -> list[str]:
         """"Adjusted by the instructor: +2.00 — reason (graded 3.00)", one per override."""
-        return [f"Adjusted by the instructor: {a.get('shown', a['points'])}" + (f" — {a['comment']}" if a.get("comment") else "")
-                + f" (graded {self.graded_score:.2f})" for a in self.adjustments]
+        return [f"Adjusted by the instructor: {adjustment_text(a)} (graded {self.graded_score:.2f})" for a in self.adjustments]
 
     @property
     def feedback(self) -> str:
@@ -260,7 +259,7 @@ class SubmissionResult:
     @property
     def score(self) -> float:
         """The final score: raw, less the late penalty, then the instructor's overrides of the total."""
-        return max(0.0, adjusted(self.raw_score - self.late_penalty, self.adjustments))
+        return max(0.0, apply_adjustments(self.raw_score - self.late_penalty, self.adjustments))
 
     @property
     def max_score(self) -> float:
@@ -276,6 +275,11 @@ class SubmissionResult:
         return sorted(self.items, key=lambda i: (i.max_score == 0, -(i.max_score - i.score), order.get(i.status, 9)))
 
     @property
+    def adjusted(self) -> bool:
+        """True when the instructor's overrides touch this result (its total or any item)."""
+        return bool(self.adjustments or any(i.adjustments for i in self.items))
+
+    @property
     def score_notes(self) -> list[str]:
         """How the final score comes from the items' points: the late penalty and the instructor's
         overrides of the total, one line each (empty when the score is just the items' sum)."""
@@ -285,7 +289,7 @@ class SubmissionResult:
         elif self.late_explanation and self.late_explanation != "on time":  # an extension, the grace period, no due date
             notes.append(self.late_explanation)
         for a in self.adjustments:
-            notes.append(f"total adjusted by the instructor: {a.get('shown', a['points'])}" + (f" — {a['comment']}" if a.get("comment") else ""))
+            notes.append(f"total adjusted by the instructor: {adjustment_text(a)}")
         return notes
 
     @property
@@ -361,11 +365,17 @@ class SubmissionResult:
                    late_explanation=str(lateness.get("explanation", "")), adjustments=list(data.get("adjustments", [])))
 
 
-def adjusted(points: float, adjustments: list[dict]) -> float:
+def adjustment_text(adjustment: dict) -> str:
+    """"+2.00 — reason": what an override did, and why."""
+    comment = adjustment.get("comment")
+    return f"{adjustment.get('shown', adjustment['points'])}" + (f" — {comment}" if comment else "")
+
+
+def apply_adjustments(points: float, adjustments: list[dict]) -> float:
     """Points after the instructor's overrides, in order: "set" replaces them, "delta" adds to them."""
     for a in adjustments:
         points = float(a["points"]) if a.get("kind") == "set" else points + float(a["points"])
     return points
 
 
-__all__ = ["STATUSES", "CheckResult", "ItemResult", "SubmissionResult", "adjusted", "asdict"]
+__all__ = ["STATUSES", "CheckResult", "ItemResult", "SubmissionResult", "adjustment_text", "apply_adjustments", "asdict"]

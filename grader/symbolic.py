@@ -136,42 +136,35 @@ def numpy_function(name: str, build):
     from memory, from the disk cache, or from `build()` → (symbols, expressions), lambdified by
     SymPy, stored, and returning the list of the expressions' values. With `build` None, only
     memory and disk are tried (None when neither has it)."""
-    fn = _MEMORY.get(("numpy", name))
-    if fn is None:
-        key = cache.key("numpy", name)
-        fn = cache.read(key, ".py", _load_lambdified)
-        if fn is None and build is None:
-            return None
-        if fn is None:
-            import sympy as sp
-
-            args, exprs = build()
-            fn = sp.lambdify(list(args), list(exprs), modules="numpy", cse=True)
-            cache.write(key, ".py", _source(fn))
-        _MEMORY[("numpy", name)] = fn
-    return fn
-
-
-def _source(fn) -> str:
-    """The source lambdify generated for `fn` (only when deriving, so `inspect` is not imported warm)."""
-    import inspect
-
-    return inspect.getsource(fn)
+    return _generated("numpy", name, build)
 
 
 def mpmath_function(name: str, build):
     """The mpmath function called `name`, like `numpy_function`, for one expression: `build()` → (symbols, expression)."""
-    fn = _MEMORY.get(("mpmath", name))
+    return _generated("mpmath", name, build)
+
+
+#: How each kind of generated code is stored, checked and made: (file suffix, loader, lambdify modules and cse).
+_KINDS = {"numpy": (".py", _load_lambdified, "numpy", True), "mpmath": (".mp.py", _load_mpmath, "mpmath", False)}
+
+
+def _generated(kind: str, name: str, build):
+    fn = _MEMORY.get((kind, name))
     if fn is None:
-        key = cache.key("mpmath", name)
-        fn = cache.read(key, ".mp.py", _load_mpmath)
+        suffix, loader, modules, cse = _KINDS[kind]
+        key = cache.key(kind, name)
+        fn = cache.read(key, suffix, loader)
+        if fn is None and build is None:
+            return None
         if fn is None:
+            import inspect  # only when deriving: a warm run imports neither SymPy nor inspect
+
             import sympy as sp
 
-            args, expr = build()
-            fn = sp.lambdify(list(args), expr, modules="mpmath")
-            cache.write(key, ".mp.py", _source(fn))
-        _MEMORY[("mpmath", name)] = fn
+            args, exprs = build()
+            fn = sp.lambdify(list(args), exprs, modules=modules, cse=cse)
+            cache.write(key, suffix, inspect.getsource(fn))
+        _MEMORY[(kind, name)] = fn
     return fn
 
 
