@@ -1,5 +1,5 @@
 """`python -m grader` is the same as the `grade` command."""
-from grader.cli import main
+from grader.cli import program
 
 if __name__ == "__main__":
-    main()
+    program()

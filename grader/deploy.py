@@ -33,7 +33,7 @@ requires-python = ">=3.10"
 dependencies = ["numpy>=1.24", "sympy>=1.12", "jinja2>=3.1", "click>=8.1", "tomli>=2.0; python_version < '3.11'"]
 
 [project.scripts]
-grade = "grader.cli:main"
+grade = "grader.cli:program"
 
 [tool.setuptools]
 packages = {packages}

@@ -102,6 +102,43 @@ def test_python_dash_m_and_help():
         assert option in res.stdout
 
 
+QUICK_EXIT_PROGRAM = """
+import atexit, sys, threading, time
+import click
+from grader.cli import quick_exit
+atexit.register(lambda: open(sys.argv[1], "w").write("exit handlers ran"))
+@click.command()
+@click.argument("how")
+def command(how):
+    print("printed before leaving", end="")  # no newline: still buffered when the command returns
+    if how == "thread":
+        threading.Thread(target=lambda: (time.sleep(0.3), open(sys.argv[1] + ".thread", "w").write("finished"))).start()
+    if how == "text":
+        sys.exit("a message for the user")
+    sys.exit({"ok": 0, "three": 3, "none": None, "thread": 4}[how])
+quick_exit(lambda: command([HOW], standalone_mode=True))
+"""
+
+
+@pytest.mark.parametrize("how, status", [("ok", 0), ("three", 3), ("none", 0), ("text", 1), ("thread", 4)])
+def test_the_program_exits_quickly_with_its_status_its_output_and_its_exit_handlers(tmp_path, how, status):
+    marker = tmp_path / "marker"
+    script = QUICK_EXIT_PROGRAM.replace("[HOW]", repr([how]))
+    res = subprocess.run([sys.executable, "-c", script, str(marker)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == status, res.stderr
+    assert res.stdout == "printed before leaving"
+    assert marker.read_text() == "exit handlers ran"
+    if how == "text":
+        assert "a message for the user" in res.stderr
+    if how == "thread":  # a thread still running gets Python's ordinary exit, which waits for it
+        assert Path(str(marker) + ".thread").read_text() == "finished"
+
+
+def test_python_dash_m_passes_the_exit_status_through(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "grader", str(tmp_path / "nothing-here")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "no such file or folder" in res.stderr
+
+
 @pytest.mark.skipif(shutil.which("grade") is None, reason="the package is not installed")
 def test_installed_console_script_grades_the_reference(tmp_path):
     from grader.paths import reference_dir
