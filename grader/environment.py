@@ -10,11 +10,15 @@ these distributions are mounted, read-only; never the grader's own package or an
 from __future__ import annotations
 
 import functools
-import importlib.metadata as metadata
 import importlib.util
+import json
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from grader import cache
 
 #: Never offered to student code, whatever a spec says: the grader itself.
 NEVER = frozenset({"grader", "nn_grader", "nn-grader"})
@@ -36,7 +40,50 @@ def missing_packages(names) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def resolve(packages: tuple[str, ...]) -> Environment:
-    """The closure of `packages` over their distributions' requirements, with the files to mount."""
+    """The closure of `packages` over their distributions' requirements, with the files to mount.
+
+    Kept in the disk cache under the packages and the state of every folder on sys.path: an
+    install, upgrade or removal adds or removes entries there, which changes the folder's time,
+    and so the key. What is read back is checked (`_from_cache`) before it decides any mount.
+    """
+    state = []
+    for folder in sys.path:
+        try:
+            state.append(f"{folder}@{os.stat(folder or '.').st_mtime_ns}")
+        except OSError:
+            state.append(f"{folder}@-")
+    key = cache.key("environment", json.dumps(list(packages)), *state)
+    found = cache.read(key, ".env.json", lambda text, _path: _from_cache(packages, text))
+    if found is None:
+        found = _resolve(packages)
+        cache.write(key, ".env.json", json.dumps({"modules": sorted(found.modules), "paths": [list(p) for p in found.paths]}))
+    return found
+
+
+def _from_cache(packages: tuple[str, ...], text: str) -> Environment:
+    """A cached resolution, only if it could be one: every mount an existing entry of a folder on
+    sys.path, never the grader's own files; every module a plain name. Anything else raises, and
+    the environment is resolved again (a planted entry cannot mount the reference into a sandbox)."""
+    from grader.sandbox.visibility import grader_paths, inside
+
+    data = json.loads(text)
+    modules, paths = data["modules"], [tuple(p) for p in data["paths"]]
+    if not all(isinstance(m, str) and m.isidentifier() and m not in NEVER for m in modules):
+        raise ValueError("modules")
+    own = grader_paths()
+    for folder, name in paths:
+        full = os.path.realpath(os.path.join(folder, name))
+        if (folder not in sys.path or not isinstance(name, str) or name in ("", ".", "..") or "/" in name
+                or not os.path.exists(full) or inside(full, own) or any(inside(p, [full]) for p in own)):
+            raise ValueError(f"mount {full}")
+    if not set(packages) <= set(modules):
+        raise ValueError("packages")
+    return Environment(packages=tuple(packages), modules=frozenset(modules), paths=tuple(sorted(paths)))
+
+
+def _resolve(packages: tuple[str, ...]) -> Environment:
+    from importlib import metadata
+
     seen, todo, modules, entries = set(), [], set(packages), set()
     for name in packages:
         todo += _providers(name)
@@ -71,6 +118,8 @@ def _normal(name: str) -> str:
 def _providers(module: str) -> list[str]:
     """The distributions that install the top-level `module`: the one of the same name when it
     does (numpy), else from the index of every installed distribution (sklearn → scikit-learn)."""
+    from importlib import metadata
+
     try:
         if module in _top_level(_installed(module)[1]):
             return [module]
@@ -81,12 +130,16 @@ def _providers(module: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _distributions_by_module() -> dict[str, list[str]]:
+    from importlib import metadata
+
     return {module: list(dists) for module, dists in metadata.packages_distributions().items()}
 
 
 @functools.lru_cache(maxsize=None)
 def _installed(name: str):
     """(the distribution, the first path part of every file it installed beside itself, not in `..`)."""
+    from importlib import metadata
+
     dist = metadata.distribution(name)
     parts = {str(file).replace("\\", "/").split("/", 1)[0] for file in dist.files or []} - {"", "..", "__pycache__"}
     return dist, frozenset(parts)

@@ -1,5 +1,6 @@
 """The ground-truth cache: a warm run needs no SymPy, and a change to what was derived from derives afresh."""
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -57,18 +58,26 @@ def test_a_changed_spec_derives_afresh_with_a_warm_cache(tmp_path, monkeypatch):
 
 
 def test_the_key_changes_with_the_grader_source_and_library_versions(monkeypatch):
-    import importlib.metadata
-
     before = cache.key("numpy", "value|x")
     cache.code_digest.cache_clear()
-    real = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0" if name == "sympy" else real(name))
+    real = cache.installed_version
+    monkeypatch.setattr(cache, "installed_version", lambda name: "0.0" if name == "sympy" else real(name))
     try:
         assert cache.key("numpy", "value|x") != before
     finally:
         monkeypatch.undo()
         cache.code_digest.cache_clear()
     assert cache.key("numpy", "value|x") == before
+
+
+def test_library_versions_are_read_without_importing_them_as_importlib_metadata_reads_them():
+    import importlib.metadata
+
+    for name in ("sympy", "numpy", "mpmath", "click", "jinja2"):
+        assert cache.installed_version(name) == importlib.metadata.version(name)
+    assert cache.installed_version("surely_not_installed_pkg") == "none"
+    code = "import sys; from grader.cache import installed_version; installed_version('sympy'); print('sympy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def test_the_spec_facts_are_read_from_the_cache_and_a_damaged_entry_is_derived_again(tmp_path, monkeypatch):
@@ -170,3 +179,56 @@ def test_the_warm_up_runs_while_the_worker_starts_and_cannot_break_grading(tmp_p
 
     result = grade_submission(ROOT / "reference", sandbox="process", prepare=broken)
     assert result.score == result.max_score and not result.errors
+
+
+def test_the_environment_is_resolved_once_and_read_back_without_importlib_metadata(tmp_path):
+    code = """
+        import json, sys
+        from grader.environment import resolve
+        env = resolve(("numpy",))
+        print(json.dumps({"paths": env.paths, "modules": sorted(env.modules), "metadata": "importlib.metadata" in sys.modules}))
+    """
+    first, second = _run(code, tmp_path), _run(code, tmp_path)
+    assert first["metadata"] and not second["metadata"]
+    assert first["paths"] == second["paths"] and first["modules"] == second["modules"] == ["numpy"]
+    assert {name for _, name in first["paths"]} >= {"numpy"}
+
+
+def test_a_planted_environment_entry_cannot_mount_the_grader_or_a_foreign_folder(tmp_path, monkeypatch):
+    from grader import environment
+    from grader.paths import reference_dir
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    environment.resolve.cache_clear()
+    honest = environment.resolve(("numpy",))
+    (entry,) = tmp_path.glob("*.env.json")
+    site = honest.paths[0][0]
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    for planted in ([str(reference_dir().parent), reference_dir().name],  # the reference solution
+                    [str(tmp_path), "secret"],  # a folder that is not on sys.path
+                    [site, "../../.."]):  # out of the site folder
+        entry.write_text(json.dumps({"modules": ["numpy"], "paths": [list(p) for p in honest.paths] + [planted]}))
+        environment.resolve.cache_clear()
+        assert environment.resolve(("numpy",)) == honest, planted
+    environment.resolve.cache_clear()
+
+
+def test_installing_or_removing_a_package_resolves_the_environment_afresh(tmp_path, monkeypatch):
+    from grader import environment
+
+    cache_dir, site = tmp_path / "cache", tmp_path / "site"
+    site.mkdir()
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(cache_dir))
+    monkeypatch.setattr(sys, "path", [*sys.path, str(site)])
+    environment.resolve.cache_clear()
+    environment.resolve(("numpy",))
+    environment.resolve.cache_clear()
+    environment.resolve(("numpy",))
+    assert len(list(cache_dir.glob("*.env.json"))) == 1  # read back, not resolved again
+    (site / "newpkg-1.0.dist-info").mkdir()  # what an install does to a folder on sys.path
+    os.utime(site, ns=(site.stat().st_atime_ns, site.stat().st_mtime_ns + 10**9))
+    environment.resolve.cache_clear()
+    environment.resolve(("numpy",))
+    assert len(list(cache_dir.glob("*.env.json"))) == 2
+    environment.resolve.cache_clear()
