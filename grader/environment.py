@@ -42,34 +42,41 @@ def missing_packages(names) -> list[str]:
 def resolve(packages: tuple[str, ...]) -> Environment:
     """The closure of `packages` over their distributions' requirements, with the files to mount.
 
-    Kept in the disk cache under the packages and the state of every folder on sys.path: an
-    install, upgrade or removal adds or removes entries there, which changes the folder's time,
-    and so the key. What is read back is checked (`_from_cache`) before it decides any mount.
+    Kept in the disk cache under the packages and sys.path, with the time of every folder it was
+    resolved from: an install, upgrade or removal there adds or removes entries, which changes the
+    folder's time, and the entry is resolved again. What is read back is checked (`_from_cache`)
+    before it decides any mount.
     """
-    state = []
-    for folder in sys.path:
-        try:
-            state.append(f"{folder}@{os.stat(folder or '.').st_mtime_ns}")
-        except OSError:
-            state.append(f"{folder}@-")
-    key = cache.key("environment", json.dumps(list(packages)), *state)
+    key = cache.key("environment", json.dumps(list(packages)), *sys.path)
     found = cache.read(key, ".env.json", lambda text, _path: _from_cache(packages, text))
     if found is None:
         found = _resolve(packages)
-        cache.write(key, ".env.json", json.dumps({"modules": sorted(found.modules), "paths": [list(p) for p in found.paths]}))
+        folders = {folder: _mtime(folder) for folder, _ in found.paths}
+        cache.write(key, ".env.json", json.dumps({"modules": sorted(found.modules), "paths": [list(p) for p in found.paths],
+                                                  "folders": folders}))
     return found
 
 
+def _mtime(folder: str) -> int:
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return -1
+
+
 def _from_cache(packages: tuple[str, ...], text: str) -> Environment:
-    """A cached resolution, only if it could be one: every mount an existing entry of a folder on
-    sys.path, never the grader's own files; every module a plain name. Anything else raises, and
-    the environment is resolved again (a planted entry cannot mount the reference into a sandbox)."""
+    """A cached resolution, only if it still holds and could be one: the folders it was resolved from
+    unchanged; every mount an existing entry of a folder on sys.path, never the grader's own files;
+    every module a plain name. Anything else raises, and the environment is resolved again (so a
+    planted entry cannot mount the reference into a sandbox)."""
     from grader.sandbox.visibility import grader_paths, inside
 
     data = json.loads(text)
-    modules, paths = data["modules"], [tuple(p) for p in data["paths"]]
+    modules, paths, folders = data["modules"], [tuple(p) for p in data["paths"]], data["folders"]
     if not all(isinstance(m, str) and m.isidentifier() and m not in NEVER for m in modules):
         raise ValueError("modules")
+    if any(_mtime(folder) != when for folder, when in folders.items()) or {f for f, _ in paths} - set(folders):
+        raise ValueError("changed since")
     own = grader_paths()
     for folder, name in paths:
         full = os.path.realpath(os.path.join(folder, name))

@@ -208,27 +208,29 @@ def test_a_planted_environment_entry_cannot_mount_the_grader_or_a_foreign_folder
     for planted in ([str(reference_dir().parent), reference_dir().name],  # the reference solution
                     [str(tmp_path), "secret"],  # a folder that is not on sys.path
                     [site, "../../.."]):  # out of the site folder
-        entry.write_text(json.dumps({"modules": ["numpy"], "paths": [list(p) for p in honest.paths] + [planted]}))
+        stored = json.loads(entry.read_text())
+        folders = {**stored["folders"], planted[0]: os.stat(planted[0]).st_mtime_ns}  # consistent, so only the mount check can refuse it
+        entry.write_text(json.dumps({**stored, "paths": stored["paths"] + [planted], "folders": folders}))
         environment.resolve.cache_clear()
         assert environment.resolve(("numpy",)) == honest, planted
+        entry.write_text(json.dumps(stored))
     environment.resolve.cache_clear()
 
 
 def test_installing_or_removing_a_package_resolves_the_environment_afresh(tmp_path, monkeypatch):
     from grader import environment
 
-    cache_dir, site = tmp_path / "cache", tmp_path / "site"
-    site.mkdir()
-    monkeypatch.setenv("GRADER_CACHE_DIR", str(cache_dir))
-    monkeypatch.setattr(sys, "path", [*sys.path, str(site)])
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     environment.resolve.cache_clear()
-    environment.resolve(("numpy",))
+    first = environment.resolve(("numpy",))
+    (entry,) = tmp_path.glob("*.env.json")
+    stored = json.loads(entry.read_text())
+    assert set(stored["folders"]) == {folder for folder, _ in first.paths}
     environment.resolve.cache_clear()
-    environment.resolve(("numpy",))
-    assert len(list(cache_dir.glob("*.env.json"))) == 1  # read back, not resolved again
-    (site / "newpkg-1.0.dist-info").mkdir()  # what an install does to a folder on sys.path
-    os.utime(site, ns=(site.stat().st_atime_ns, site.stat().st_mtime_ns + 10**9))
+    assert environment.resolve(("numpy",)) == first and entry.read_text() == json.dumps(stored)  # read back
+    folder = next(iter(stored["folders"]))  # an install there changes the folder's time
+    entry.write_text(json.dumps({**stored, "paths": stored["paths"][:1], "folders": {folder: stored["folders"][folder] - 1}}))
     environment.resolve.cache_clear()
-    environment.resolve(("numpy",))
-    assert len(list(cache_dir.glob("*.env.json"))) == 2
+    assert environment.resolve(("numpy",)) == first  # resolved again: the truncated entry was not used
+    assert json.loads(entry.read_text()) == stored
     environment.resolve.cache_clear()
