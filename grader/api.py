@@ -11,7 +11,7 @@ from grader.exceptions import UsageError
 from grader.grade import grade_submission
 from grader.html_report import ready_report, render_report
 from grader.outputs import gradescope_json, result_json, write_atomic
-from grader.sandbox import Limits, resolve_sandbox
+from grader.sandbox import Limits, bubblewrap, resolve_sandbox
 from grader.sandbox.process import as_root
 from grader.seeding import choose as choose_seeding
 from grader.seeding import describe as describe_seeding
@@ -32,6 +32,8 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
     for path in paths:
         if not Path(path).exists():
             raise UsageError(f"{path}: no such file or folder (give a submission folder, a .py file or a .zip)")
+    if sandbox != "process":
+        bubblewrap.probe_soon()  # while the spec is read
     spec = load_spec(spec_file)
     asked, sandbox = sandbox, resolve_sandbox(sandbox)
     with tempfile.TemporaryDirectory(prefix="grade-batch-") as workdir:

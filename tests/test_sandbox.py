@@ -142,3 +142,30 @@ def test_bubblewrap_hides_the_grader_and_the_network(tmp_path):
         assert call(box, "network").value == 0.0
     finally:
         box.close()
+
+
+def test_a_probe_begun_in_the_background_is_the_one_waited_for(monkeypatch):
+    import subprocess
+
+    from grader.sandbox import bubblewrap
+
+    started = []
+    real = subprocess.Popen
+
+    def counted(*args, **kwargs):
+        started.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", counted)
+    bubblewrap._probe.cache_clear()
+    try:
+        bubblewrap.probe_soon()
+        answer = bubblewrap.probe()
+        assert answer == bubblewrap.probe() and isinstance(answer[0], bool)
+        assert len(started) == (1 if bubblewrap.shutil.which("bwrap") else 0)
+        assert bubblewrap._begun is None
+        bubblewrap.probe_soon()  # answered already: nothing more is started
+        assert len(started) <= 1
+    finally:
+        monkeypatch.undo()
+        bubblewrap._probe.cache_clear()
