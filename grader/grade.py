@@ -24,7 +24,7 @@ from grader.seeding import Seeding, secret_seed
 from grader.spec import Item, Spec, load_spec
 from grader.student import StudentCode, StudentFailure
 from grader.submission import copy_submission, discover, submission_name, workspace
-from grader.symbolic import SymbolicTruth, preload, rules_for
+from grader.symbolic import SymbolicTruth, note_used, preload, rules_for
 
 
 def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
@@ -82,6 +82,7 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
                                                 spec=spec, secret=secret))
             for net in spec.networks:
                 result.items.append(_guarded_network(net, spec, student, seed, result))
+            note_used(spec)
         finally:
             box.close()
             result.output = box.printed_output
@@ -103,6 +104,8 @@ def _start_fork_server() -> None:
 
 def _warm_up(spec: Spec, prepare) -> None:
     """What the grader needs soon, made ready while the worker starts on the other core."""
+    import numpy.random  # noqa: F401  (the test points' generators: 6 ms of imports)
+
     preload(spec)
     if prepare is not None:
         prepare()

@@ -250,15 +250,32 @@ def class_values(cls: ClassSpec, role: str, values: list, *, precise: bool = Tru
 
 
 def preload(spec) -> None:
-    """Read the derived functions of every class of `spec` from the disk cache into memory (never
-    deriving one): the grader does this while a worker starts, so grading finds them ready."""
-    for cls in spec.classes.values():
-        if cls.kind not in ("elementwise", "objective"):
-            continue
-        roles = ["value", "derivative", *(["rule"] if cls.rule_formulas else [])]
-        for role in roles:
-            numpy_function(f"{role}|{cls.definition}", None)
-    import mpmath  # noqa: F401  (for entries numpy cannot evaluate finitely, at the edges)
+    """Read into memory, from the disk cache, the derived functions the last run of `spec` used
+    (never deriving one), and the rules its reports show: the grader does this while a worker
+    starts, so grading finds them ready. `note_used` records the list at the end of a run."""
+    global _noted
+    listed = cache.read(_used_key(spec), ".used.json", lambda text, _: json.loads(text))
+    _noted = listed if isinstance(listed, list) else None
+    for entry in _noted or []:
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] in _KINDS and isinstance(entry[1], str):
+            _generated(entry[0], entry[1], None)
+    for name in {item.cls.name for item in spec.items}:
+        rules_for(spec.classes[name])
+
+
+def note_used(spec) -> None:
+    """Record which derived functions grading `spec` used, for the next run's `preload` (written only when it changed)."""
+    used = sorted([kind, name] for kind, name in _MEMORY if kind in _KINDS)
+    if used != _noted:
+        cache.write(_used_key(spec), ".used.json", json.dumps(used))
+
+
+#: What `preload` read for this process's spec, so that `note_used` writes only what changed.
+_noted: list | None = None
+
+
+def _used_key(spec) -> str:
+    return cache.key("used", spec.fingerprint)
 
 
 def _jacobian_per_row(fn, X: np.ndarray, k_out: int, d_in: int, extra=()) -> np.ndarray:

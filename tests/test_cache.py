@@ -95,17 +95,29 @@ def test_the_spec_facts_are_read_from_the_cache_and_a_damaged_entry_is_derived_a
     assert json.loads(entry.read_text()) == facts
 
 
-def test_preloading_reads_only_what_is_cached(tmp_path, monkeypatch):
+def test_preloading_reads_what_the_last_run_used_and_derives_no_function(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(symbolic, "_MEMORY", {})
     spec = load_spec()
-    symbolic.preload(spec)  # an empty cache: nothing is derived, nothing is kept
-    assert not [k for k in symbolic._MEMORY if k[0] == "numpy"]
+    symbolic.preload(spec)  # an empty cache: no function is derived, none is kept
+    assert not symbolic._MEMORY
     truth = symbolic.SymbolicTruth(spec.epsilon)
     truth.elementwise_forward(spec.classes["TanhLayer"], np.zeros((1, 2)))
+    truth.softmax_jacobian(np.zeros((2, 3)))
+    used = set(symbolic._MEMORY)
+    symbolic.note_used(spec)
+    monkeypatch.setattr(symbolic, "_MEMORY", {})
+    symbolic.preload(spec)  # a new run: what the last one used, read from the disk
+    assert set(symbolic._MEMORY) == used
+    assert ("numpy", f"value|{spec.classes['TanhLayer'].definition}") in used and ("numpy", "softmax_jacobian|3") in used
+    (entry,) = tmp_path.glob("*.used.json")
+    written = entry.stat().st_mtime_ns
+    symbolic.note_used(spec)  # nothing new: not written again
+    assert entry.stat().st_mtime_ns == written
+    entry.write_text('[["numpy", 5], ["shell", "rm -rf /"], "junk"]')  # a damaged list is skipped entry by entry
     monkeypatch.setattr(symbolic, "_MEMORY", {})
     symbolic.preload(spec)
-    assert ("numpy", f"value|{spec.classes['TanhLayer'].definition}") in symbolic._MEMORY
+    assert not symbolic._MEMORY
 
 
 def test_cached_mpmath_code_runs_only_when_it_is_arithmetic(tmp_path, monkeypatch):
