@@ -9,15 +9,13 @@ from pathlib import Path
 from grader.batch import Entry, detect, grade_batch, looks_like_batch, unique_ids
 from grader.exceptions import UsageError
 from grader.grade import grade_submission
-from grader.html_report import ready_report, render_report
-from grader.outputs import gradescope_json, result_json, write_atomic
+from grader.outputs import write_atomic
 from grader.sandbox import Limits, bubblewrap, resolve_sandbox
 from grader.sandbox.process import as_root
 from grader.seeding import choose as choose_seeding
 from grader.seeding import describe as describe_seeding
 from grader.spec import load_spec
 from grader.submission import submission_name
-from grader.text_report import table
 
 
 def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec_file: Path | None = None,
@@ -187,7 +185,11 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
     from grader.late import Dates, settle
 
     result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
-                              hidden=private_paths(spec, out_dir), prepare=ready_report)
+                              hidden=private_paths(spec, out_dir), prepare=_prepare_outputs)
+    from grader.html_report import render_report  # imported by then (_prepare_outputs)
+    from grader.outputs import gradescope_json, result_json
+    from grader.text_report import table
+
     settle(result, spec.late, dates or Dates(), keys)
     text = result_json(result)
     write_atomic(Path(out_dir) / f"{result.submission}.json", text)
@@ -204,3 +206,12 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
         if not verbose and any(i.status != "passed" for i in result.items):
             echo("what is wrong in each item, and the expected rule: open the report, or run again with -v")
     return result.score
+
+
+def _prepare_outputs() -> None:
+    """What writing one submission's outputs needs, made ready while its worker starts: the
+    modules (imported here, not before the worker starts) and the compiled report template."""
+    import grader.text_report  # noqa: F401
+    from grader.html_report import ready_report
+
+    ready_report()

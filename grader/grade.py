@@ -12,10 +12,11 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from grader import __version__
-from grader.checks import CHECKS, ItemContext
+from grader.check_table import CHECK_TABLE
 from grader.environment import resolve as resolve_environment
-from grader.network import run_network
 from grader.points import rng_for
 from grader.results import CheckResult, ItemResult, SubmissionResult
 from grader.sandbox import ForkServer, Limits, Sandbox, SandboxChoice, WorkerDied, WorkerTimeout, resolve_sandbox
@@ -25,6 +26,9 @@ from grader.spec import Item, Spec, load_spec
 from grader.student import StudentCode, StudentFailure
 from grader.submission import copy_submission, discover, submission_name, workspace
 from grader.symbolic import SymbolicTruth, note_used, preload, rules_for
+
+if TYPE_CHECKING:
+    from grader.checks import ItemContext
 
 
 def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
@@ -75,7 +79,7 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
                 if progress:
                     progress(item.name)
                 if spec.is_hidden(item.name) and secret is None:
-                    result.hidden_pending += len(CHECKS[(item.cls.kind, item.method)])
+                    result.hidden_pending += len(CHECK_TABLE[(item.cls.kind, item.method)])
                     result.hidden_items_pending += 1
                     continue
                 result.items.append(_grade_item(item, student, found, truth, seed, problems.get(item.cls.name), result,
@@ -103,8 +107,13 @@ def _start_fork_server() -> None:
 
 
 def _warm_up(spec: Spec, prepare) -> None:
-    """What the grader needs soon, made ready while the worker starts on the other core."""
-    import numpy.random  # noqa: F401  (the test points' generators: 6 ms of imports)
+    """What the grader needs soon, made ready while the worker starts on the other core: the
+    checks and what they use (imported here, not before the worker starts), the test points'
+    generators (numpy.random: 6 ms), the derived functions."""
+    import numpy.random  # noqa: F401
+
+    import grader.checks  # noqa: F401
+    import grader.network  # noqa: F401
 
     preload(spec)
     if prepare is not None:
@@ -139,6 +148,8 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
                 spec: Spec, secret: str | None) -> ItemResult:
     """Run the item's checks. Each check draws its own points (seed, item, check); a hidden check
     draws them from the instructor's secret instead, and without the secret it is not run at all."""
+    from grader.checks import CHECKS, ItemContext
+
     cls = item.cls
     rule = rules_for(cls).get(item.method)
     out = ItemResult(name=item.name, max_score=item.points,
@@ -223,6 +234,8 @@ def _run_check(check, ctx: ItemContext, name: str, weight: float, result: Submis
 
 
 def _guarded_network(net, spec, student, seed, result) -> ItemResult:
+    from grader.network import run_network
+
     try:
         return run_network(net, spec, student, seed)
     except Exception as exc:

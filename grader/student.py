@@ -66,11 +66,12 @@ class StudentCode:
         module level) is found by importing each module alone; the others are then loaded
         without it, so one hostile file costs only its own classes.
         """
+        request = self.sandbox.load_request = {**self.sandbox.load_request, "describe": {
+            name: self._wanted(self.spec.classes[name]) for name in self.sandbox.load_request.get("classes", {})}}
         try:
             return self._load(while_waiting)
         except (WorkerDied, WorkerTimeout):
             pass
-        request = self.sandbox.load_request
         fatal = {}
         for module in request["modules"]:
             self.sandbox.load_request = {**request, "modules": [module],
@@ -94,19 +95,25 @@ class StudentCode:
         result = self.sandbox.start(while_waiting)
         if result.get("kind") != "ok":
             raise WorkerDied(f"the worker could not load the submission: {result.get('message', result)}")
-        failed, loaded = result.get("failed", {}), result.get("loaded", [])
+        failed, loaded, methods = result.get("failed", {}), result.get("loaded", []), result.get("methods", {})
         self.import_errors = {k: v for k, v in failed.items() if isinstance(k, str) and isinstance(v, dict)} if isinstance(failed, dict) else {}
+        methods = methods if isinstance(methods, dict) else {}
         for name in loaded if isinstance(loaded, list) else []:
             if name not in self.discovery.found:  # the child may say anything: only what was asked counts
                 continue
             cls = self.spec.classes[name]
-            wanted = [n for m in GRADED_METHODS[cls.kind] + HELPER_METHODS[cls.kind] for n in cls.method_names(m)]
-            present = set(self.sandbox.describe(name, wanted))
+            said = methods.get(name)
+            present = set(self._wanted(cls)) & set(m for m in said if isinstance(m, str)) if isinstance(said, list) else set()
             self.methods[name] = {
                 m: next((n for n in cls.method_names(m) if n in present), None)
                 for m in GRADED_METHODS[cls.kind] + HELPER_METHODS[cls.kind]
             }
         return self.import_errors
+
+    @staticmethod
+    def _wanted(cls: ClassSpec) -> list[str]:
+        """Every name, spec's and aliases, of the methods graded or used on this class."""
+        return [n for m in GRADED_METHODS[cls.kind] + HELPER_METHODS[cls.kind] for n in cls.method_names(m)]
 
     def has(self, cls: ClassSpec, method: str) -> bool:
         return bool(self.methods.get(cls.name, {}).get(method))

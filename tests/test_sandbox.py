@@ -71,10 +71,11 @@ def box(request, tmp_path):
     (root / "probe.py").write_text(PROBE)
     kind, _, server = request.param.partition("+")
     sandbox = Sandbox(root, kind=kind, limits=Limits(call_timeout=2.0, memory_bytes=1024**3), load_request={
-        "path": [str(root)], "path_last": [str(tmp_path)], "modules": ["probe"], "classes": {"P": ["probe", "Probe"]}},
+        "path": [str(root)], "path_last": [str(tmp_path)], "modules": ["probe"], "classes": {"P": ["probe", "Probe"]},
+        "describe": {"P": ["env", "hang", "missing_method"]}},
         fork_server=ForkServer.shared() if server else False)
     result = sandbox.start()
-    assert result == {"kind": "ok", "failed": {}, "loaded": ["P"]}
+    assert result == {"kind": "ok", "failed": {}, "loaded": ["P"], "methods": {"P": ["env", "hang"]}}
     yield sandbox
     sandbox.close()
 

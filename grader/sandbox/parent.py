@@ -297,6 +297,13 @@ class Sandbox:
             os.close(from_child_w)
         self._to_child, self._from_child = to_child_w, from_child_r
         self.stdout, self.stderr = _OutputTail(self.proc.stdout), _OutputTail(self.proc.stderr)
+        request = dict(self.load_request)
+        for key in ("path", "path_last"):
+            request[key] = [self.inside(p) for p in request.get(key, [])]
+        try:
+            self._send({"op": "load", **request})  # waits in the pipe: the worker reads it as soon as it is up
+        except WorkerDied:
+            pass  # it could not start: the answer below says why
         _warm_up(while_waiting)
         try:
             ready = self._receive(timeout=self.limits.load_timeout)
@@ -306,10 +313,7 @@ class Sandbox:
             raise WorkerDied(f"the sandbox ({self.kind}) could not start Python: {exc}; it said: {said[-500:]}") from None
         if ready.get("kind") != "ready":
             raise WorkerDied("the worker did not start")
-        request = dict(self.load_request)
-        for key in ("path", "path_last"):
-            request[key] = [self.inside(p) for p in request.get(key, [])]
-        self.load_result = self.request({"op": "load", **request}, timeout=self.limits.load_timeout)
+        self.load_result = self._absorb(self._receive(self._limit(self.limits.load_timeout)))
         return self.load_result
 
     def _env(self) -> dict[str, str]:
@@ -484,9 +488,6 @@ class Sandbox:
             return [decode_outcome(data)] * len(calls)
         return [decode_outcome(r) for r in results]
 
-    def describe(self, cls_key: str, names: list[str]) -> list[str]:
-        methods = self.request({"op": "describe", "class": cls_key, "names": names}).get("methods", [])
-        return [m for m in methods if m in names] if isinstance(methods, list) else []
 
 
 #: A reply is at most this big (the protocol's own bound, checked before reading the body).
