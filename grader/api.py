@@ -185,7 +185,7 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
     from grader.late import Dates, settle
 
     result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
-                              hidden=private_paths(spec, out_dir), prepare=_prepare_outputs)
+                              hidden=private_paths(spec, out_dir), prepare=lambda: _prepare_outputs(spec))
     from grader.html_report import render_report  # imported by then (_prepare_outputs)
     from grader.outputs import gradescope_json, result_json
     from grader.text_report import table
@@ -208,10 +208,13 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
     return result.score
 
 
-def _prepare_outputs() -> None:
+def _prepare_outputs(spec) -> None:
     """What writing one submission's outputs needs, made ready while its worker starts: the
-    modules (imported here, not before the worker starts) and the compiled report template."""
+    modules (imported here, not before the worker starts), the compiled report template and the
+    rules it shows."""
     import grader.text_report  # noqa: F401
     from grader.html_report import ready_report
+    from grader.symbolic import rules_for
 
-    ready_report()
+    classes = {item.cls.name: item.cls for item in spec.items}.values()
+    ready_report(tuple(rule.mathml for cls in classes for rule in rules_for(cls).values()))

@@ -4,6 +4,11 @@
 into a throwaway folder, reads it statically, starts the sandbox, runs every check of every
 item of the spec, and returns a `SubmissionResult`. It never raises for anything the student
 did; a fault of the grader itself is recorded in `errors` and the other items still run.
+
+The worker's interpreter is launched before this module imports numpy and what computes with
+it (student.py, symbolic.py, points.py, checks.py: some 50 ms), so that both start together on
+the machine's two cores; those imports are therefore inside the functions that use them (a
+test checks that numpy is not imported before the launch).
 """
 from __future__ import annotations
 
@@ -11,24 +16,21 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.check_table import CHECK_TABLE
 from grader.environment import resolve as resolve_environment
-from grader.points import rng_for
+from grader.exceptions import SubmissionError
 from grader.results import CheckResult, ItemResult, SubmissionResult
 from grader.sandbox import ForkServer, Limits, Sandbox, SandboxChoice, WorkerDied, WorkerTimeout, resolve_sandbox
-from grader.exceptions import SubmissionError
 from grader.seeding import Seeding, secret_seed
 from grader.spec import Item, Spec, load_spec
-from grader.student import StudentCode, StudentFailure
 from grader.submission import copy_submission, discover, submission_name, workspace
-from grader.symbolic import SymbolicTruth, note_used, preload, rules_for
 
 if TYPE_CHECKING:
     from grader.checks import ItemContext
+    from grader.student import StudentCode
 
 
 def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
@@ -53,7 +55,6 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
                               seed=seeding.shown, seed_kind=seeding.kind, spec=spec.name,
                               grader_version=__version__, command=command,
                               graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
-    truth = SymbolicTruth(spec.epsilon)
     if kind == "process" and fork_server is None:
         _start_fork_server()  # it imports numpy while the submission is copied and read
     with workspace() as tmp:
@@ -70,9 +71,15 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
             "classes": {name: [f.module, f.name] for name, f in found.found.items()},
             "allowed": sorted(environment.modules),
         }, fork_server=fork_server, mounts=environment.paths, hidden=hidden)
-        student = StudentCode(box, found, spec)
         secret = seeding.secret
         try:
+            if found.found:
+                box.launch()  # its interpreter and numpy start now, on the other core, while the grader imports its own
+            from grader.student import StudentCode
+            from grader.symbolic import SymbolicTruth, note_used
+
+            truth = SymbolicTruth(spec.epsilon)
+            student = StudentCode(box, found, spec)
             problems = _start(student, found, lambda: _warm_up(spec, prepare))
             result.errors += list(dict.fromkeys(problems.values()))
             for item in spec.items:
@@ -114,6 +121,7 @@ def _warm_up(spec: Spec, prepare) -> None:
 
     import grader.checks  # noqa: F401
     import grader.network  # noqa: F401
+    from grader.symbolic import preload
 
     preload(spec)
     if prepare is not None:
@@ -149,6 +157,8 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
     """Run the item's checks. Each check draws its own points (seed, item, check); a hidden check
     draws them from the instructor's secret instead, and without the secret it is not run at all."""
     from grader.checks import CHECKS, ItemContext
+    from grader.points import rng_for
+    from grader.symbolic import rules_for
 
     cls = item.cls
     rule = rules_for(cls).get(item.method)
@@ -216,6 +226,8 @@ def _unique(placeholders: list[dict], found) -> list[dict]:
 
 def _run_check(check, ctx: ItemContext, name: str, weight: float, result: SubmissionResult) -> CheckResult:
     """Run one check; whatever happens, return a CheckResult."""
+    from grader.student import StudentFailure
+
     try:
         return check(ctx, name, weight)
     except StudentFailure as failure:

@@ -41,9 +41,12 @@ def _css() -> str:
     return resources.files("grader.templates").joinpath("style.css").read_text(encoding="utf-8")
 
 
-def ready_report() -> None:
-    """Compile the report template now (it takes longer than rendering it), e.g. while a worker starts."""
+def ready_report(mathml: tuple[str, ...] = ()) -> None:
+    """Compile the report template now (it takes longer than rendering it), and rebuild the rules'
+    `mathml` the report will show, e.g. while a worker starts."""
     _environment().get_template("report.html.j2")
+    for markup in mathml:
+        safe_mathml(markup)
 
 
 def render_report(result: SubmissionResult) -> str:

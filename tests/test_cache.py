@@ -246,3 +246,40 @@ def test_installing_or_removing_a_package_resolves_the_environment_afresh(tmp_pa
     assert environment.resolve(("numpy",)) == first  # resolved again: the truncated entry was not used
     assert json.loads(entry.read_text()) == stored
     environment.resolve.cache_clear()
+
+
+def test_the_worker_is_launched_before_the_grader_imports_numpy(tmp_path):
+    """Both then start together on two cores (warm cache): a top-level numpy import in what runs
+    before the launch (cli, api, grade, spec, sandbox) would cost a self-check some 40 ms."""
+    code = """
+        import json, sys
+        from grader.sandbox import parent
+        seen = []
+        launch = parent.Sandbox.launch
+        def noted(self):
+            seen.append("numpy" in sys.modules)
+            return launch(self)
+        parent.Sandbox.launch = noted
+        from grader.api import run
+        from grader.sandbox import Limits
+        status = run(paths=[__import__("pathlib").Path("reference")], out_dir=__import__("pathlib").Path(sys.argv[1]),
+                     sandbox="bwrap" if parent.bwrap_available() else "process", echo=lambda text: None)
+        print(json.dumps({"numpy_before_launch": seen, "status": status}))
+    """
+    for run in ("cold", "warm"):  # a cold cache derives the spec's facts with SymPy, which imports numpy
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(tmp_path / "out")], capture_output=True, text=True,
+                              env={"GRADER_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}, cwd=str(ROOT), timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    assert data == {"numpy_before_launch": [False], "status": 0}
+
+
+def test_the_grade_program_asks_for_one_blas_thread_before_numpy_is_imported(tmp_path):
+    code = ("import os, sys; import grader.cli as cli; cli.quick_exit = lambda command: print("
+            "os.environ.get('OPENBLAS_NUM_THREADS'), os.environ.get('OMP_NUM_THREADS'), 'numpy' in sys.modules); cli.program()")
+    env = {"PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=60)
+    assert done.stdout.split() == ["1", "1", "False"], done.stderr
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "OPENBLAS_NUM_THREADS": "4"},
+                          cwd=str(ROOT), timeout=60)
+    assert done.stdout.split() == ["4", "1", "False"]  # what the user set stays

@@ -17,11 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from grader.sandbox import bubblewrap, process
 from grader.sandbox.protocol import BadReply, HEADER, array_to_wire, frame, parse_reply, wire_to_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
 
 OUTPUT_LIMIT = 64 * 1024
 SANDBOXES = ("auto", "bwrap", "process")
@@ -158,6 +160,8 @@ class Outcome:
 
 def encode_arg(value):
     """Encode one argument for the worker: arrays as float64 bytes + shape, lists as lists, objects by handle."""
+    import numpy as np  # not at the top: a worker is launched before the grader imports numpy
+
     if isinstance(value, ObjectHandle):
         return {"obj": value.id}
     if isinstance(value, np.ndarray):
@@ -177,6 +181,8 @@ def decode_outcome(data) -> Outcome:
         return Outcome("other", type="?", detail="an unreadable reply")
     kind = data.get("kind")
     if kind == "array":
+        import numpy as np
+
         try:
             raw, shape = wire_to_bytes(data)
         except BadReply:
@@ -231,6 +237,7 @@ class Sandbox:
         self.output_log: list[str] = []
         self._next_obj = 0
         self._pending: list[str] = []
+        self._launched = False  # a worker launch() began and start() has not yet taken
         self.load_result: dict | None = None
         self.placeholders: list[dict] = []  # packages the student imported that grading does not provide
         self.constructed: dict[str, str] = {}  # class -> the constructor call that worked, when not the spec's
@@ -254,22 +261,59 @@ class Sandbox:
 
     # ------------------------------------------------------------------ process
 
+    def launch(self) -> None:
+        """Start a fresh worker's interpreter now, where that costs the grader no waiting: the
+        grader goes on with its own work (importing numpy, reading its caches) while the worker
+        starts on the other core, and `start()` then loads the submission into it. A worker from
+        the fork server is left to `start()`, which warms up first (the server may still be starting)."""
+        if self.kind == "process" and self.fork_server is not None:
+            return
+        self.close()
+        self._spawn()
+        self._launched = True
+
     def start(self, while_waiting=None) -> dict:
-        """Start a fresh worker, import the submission's modules in it, and return the load result.
+        """Start a fresh worker (or take the one `launch()` began), import the submission's modules
+        in it, and return the load result.
 
         `while_waiting()` runs in the grader while the worker starts (its interpreter, numpy): work
         the grader would do anyway, such as reading its caches. It only warms: what it fails to do
         is done again when needed, so nothing it raises stops the start.
         """
-        self.close()
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        try:
+        if not (self._launched and self.proc is not None):
+            self.close()
             if self.kind == "process" and self.fork_server is not None:
                 # The fork server has been starting since this sandbox was made: warm up before
                 # asking it for a worker, which waits for it to be ready.
                 _warm_up(while_waiting)
                 while_waiting = None
+            self._spawn()
+        self._launched = False
+        request = dict(self.load_request)
+        for key in ("path", "path_last"):
+            request[key] = [self.inside(p) for p in request.get(key, [])]
+        try:
+            self._send({"op": "load", **request})  # waits in the pipe: the worker reads it as soon as it is up
+        except WorkerDied:
+            pass  # it could not start: the answer below says why
+        _warm_up(while_waiting)
+        try:
+            ready = self._receive(timeout=self.limits.load_timeout)
+        except WorkerDied as exc:
+            self.close()
+            said = self.output_log.pop() if self.output_log else ""
+            raise WorkerDied(f"the sandbox ({self.kind}) could not start Python: {exc}; it said: {said[-500:]}") from None
+        if ready.get("kind") != "ready":
+            raise WorkerDied("the worker did not start")
+        self.load_result = self._absorb(self._receive(self._limit(self.limits.load_timeout)))
+        return self.load_result
+
+    def _spawn(self) -> None:
+        """Create the worker process (not yet answering), with its pipes and output drains."""
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        try:
+            if self.kind == "process" and self.fork_server is not None:
                 out_r, out_w = os.pipe()
                 err_r, err_w = os.pipe()
                 try:
@@ -297,24 +341,6 @@ class Sandbox:
             os.close(from_child_w)
         self._to_child, self._from_child = to_child_w, from_child_r
         self.stdout, self.stderr = _OutputTail(self.proc.stdout), _OutputTail(self.proc.stderr)
-        request = dict(self.load_request)
-        for key in ("path", "path_last"):
-            request[key] = [self.inside(p) for p in request.get(key, [])]
-        try:
-            self._send({"op": "load", **request})  # waits in the pipe: the worker reads it as soon as it is up
-        except WorkerDied:
-            pass  # it could not start: the answer below says why
-        _warm_up(while_waiting)
-        try:
-            ready = self._receive(timeout=self.limits.load_timeout)
-        except WorkerDied as exc:
-            self.close()
-            said = self.output_log.pop() if self.output_log else ""
-            raise WorkerDied(f"the sandbox ({self.kind}) could not start Python: {exc}; it said: {said[-500:]}") from None
-        if ready.get("kind") != "ready":
-            raise WorkerDied("the worker did not start")
-        self.load_result = self._absorb(self._receive(self._limit(self.limits.load_timeout)))
-        return self.load_result
 
     def _env(self) -> dict[str, str]:
         if self.kind == "bwrap":
