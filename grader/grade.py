@@ -35,12 +35,14 @@ if TYPE_CHECKING:
 
 def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
                      limits: Limits | None = None, command: str = "", progress=None,
-                     fork_server: ForkServer | None = None, hidden: tuple[str, ...] = (),
+                     fork_server: ForkServer | None | bool = None, hidden: tuple[str, ...] = (),
                      prepare=None) -> SubmissionResult:
     """Grade the submission at `path` (folder, .py or .zip) and return its result.
 
-    With a `fork_server` (plain process sandbox only), the worker is forked from a numpy-warm
-    process instead of started afresh: the same isolation, without the interpreter start-up.
+    In the plain process sandbox the worker is forked from a numpy-warm process (`fork_server`;
+    None: this process's shared one) instead of started afresh: the same isolation, without the
+    interpreter start-up of every submission. False starts a fresh interpreter, which is quicker
+    for a single submission (the fork server preloads the standard library for many).
     `prepare()` is the caller's own work (e.g. readying the report template), done while the
     worker starts, like reading the spec's derived functions from the cache.
     """

@@ -125,10 +125,11 @@ def not_dumpable() -> None:
 
 
 def numpy_site() -> list[str]:
-    """The folders the child needs on sys.path to import numpy (the allowed packages live there too)."""
-    import numpy as np
+    """The folders the child needs on sys.path to import numpy (the allowed packages live there too);
+    found without importing numpy, which the grader does only once its worker is on its way."""
+    import importlib.util
 
-    return [str(Path(np.__file__).resolve().parent.parent)]
+    return [str(Path(importlib.util.find_spec("numpy").origin).resolve().parent.parent)]
 
 
 def scrubbed_env(home: str, tmp: str = "/tmp") -> dict[str, str]:
