@@ -364,6 +364,35 @@ def test_a_grader_that_is_not_dumpable_keeps_its_environment_from_same_user_code
             proc.wait()
 
 
+@pytest.mark.skipif(not AS_ROOT or not others_can_run(sys.executable), reason="needs root and an interpreter another user may run")
+def test_a_fresh_worker_under_a_job_uid_starts_although_the_grader_is_covered(tmp_path):
+    """One submission in the process sandbox starts a fresh interpreter (no fork server) as the
+    job's user, in a mount namespace that covers the grader's folders, its worker's among them:
+    the worker's files are read from a copy outside them (this graded 0 before that copy)."""
+    from click.testing import CliRunner
+
+    from grader.cli import main
+    from grader.paths import reference_dir
+
+    res = CliRunner().invoke(main, [str(reference_dir()), "--sandbox", "process", "--out", str(tmp_path), "-q"])
+    assert res.exit_code == 0 and res.output.strip().endswith("100.00/100.00"), res.output
+
+
+def test_the_staged_worker_is_a_read_only_copy_outside_the_grader(tmp_path):
+    from grader.sandbox import process
+    from grader.sandbox.visibility import grader_paths, inside
+
+    folder = Path(process.staged_worker())
+    assert not inside(str(folder.resolve()), grader_paths())
+    for name in process.WORKER_FILES:
+        copy = folder / name
+        assert copy.read_bytes() == (process.WORKER_SCRIPT.parent / name).read_bytes()
+        assert copy.stat().st_mode & 0o777 == 0o644 and copy.stat().st_mtime == (process.WORKER_SCRIPT.parent / name).stat().st_mtime
+    assert folder.stat().st_mode & 0o777 == 0o755
+    cached = process.worker_bytecode()  # none where bytecode is not written (PYTHONDONTWRITEBYTECODE)
+    assert sorted(p.name for p in folder.glob("__pycache__/*.pyc")) == sorted(Path(c).name for _, c in cached)
+
+
 def _killer(entry, *args, **kwargs):
     """grade_one, but the student called "killer" kills the pool process grading it (as a student
     running as the grader's own user can)."""

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.sandbox.process import WORKER_SCRIPT
+from grader.sandbox.process import WORKER_FILES, WORKER_SCRIPT, worker_arguments, worker_bytecode
 from grader.sandbox.visibility import grader_paths, hidden_paths, inside
 
 SANDBOX_BASE = "/sandbox"
@@ -105,12 +105,14 @@ def command(*, read_fd: int, write_fd: int, copy: Path, mounts, tmp_bytes: int =
             cmd += ["--tmpfs", path]
     for folder, name in mounts:
         cmd += ["--ro-bind", os.path.join(folder, name), f"{SITE_DIR}/{name}"]
-    for name in ("untrusted_worker.py", "protocol.py"):
+    for name in WORKER_FILES:
         cmd += ["--ro-bind", str(WORKER_SCRIPT.parent / name), f"{WORKER_DIR}/{name}"]
+    for name, cached in worker_bytecode():
+        cmd += ["--ro-bind", cached, f"{WORKER_DIR}/__pycache__/{Path(cached).name}"]
     inside_copy = f"{SANDBOX_BASE}/{copy.name}"
     cmd += ["--ro-bind", str(copy.parent), SANDBOX_BASE, "--chdir", inside_copy,
             "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp"]
-    cmd += [python, "-I", "-S", f"{WORKER_DIR}/untrusted_worker.py", str(read_fd), str(write_fd), SITE_DIR]
+    cmd += [python, *worker_arguments(WORKER_DIR, str(read_fd), str(write_fd), SITE_DIR)]
     return cmd
 
 

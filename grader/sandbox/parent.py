@@ -325,8 +325,11 @@ class Sandbox:
                 self.proc = process.Forked(self.fork_server, pid, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
             else:
                 if self.kind == "process":
-                    command = [sys.executable, "-I", "-S", str(process.WORKER_SCRIPT), str(to_child_r),
-                               str(from_child_w), *process.numpy_site()]
+                    # As another user, the grader's folders are covered before the interpreter starts: the
+                    # worker's files are then read from a copy outside them.
+                    folder = process.staged_worker() if self.identity.uid is not None else str(process.WORKER_SCRIPT.parent)
+                    command = [sys.executable, *process.worker_arguments(folder, str(to_child_r), str(from_child_w),
+                                                                         *process.numpy_site())]
                     preexec = process.preexec(self.limits, self.identity, self.hidden)
                 else:
                     command = bubblewrap.command(read_fd=to_child_r, write_fd=from_child_w, copy=self.workdir,

@@ -1,8 +1,8 @@
 """The untrusted side of the sandbox: runs INSIDE the child process, next to student code.
 
-This file is executed as a plain script (`python -I -S untrusted_worker.py`), so it imports
-nothing from the grader but `protocol.py` beside it (the wire format both sides speak): only the
-standard library and numpy. It does what the parent asks, one request at a time (import these
+A one-line boot imports this file as a top-level module from its own folder (`python -I -S -c
+…`, see process.worker_arguments; so its bytecode is used), and it imports nothing from the grader
+but `protocol.py` beside it (the wire format both sides speak): only the standard library and numpy. It does what the parent asks, one request at a time (import these
 modules, make this object, call this method with these arrays) and sends back plain data only:
 numbers as raw little-endian float64 bytes with their shape, text, and type names. It judges
 nothing; every comparison happens in the parent, which also bounds what it reads from here.
@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves out the script's folder
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a script, -I would leave out its folder
 from protocol import MAX_ELEMENTS, array_to_wire, read_message, write_message  # noqa: E402
 
 MAX_TEXT = 2000
