@@ -403,6 +403,28 @@ def test_the_staged_worker_is_a_read_only_copy_outside_the_grader(tmp_path):
     assert sorted(p.name for p in folder.glob("__pycache__/*.pyc")) == sorted(Path(c).name for _, c in cached)
 
 
+@pytest.mark.skipif(not AS_ROOT, reason="the copy is made for workers under a job uid (root)")
+def test_a_batch_without_its_fork_server_leaves_no_copy_of_the_worker_behind(monkeypatch, arena, spec):
+    """Without a fork server the pool's processes start fresh workers, each process from its own
+    copy of the worker's files; a pool's process leaves without exit handlers, yet the copy goes."""
+    from grader.sandbox import process
+
+    def no_fork_server(cls):
+        raise OSError("no fork server here")
+
+    monkeypatch.setattr(process.ForkServer, "shared", classmethod(no_fork_server))
+    process.staged_worker.cache_clear()  # the pool's processes make their own
+    before = set(Path(tempfile.gettempdir()).glob("grade-worker-*"))
+    for name in ("first", "second", "third"):
+        (arena / "class" / name).mkdir()
+        shutil.copy(BASE, arena / "class" / name / "submission.py")
+    entries = [Entry(p.name, p) for p in sorted((arena / "class").iterdir())]
+    counts = grade_batch(entries, spec=spec, out_dir=arena / "out3", jobs=2, sandbox="process", limits=LIMITS)
+    scores = {s["submission"]: s["score"] for s in json.loads((arena / "out3" / "summary.json").read_text())["submissions"]}
+    assert counts["failed"] == 0 and set(scores.values()) == {100.0}, scores
+    assert set(Path(tempfile.gettempdir()).glob("grade-worker-*")) == before
+
+
 def _killer(entry, *args, **kwargs):
     """grade_one, but the student called "killer" kills the pool process grading it (as a student
     running as the grader's own user can)."""

@@ -53,6 +53,10 @@ def staged_worker() -> str:
 
     folder = Path(tempfile.mkdtemp(prefix="grade-worker-"))
     atexit.register(shutil.rmtree, folder, True)
+    if "multiprocessing" in sys.modules:  # a pool's process leaves without exit handlers, but with these
+        from multiprocessing import util
+
+        util.Finalize(None, shutil.rmtree, args=(str(folder), True), exitpriority=0)
     for name in WORKER_FILES:
         shutil.copy2(WORKER_SCRIPT.parent / name, folder / name)  # the times too: the bytecode names them
     cached = worker_bytecode()
