@@ -25,10 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BARE_ENV = dict(os.environ)  # the numpy start-up is measured as a user's shell would run it
 
-from grader.cli import ONE_BLAS_THREAD  # noqa: E402
+from grader.cli import ask_one_blas_thread  # noqa: E402
 
-for _name, _value in ONE_BLAS_THREAD.items():  # as the grade program does before numpy loads (grader.cli.program)
-    os.environ.setdefault(_name, _value)
+ask_one_blas_thread()  # as the grade program does before numpy loads
 
 from grader.batch import Entry, grade_batch  # noqa: E402
 from grader.sandbox import Limits, bwrap_available  # noqa: E402

@@ -218,5 +218,4 @@ def _prepare_outputs(spec) -> None:
     from grader.html_report import ready_report
     from grader.symbolic import rules_for
 
-    classes = {item.cls.name: item.cls for item in spec.items}.values()
-    ready_report(tuple(rule.mathml for cls in classes for rule in rules_for(cls).values()))
+    ready_report(tuple(rule.mathml for cls in spec.graded_classes for rule in rules_for(cls).values()))

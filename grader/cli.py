@@ -13,6 +13,7 @@ import click
 from grader import __version__
 from grader.exceptions import GraderError, UsageError
 from grader.sandbox import SANDBOXES, Limits
+from grader.sandbox.process import ONE_BLAS_THREAD
 from grader.terminal import printable
 
 
@@ -103,19 +104,19 @@ def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gra
     sys.exit(code)
 
 
-#: The grader's own numpy works on matrices of a few dozen entries, where a BLAS thread pool only
-#: costs: its threads spin on the core the student's worker is starting on (importing numpy took
-#: 110 ms instead of 40 beside a starting worker). The student's worker gets one thread as well.
-ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
 def program():
-    """The `grade` program (console script, `python -m grader`): `main`, then a quick exit.
+    """The `grade` program (console script, `python -m grader`): `main`, then a quick exit."""
+    ask_one_blas_thread()
+    quick_exit(main)
 
-    Before numpy is imported, the process asks for one BLAS thread (unless told otherwise)."""
+
+def ask_one_blas_thread() -> None:
+    """Before numpy is imported: one BLAS thread for this process (unless the user set otherwise),
+    as the student's worker has. The grader's numpy works on matrices of a few dozen entries, where
+    a BLAS thread pool only costs: its threads spin on the core the worker is starting on
+    (importing numpy took 110 ms instead of 40 beside a starting worker)."""
     for name, value in ONE_BLAS_THREAD.items():
         os.environ.setdefault(name, value)
-    quick_exit(main)
 
 
 def quick_exit(command) -> None:

@@ -279,6 +279,11 @@ class Spec:
         return [Item(c, m, c.points[m]) for c in self.classes.values() for m in c.graded_methods]
 
     @property
+    def graded_classes(self) -> list[ClassSpec]:
+        """The classes with at least one graded method, in the spec's order."""
+        return [c for c in self.classes.values() if c.graded_methods]
+
+    @property
     def max_score(self) -> float:
         return sum(item.points for item in self.items)
 

@@ -259,8 +259,8 @@ def preload(spec) -> None:
     for entry in _noted or []:
         if isinstance(entry, list) and len(entry) == 2 and entry[0] in _KINDS and isinstance(entry[1], str):
             _generated(entry[0], entry[1], None)
-    for name in {item.cls.name for item in spec.items}:
-        rules_for(spec.classes[name])
+    for cls in spec.graded_classes:
+        rules_for(cls)
 
 
 def note_used(spec) -> None:

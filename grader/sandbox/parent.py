@@ -518,7 +518,6 @@ class Sandbox:
         return [decode_outcome(r) for r in results]
 
 
-
 #: A reply is at most this big (the protocol's own bound, checked before reading the body).
 MAX_REPLY_BYTES = 24 * 1024 * 1024
 

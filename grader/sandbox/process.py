@@ -36,7 +36,8 @@ _BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); import untrusted_worke
 
 
 def worker_arguments(folder: str, *args: str) -> list[str]:
-    """The interpreter's arguments that start a worker whose two files lie in `folder` (as the worker sees it)."""
+    """The interpreter's arguments that start a worker whose two files lie in `folder` (as the worker
+    sees it); their bytecode is written first where it is missing (`worker_bytecode`)."""
     worker_bytecode()
     return ["-I", "-S", "-c", _BOOT, folder, *args]
 
@@ -90,6 +91,8 @@ def worker_bytecode() -> list[tuple[str, str]]:
         if fresh:
             found.append((name, cached))
     return found
+
+
 #: Job uids start here: far above any account a system creates, below 2³¹.
 JOB_UID_BASE = 0x40000000
 _sequence = itertools.count()
@@ -195,6 +198,10 @@ def numpy_site() -> list[str]:
     return [str(Path(importlib.util.find_spec("numpy").origin).resolve().parent.parent)]
 
 
+#: One thread for BLAS and OpenMP: student code (and the grader) work on small matrices.
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def scrubbed_env(home: str, tmp: str = "/tmp") -> dict[str, str]:
     """The whole environment student code gets: nothing of the grader's (tokens, secrets)."""
     return {
@@ -204,9 +211,7 @@ def scrubbed_env(home: str, tmp: str = "/tmp") -> dict[str, str]:
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
+        **ONE_BLAS_THREAD,
         "MPLCONFIGDIR": tmp,
     }
 

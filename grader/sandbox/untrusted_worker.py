@@ -1,9 +1,10 @@
 """The untrusted side of the sandbox: runs INSIDE the child process, next to student code.
 
 A one-line boot imports this file as a top-level module from its own folder (`python -I -S -c
-…`, see process.worker_arguments; so its bytecode is used), and it imports nothing from the grader
-but `protocol.py` beside it (the wire format both sides speak): only the standard library and numpy. It does what the parent asks, one request at a time (import these
-modules, make this object, call this method with these arrays) and sends back plain data only:
+…`, see process.worker_arguments; so its bytecode is used), and it imports nothing from the
+grader but `protocol.py` beside it (the wire format both sides speak): only the standard library
+and numpy. It does what the parent asks, one request at a time (import these modules, make this
+object, call this method with these arrays) and sends back plain data only:
 numbers as raw little-endian float64 bytes with their shape, text, and type names. It judges
 nothing; every comparison happens in the parent, which also bounds what it reads from here.
 """
@@ -603,7 +604,7 @@ def _close_all_but(keep):
 def serve(read_fd, write_fd):
     import numpy as np
 
-    import numpy.random  # noqa: F401  (most layers draw their initial weights: 6 ms, better spent now than in a check)
+    import numpy.random  # noqa: F401  (most layers draw their initial weights: 12 ms here, better spent now than in a check)
 
     sys.dont_write_bytecode = True  # nothing written next to the student's files
     np.seterr(all="ignore")
