@@ -184,10 +184,15 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
     from grader.batch import private_paths
     from grader.late import Dates, settle
 
+    from grader.sandbox.process import fresh_worker_isolated
+
     # A fresh interpreter for the one worker (launched early), not the fork server, which pays off
     # only over many submissions: it preloads numpy and the standard library once for all of them.
+    # As root, a fresh interpreter can drop to the job's uid only where that uid may run it (not a
+    # pyenv under /root): there the fork server, which changes uid after fork without an exec, serves.
     result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
-                              hidden=private_paths(spec, out_dir), prepare=lambda: _prepare_outputs(spec), fork_server=False)
+                              hidden=private_paths(spec, out_dir), prepare=lambda: _prepare_outputs(spec),
+                              fork_server=False if fresh_worker_isolated() else None)
     from grader.html_report import render_report  # imported by then (_prepare_outputs)
     from grader.outputs import gradescope_json, result_json
     from grader.text_report import table

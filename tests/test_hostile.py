@@ -403,7 +403,40 @@ def test_the_staged_worker_is_a_read_only_copy_outside_the_grader(tmp_path):
     assert sorted(p.name for p in folder.glob("__pycache__/*.pyc")) == sorted(Path(c).name for _, c in cached)
 
 
+_UID_PROBE = "import os\nprint('student code runs as uid', os.getuid(), flush=True)\n"
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="a job uid is taken only as root")
+def test_one_submission_in_the_process_sandbox_never_runs_as_root(arena):
+    """As root, a self-check or Gradescope run in the process sandbox runs student code as a job
+    uid of its own, whatever the interpreter: where that uid may not run it (pyenv under /root, as
+    here), the fork server serves instead of a fresh interpreter (this ran as uid 0 before, and a
+    classmate-attacking fixture graded that way killed every process of the machine)."""
+    folder = arena / "class" / "probe"
+    folder.mkdir()
+    (folder / "submission.py").write_text(_UID_PROBE + BASE.read_text())
+    run = subprocess.run([sys.executable, "-m", "grader", str(folder), "--sandbox", "process", "--out", str(arena / "o"),
+                          "--json", str(arena / "probe.json"), "-q"], capture_output=True, text=True, timeout=300)
+    result = json.loads((arena / "probe.json").read_text())
+    assert run.returncode == 0 and result["score"] == 100.0, run.stderr[-2000:]
+    uid = int(result["output"].split("runs as uid")[1].split()[0])
+    assert uid not in (0, os.getuid()), result["output"]
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="a job uid is taken only as root")
+def test_a_fresh_worker_that_could_not_drop_to_its_uid_is_refused_not_run_as_root(monkeypatch):
+    from grader.sandbox import process
+
+    monkeypatch.setattr(process, "others_can_run", lambda program: False)
+    identity = process.JobIdentity(process.JOB_UID_BASE + 1, process.JOB_UID_BASE + 1, "/tmp")
+    with pytest.raises(OSError, match="does not run student code as root"):
+        process.preexec(LIMITS, identity, [])
+    assert not process.fresh_worker_isolated()
+
+
 @pytest.mark.skipif(not AS_ROOT, reason="the copy is made for workers under a job uid (root)")
+@pytest.mark.skipif(AS_ROOT and not others_can_run(sys.executable),
+                    reason="a job uid may not run this interpreter: without a fork server a batch is refused (test above)")
 def test_a_batch_without_its_fork_server_leaves_no_copy_of_the_worker_behind(monkeypatch, arena, spec):
     """Without a fork server the pool's processes start fresh workers, each process from its own
     copy of the worker's files; a pool's process leaves without exit handlers, yet the copy goes."""

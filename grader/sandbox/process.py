@@ -229,10 +229,24 @@ def others_can_run(program: str) -> bool:
     return bool(os.stat(path).st_mode & stat.S_IXOTH)
 
 
+def fresh_worker_isolated() -> bool:
+    """Whether a fresh interpreter's worker runs as the job's own uid: always when not root; as root,
+    only where other users may run this interpreter (a pyenv under /root they may not enter)."""
+    return not as_root() or others_can_run(sys.executable)
+
+
 def preexec(limits, identity: JobIdentity, hidden: list[str]):
-    """What runs in a fresh interpreter's child before exec (no fork server): limits, mounts, uid."""
+    """What runs in a fresh interpreter's child before exec (no fork server): limits, mounts, uid.
+
+    Fails closed: where the job's uid could not run the interpreter, student code is not run as
+    root instead (it could then signal every process of the machine): the caller gets an OSError.
+    """
     values = rlimits(limits)
-    uid = identity.uid if identity.uid is not None and others_can_run(sys.executable) else None
+    uid = identity.uid
+    if uid is not None and not others_can_run(sys.executable):
+        raise OSError(f"the process sandbox cannot run {sys.executable} as a job's own uid (a folder above it is "
+                      "closed to other users) and does not run student code as root: use --sandbox bwrap, or an "
+                      "interpreter other users may run")
 
     def apply():
         import resource
