@@ -25,7 +25,7 @@ def kit(out, spec_file):
 
 
 def _kit(out, spec_file):
-    from grader.deploy import build_kit
+    from grader.course.deploy import build_kit
 
     folder = build_kit(out, spec_file=spec_file)
     click.echo(f"student kit written to {folder}/ — students run: pip install ./{folder.name} && cd my_work && grade .")
@@ -41,7 +41,7 @@ def autograder(zip_path, spec_file, secret_file):
 
 
 def _autograder(zip_path, spec_file, secret_file):
-    from grader.deploy import build_autograder
+    from grader.course.deploy import build_autograder
 
     path, made = build_autograder(zip_path, spec_file=spec_file, secret_file=secret_file)
     click.echo(f"Gradescope autograder written to {path}: upload it as the assignment's autograder (Ubuntu image).")
@@ -58,7 +58,7 @@ def spec(path):
 
 
 def _spec(path):
-    from grader.spec import default_spec_path
+    from grader.assignment.spec import default_spec_path
 
     text = default_spec_path().read_text(encoding="utf-8")
     if path is None:
@@ -80,7 +80,7 @@ def secret(path):
 
 
 def _secret(path):
-    from grader.deploy import new_secret
+    from grader.course.deploy import new_secret
 
     made = new_secret(path)
     click.echo(f"secret written to {made} (mode 600). Use it: grade-admin autograder autograder.zip --secret-file {made}; "

@@ -6,16 +6,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.batch import Entry, detect, grade_batch, looks_like_batch, unique_ids
+from grader.course.batch import Entry, detect, grade_batch, looks_like_batch, unique_ids
 from grader.exceptions import UsageError
 from grader.grade import grade_submission
-from grader.outputs import write_atomic
+from grader.outputs.writers import write_atomic
 from grader.sandbox import Limits, bubblewrap, resolve_sandbox
 from grader.sandbox.process import as_root
-from grader.seeding import choose as choose_seeding
-from grader.seeding import describe as describe_seeding
-from grader.spec import load_spec
-from grader.submission import submission_name
+from grader.checking.seeding import choose as choose_seeding
+from grader.checking.seeding import describe as describe_seeding
+from grader.assignment.spec import load_spec
+from grader.intake.submission import submission_name
 
 
 def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec_file: Path | None = None,
@@ -72,7 +72,7 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
         overrides = _overrides(overrides_file, Path(out_dir), entries, spec, note)
         _check_extensions(spec, entries, note)
         if similarity:
-            from grader.similarity import require
+            from grader.course.similarity import require
 
             require()
         progress = progress_factory(len(entries)) if progress_factory else None
@@ -91,7 +91,7 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
          + (f"  Canvas import: {canvas}" if canvas.is_file() else ""))
     if fail_under is None:
         return 0
-    from grader.batch import load_results
+    from grader.course.batch import load_results
 
     return _below(fail_under, {r.submission: r.score for r in load_results(out_dir, [e.id for e in entries])}, note)
 
@@ -103,7 +103,7 @@ OVERRIDES_POINTER = ".grader-overrides"
 def _overrides(path: Path | None, out_dir: Path, entries, spec, note) -> dict:
     """The overrides to apply ({submission: [Override]}): from `path`, else from the file an earlier
     run of this batch named; a line naming an unknown student or item is a UsageError."""
-    from grader.overrides import load, resolve
+    from grader.course.overrides import load, resolve
 
     pointer = out_dir / OVERRIDES_POINTER
     if path is None:
@@ -128,7 +128,7 @@ def _overrides(path: Path | None, out_dir: Path, entries, spec, note) -> dict:
 
 def _check_extensions(spec, entries, note) -> None:
     """Warn about an extension in the spec that names nobody in the batch (a typo costs a student points)."""
-    from grader.late import extension_students
+    from grader.assignment.late import extension_students
 
     known = {k.lower() for e in entries for k in e.keys}
     for student in extension_students(spec.late):
@@ -138,7 +138,7 @@ def _check_extensions(spec, entries, note) -> None:
 
 def _submission_dates(path: Path | None):
     """The dates and student keys in Gradescope's submission_metadata.json, for the late policy."""
-    from grader.late import Dates, gradescope_dates, student_keys
+    from grader.assignment.late import Dates, gradescope_dates, student_keys
 
     if path is None:
         return Dates(), []
@@ -181,8 +181,8 @@ def _below(fail_under: float | None, scores: dict[str, float], note) -> int:
 def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gradescope_file, quiet, verbose, command, echo,
             dates=None, keys=()) -> float:
     """Grade one submission, write its files, print its table; return its score."""
-    from grader.batch import private_paths
-    from grader.late import Dates, settle
+    from grader.course.batch import private_paths
+    from grader.assignment.late import Dates, settle
 
     from grader.sandbox.process import fresh_worker_isolated
 
@@ -193,9 +193,9 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
     result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
                               hidden=private_paths(spec, out_dir), prepare=lambda: _prepare_outputs(spec),
                               fork_server=False if fresh_worker_isolated() else None)
-    from grader.html_report import render_report  # imported by then (_prepare_outputs)
-    from grader.outputs import gradescope_json, result_json
-    from grader.text_report import table
+    from grader.outputs.html_report import render_report  # imported by then (_prepare_outputs)
+    from grader.outputs.writers import gradescope_json, result_json
+    from grader.outputs.text_report import table
 
     settle(result, spec.late, dates or Dates(), keys)
     text = result_json(result)
@@ -219,8 +219,8 @@ def _prepare_outputs(spec) -> None:
     """What writing one submission's outputs needs, made ready while its worker starts: the
     modules (imported here, not before the worker starts), the compiled report template and the
     rules it shows."""
-    import grader.text_report  # noqa: F401
-    from grader.html_report import ready_report
-    from grader.symbolic import rules_for
+    import grader.outputs.text_report  # noqa: F401
+    from grader.outputs.html_report import ready_report
+    from grader.truth.symbolic import rules_for
 
     ready_report(tuple(rule.mathml for cls in spec.graded_classes for rule in rules_for(cls).values()))

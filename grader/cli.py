@@ -14,7 +14,7 @@ from grader import __version__
 from grader.exceptions import GraderError, UsageError
 from grader.sandbox import SANDBOXES, Limits
 from grader.sandbox.process import ONE_BLAS_THREAD
-from grader.terminal import printable
+from grader.outputs.terminal import printable
 
 
 def _progress_bar(total: int):

@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader import __version__
-from grader.check_table import CHECK_TABLE
-from grader.environment import resolve as resolve_environment
+from grader.assignment.check_table import CHECK_TABLE
+from grader.sandbox.environment import resolve as resolve_environment
 from grader.exceptions import SubmissionError
-from grader.results import CheckResult, ItemResult, SubmissionResult
+from grader.checking.results import CheckResult, ItemResult, SubmissionResult
 from grader.sandbox import ForkServer, Limits, Sandbox, SandboxChoice, WorkerDied, WorkerTimeout, resolve_sandbox
-from grader.seeding import Seeding, secret_seed
-from grader.spec import Item, Spec, load_spec
-from grader.submission import copy_submission, discover, submission_name, workspace
+from grader.checking.seeding import Seeding, secret_seed
+from grader.assignment.spec import Item, Spec, load_spec
+from grader.intake.submission import copy_submission, discover, submission_name, workspace
 
 if TYPE_CHECKING:
-    from grader.checks import ItemContext
-    from grader.student import StudentCode
+    from grader.checking.checks import ItemContext
+    from grader.checking.student import StudentCode
 
 
 def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
@@ -77,8 +77,8 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
         try:
             if found.found:
                 box.launch()  # its interpreter and numpy start now, on the other core, while the grader imports its own
-            from grader.student import StudentCode
-            from grader.symbolic import SymbolicTruth, note_used
+            from grader.checking.student import StudentCode
+            from grader.truth.symbolic import SymbolicTruth, note_used
 
             truth = SymbolicTruth(spec.epsilon)
             student = StudentCode(box, found, spec)
@@ -121,9 +121,9 @@ def _warm_up(spec: Spec, prepare) -> None:
     generators (numpy.random: 6 ms), the derived functions."""
     import numpy.random  # noqa: F401
 
-    import grader.checks  # noqa: F401
-    import grader.network  # noqa: F401
-    from grader.symbolic import preload
+    import grader.checking.checks  # noqa: F401
+    import grader.checking.network  # noqa: F401
+    from grader.truth.symbolic import preload
 
     preload(spec)
     if prepare is not None:
@@ -158,9 +158,9 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
                 spec: Spec, secret: str | None) -> ItemResult:
     """Run the item's checks. Each check draws its own points (seed, item, check); a hidden check
     draws them from the instructor's secret instead, and without the secret it is not run at all."""
-    from grader.checks import CHECKS, ItemContext
-    from grader.points import rng_for
-    from grader.symbolic import rules_for
+    from grader.checking.checks import CHECKS, ItemContext
+    from grader.checking.points import rng_for
+    from grader.truth.symbolic import rules_for
 
     cls = item.cls
     rule = rules_for(cls).get(item.method)
@@ -228,7 +228,7 @@ def _unique(placeholders: list[dict], found) -> list[dict]:
 
 def _run_check(check, ctx: ItemContext, name: str, weight: float, result: SubmissionResult) -> CheckResult:
     """Run one check; whatever happens, return a CheckResult."""
-    from grader.student import StudentFailure
+    from grader.checking.student import StudentFailure
 
     try:
         return check(ctx, name, weight)
@@ -248,7 +248,7 @@ def _run_check(check, ctx: ItemContext, name: str, weight: float, result: Submis
 
 
 def _guarded_network(net, spec, student, seed, result) -> ItemResult:
-    from grader.network import run_network
+    from grader.checking.network import run_network
 
     try:
         return run_network(net, spec, student, seed)

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.spec import load_spec
-from grader.symbolic import SymbolicTruth
+from grader.assignment.spec import load_spec
+from grader.truth.symbolic import SymbolicTruth
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

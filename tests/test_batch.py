@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import Entry, content_hash, detect, grade_batch, looks_like_batch
+from grader.course.batch import Entry, content_hash, detect, grade_batch, looks_like_batch
 from grader.sandbox import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -172,7 +172,7 @@ def test_dask_local_cluster_gives_the_same_results(tmp_path, spec):
 
 
 def test_a_grader_failure_on_one_submission_is_recorded_and_the_batch_goes_on(tmp_path, spec, monkeypatch):
-    import grader.batch as batch
+    import grader.course.batch as batch
 
     real = batch.grade_one
 
@@ -181,7 +181,7 @@ def test_a_grader_failure_on_one_submission_is_recorded_and_the_batch_goes_on(tm
             raise RuntimeError("simulated grader bug")
         return real(entry, *args)
 
-    # Pickled by name as grader.batch.grade_one, which the forked pool resolves to this patch.
+    # Pickled by name as grader.course.batch.grade_one, which the forked pool resolves to this patch.
     flaky.__module__, flaky.__qualname__ = real.__module__, real.__qualname__
     monkeypatch.setattr(batch, "grade_one", flaky)
     entries = [Entry("a", SUBMISSIONS / "fc_gradient_w"), Entry("b", SUBMISSIONS / "tanh_missing")]
@@ -271,7 +271,7 @@ def test_student_text_cannot_start_a_formula_or_move_the_cursor(tmp_path, spec):
 
 
 def test_official_seeds_are_secret_or_recorded_and_reused(tmp_path, spec, monkeypatch):
-    from grader.seeding import SEED_FILE, choose
+    from grader.checking.seeding import SEED_FILE, choose
 
     monkeypatch.delenv("GRADER_HIDDEN_SECRET", raising=False)
     assert choose(spec, official=False) == choose(spec, official=False)  # a self-check: fixed

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import cache, symbolic
-from grader.spec import load_spec, parse_spec
+from grader import cache
+from grader.truth import symbolic
+from grader.assignment.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ GRADE_REFERENCE = """
     from grader.grade import grade_submission
     result = grade_submission("reference", sandbox="process")
     print(json.dumps({"score": result.score, "max": result.max_score, "sympy": "sympy" in sys.modules,
-                      "rules": "grader.rules" in sys.modules}))
+                      "rules": "grader.truth.rules" in sys.modules}))
 """
 
 
@@ -81,7 +82,7 @@ def test_library_versions_are_read_without_importing_them_as_importlib_metadata_
 
 
 def test_the_spec_facts_are_read_from_the_cache_and_a_damaged_entry_is_derived_again(tmp_path, monkeypatch):
-    from grader.spec import default_spec_path
+    from grader.assignment.spec import default_spec_path
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     first = load_spec(default_spec_path())
@@ -196,7 +197,7 @@ def test_the_warm_up_runs_while_the_worker_starts_and_cannot_break_grading(tmp_p
 def test_the_environment_is_resolved_once_and_read_back_without_importlib_metadata(tmp_path):
     code = """
         import json, sys
-        from grader.environment import resolve
+        from grader.sandbox.environment import resolve
         env = resolve(("numpy",))
         print(json.dumps({"paths": env.paths, "modules": sorted(env.modules), "metadata": "importlib.metadata" in sys.modules}))
     """
@@ -207,7 +208,7 @@ def test_the_environment_is_resolved_once_and_read_back_without_importlib_metada
 
 
 def test_a_planted_environment_entry_cannot_mount_the_grader_or_a_foreign_folder(tmp_path, monkeypatch):
-    from grader import environment
+    from grader.sandbox import environment
     from grader.paths import reference_dir
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
@@ -230,7 +231,7 @@ def test_a_planted_environment_entry_cannot_mount_the_grader_or_a_foreign_folder
 
 
 def test_installing_or_removing_a_package_resolves_the_environment_afresh(tmp_path, monkeypatch):
-    from grader import environment
+    from grader.sandbox import environment
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     environment.resolve.cache_clear()

@@ -201,7 +201,7 @@ def test_the_terminal_gets_unicode_rules_and_wrapped_reasons(tmp_path, monkeypat
 
 def test_grade_admin_prints_the_default_spec_to_start_from(tmp_path):
     from grader.admin_cli import main as admin
-    from grader.spec import default_spec_path, load_spec
+    from grader.assignment.spec import default_spec_path, load_spec
 
     printed = CliRunner().invoke(admin, ["spec"])
     assert printed.exit_code == 0 and printed.output == default_spec_path().read_text()

@@ -1,7 +1,7 @@
 """The comparison engine: verdicts and messages in numpy's order."""
 import numpy as np
 
-from grader.compare import compare
+from grader.checking.compare import compare
 
 
 def test_equal_within_tolerance_passes():

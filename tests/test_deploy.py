@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from grader.deploy import build_autograder, build_kit
+from grader.course.deploy import build_autograder, build_kit
 from grader.exceptions import UsageError
 from grader.grade import grade_submission
-from grader.outputs import gradescope_json
+from grader.outputs.writers import gradescope_json
 from grader.paths import reference_dir, template_dir
-from grader.spec import load_spec
+from grader.assignment.spec import load_spec
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-DEFAULT = Path(__file__).resolve().parent.parent / "grader" / "specs" / "default.toml"
+DEFAULT = Path(__file__).resolve().parent.parent / "grader" / "assignment" / "specs" / "default.toml"
 GRADESCOPE_VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
 
 
@@ -121,8 +121,8 @@ def test_hidden_checks_run_only_with_the_secret(tmp_path, monkeypatch):
 
 
 def test_hidden_points_come_from_the_secret(tmp_path, monkeypatch):
-    from grader.points import rng_for
-    from grader.seeding import secret_seed
+    from grader.checking.points import rng_for
+    from grader.checking.seeding import secret_seed
 
     a, b = rng_for(secret_seed("one"), "X/edges").normal(size=3), rng_for(secret_seed("two"), "X/edges").normal(size=3)
     assert not (a == b).all()
@@ -155,7 +155,7 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     results = json.loads((root / "results" / "results.json").read_text())
     assert set(results) <= {"score", "execution_time", "output", "tests", "visibility", "stdout_visibility"}
     monkeypatch.setenv("HW_SECRET", "instructor-only")
-    from grader.seeding import choose
+    from grader.checking.seeding import choose
 
     spec = load_spec(hidden_spec(tmp_path))
     expected = grade_submission(root / "submission", spec=spec, sandbox="auto", seed=choose(spec, official=True))

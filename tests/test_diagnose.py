@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from grader.diagnose import Situation, diagnose
-from grader.spec import load_spec
-from grader.symbolic import SymbolicTruth
+from grader.checking.diagnose import Situation, diagnose
+from grader.assignment.spec import load_spec
+from grader.truth.symbolic import SymbolicTruth
 
 SPEC = load_spec()
 TRUTH = SymbolicTruth(SPEC.epsilon)

@@ -3,7 +3,7 @@ import pytest
 import sympy as sp
 
 from grader.exceptions import FormulaError
-from grader.formulas import parse_formula
+from grader.assignment.formulas import parse_formula
 
 z = sp.Symbol("z")
 

@@ -250,9 +250,9 @@ def test_the_original_submission_is_never_changed(tmp_path):
 
 
 def test_a_spec_that_contradicts_the_reference_is_reported_as_a_grader_fault(tmp_path):
-    from grader.spec import load_spec
+    from grader.assignment.spec import load_spec
 
-    text = (Path(__file__).resolve().parent.parent / "grader" / "specs" / "default.toml").read_text()
+    text = (Path(__file__).resolve().parent.parent / "grader" / "assignment" / "specs" / "default.toml").read_text()
     spec_file = tmp_path / "wrong.toml"
     text = text.replace('forward = "(exp(z) - exp(-z))/(exp(z) + exp(-z))"', 'forward = "z"')
     spec_file.write_text(text.replace('rule_formulas = { gradient = "1 - g**2 + eps" }', ""))  # no longer its rule
@@ -267,7 +267,7 @@ def test_a_spec_that_contradicts_the_reference_is_reported_as_a_grader_fault(tmp
     (["ok", "timeout"], "failed"),                   # wrong numbers once: that is a failure
 ])
 def test_item_status_says_what_happened_when_no_answer_came(outcomes, status):
-    from grader.results import CheckResult, ItemResult
+    from grader.checking.results import CheckResult, ItemResult
 
     item = ItemResult("TanhLayer.forward", 4.0,
                       checks=[CheckResult(f"c{i}", False, 1.0, outcome=o) for i, o in enumerate(outcomes)])

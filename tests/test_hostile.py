@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.batch import Entry, grade_batch
-from grader.batch import grade_one as _REAL_GRADE_ONE
+from grader.course.batch import Entry, grade_batch
+from grader.course.batch import grade_one as _REAL_GRADE_ONE
 from grader.grade import grade_submission
 from grader.sandbox import OUTPUT_LIMIT, Limits, bwrap_available
 from grader.sandbox.process import others_can_run
@@ -162,7 +162,7 @@ def test_secret_never_reaches_the_student_or_a_report(arena, tmp_path):
     result = grade_submission(arena / "class" / "env", sandbox="process", limits=LIMITS)
     assert result.item("TanhLayer.forward").status == "passed"  # its output was only right with no secret in sight
     assert "GRADER_SECRET_TOKEN" not in result.output and "PATH" in result.output
-    from grader.html_report import render_report
+    from grader.outputs.html_report import render_report
 
     assert SECRET not in render_report(result)
 
@@ -282,14 +282,14 @@ def test_the_process_sandbox_hides_the_graders_files_the_results_and_the_secret(
     secret = arena / "secret.txt"
     secret.write_text("instructor-only\n")
     (arena / "out" / "alice.json").write_text('{"score": 12}')
-    probes = [Path(grader.__file__).resolve(), Path(grader.__file__).resolve().parent / "specs" / "default.toml",
+    probes = [Path(grader.__file__).resolve(), Path(grader.__file__).resolve().parent / "assignment" / "specs" / "default.toml",
               arena / "out" / "alice.json", secret]
     code = ("import os\nimport numpy as np\n\n\nclass TanhLayer:\n    def forward(self, X):\n"
             f"        readable = [p for p in {[str(p) for p in probes]!r} if os.access(p, os.R_OK)]\n"
             "        print('READABLE:', readable)\n        return np.tanh(X)\n")
     (arena / "class" / "snoop").mkdir()
     (arena / "class" / "snoop" / "snoop.py").write_text(code)
-    from grader.batch import private_paths
+    from grader.course.batch import private_paths
 
     result = grade_submission(arena / "class" / "snoop", sandbox="process", limits=LIMITS,
                               hidden=private_paths(spec, arena / "out") + (str(secret),))
@@ -467,7 +467,7 @@ def _killer(entry, *args, **kwargs):
 
 
 def test_a_submission_that_kills_its_pool_twice_costs_only_itself(monkeypatch, arena, spec):
-    import grader.batch as batch
+    import grader.course.batch as batch
 
     monkeypatch.setattr(batch, "grade_one", _killer)
     (arena / "class" / "killer").mkdir()

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from grader.grade import grade_submission
-from grader.html_report import heatmap_svg, render_report, render_summary
+from grader.outputs.html_report import heatmap_svg, render_report, render_summary
 from grader.paths import reference_dir, template_dir
-from grader.results import STATUSES, CheckResult, ItemResult, SubmissionResult
+from grader.checking.results import STATUSES, CheckResult, ItemResult, SubmissionResult
 from grader.sandbox import Limits
 
 SUBMISSIONS = Path(__file__).resolve().parent / "fixtures" / "submissions"

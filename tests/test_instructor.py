@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.batch import detect, grade_batch
+from grader.course.batch import detect, grade_batch
 from grader.cli import main
 from grader.exceptions import SpecError, UsageError
-from grader.late import Dates, assess, gradescope_dates, parse_policy
-from grader.spec import default_spec_path, load_spec
+from grader.assignment.late import Dates, assess, gradescope_dates, parse_policy
+from grader.assignment.spec import default_spec_path, load_spec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -213,7 +213,7 @@ def test_overrides_apply_to_outputs_never_to_results_and_survive_resume(tmp_path
 
 
 def test_toml_overrides_and_what_an_unknown_student_or_item_says(tmp_path):
-    from grader.overrides import load, resolve
+    from grader.course.overrides import load, resolve
 
     students = {e.id: e.keys for e in detect(BATCHES / "gradescope", tmp_path / "work").entries}
     items = [i.name for i in load_spec().items]
@@ -273,8 +273,8 @@ def test_shared_unusual_wrong_answers_group_the_students_who_share_them(copying_
 
 
 def test_shared_answers_need_the_same_test_points(copying_batch):
-    from grader.batch import load_results
-    from grader.shared_answers import groups
+    from grader.course.batch import load_results
+    from grader.course.shared_answers import groups
 
     results = load_results(copying_batch, ["alice", "bob"])
     assert groups(results)
@@ -299,8 +299,8 @@ def test_similar_code_by_copydetect_with_the_template_as_boilerplate(copying_bat
 
 
 def test_student_code_in_the_side_by_side_view_stays_text(tmp_path):
-    from grader import similarity
-    from grader.html_report import render_summary
+    from grader.course import similarity
+    from grader.outputs.html_report import render_summary
 
     for name in ("p", "q"):
         (tmp_path / name).mkdir()

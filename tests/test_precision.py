@@ -1,8 +1,8 @@
 """Judging at the student's precision: which dtype is which, and the tolerances each gets."""
 import numpy as np
 
-from grader.precision import FLOAT64, PRECISIONS, lowest, precision_of
-from grader.spec import Tolerance
+from grader.checking.precision import FLOAT64, PRECISIONS, lowest, precision_of
+from grader.assignment.spec import Tolerance
 
 
 def test_dtypes_map_to_their_precision_and_exact_types_to_float64():

@@ -6,8 +6,8 @@ import pytest
 
 from grader.grade import grade_submission
 from grader.sandbox import Limits, bwrap_available
-from grader.spec import load_spec, parse_spec
-from grader.submission import discover, normalised
+from grader.assignment.spec import load_spec, parse_spec
+from grader.intake.submission import discover, normalised
 
 from test_grade import SUBMISSIONS
 
@@ -135,7 +135,7 @@ def test_a_package_the_spec_allows_must_be_installed():
 
 
 def test_notebook_keeps_definitions_and_drops_everything_else(tmp_path):
-    from grader.submission import notebook_modules
+    from grader.intake.submission import notebook_modules
 
     cells = [{"cell_type": "code", "source": "import numpy as np\n%timeit 1\nEPS = np.finfo(float).eps\ndata = np.loadtxt('x')\n"},
              {"cell_type": "code", "source": "for i in range(3):\n    print(i)\n"},

@@ -1,7 +1,7 @@
 """Scores derive from checks: auxiliary checks pay only when a value check of the item passed."""
 import pytest
 
-from grader.results import CheckResult, ItemResult, SubmissionResult
+from grader.checking.results import CheckResult, ItemResult, SubmissionResult
 
 
 def item(*checks):

@@ -4,8 +4,8 @@ import pytest
 import sympy as sp
 
 from grader.exceptions import SpecError
-from grader.spec import Z, load_spec, parse_spec
-from grader.symbolic import SymbolicTruth, rules_for
+from grader.assignment.spec import Z, load_spec, parse_spec
+from grader.truth.symbolic import SymbolicTruth, rules_for
 
 
 def test_default_spec_is_the_contract_assignment(spec):
@@ -156,6 +156,6 @@ def test_the_spec_does_not_import_the_check_logic():
     import subprocess
     import sys
 
-    code = "import sys, grader.spec; print('grader.checks' in sys.modules, 'grader.check_table' in sys.modules)"
+    code = "import sys, grader.assignment.spec; print('grader.checking.checks' in sys.modules, 'grader.assignment.check_table' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from grader.exceptions import SubmissionError
-from grader.submission import copy_submission, discover, submission_name
+from grader.intake.submission import copy_submission, discover, submission_name
 
 SUBMISSIONS = Path(__file__).resolve().parent / "fixtures" / "submissions"
 

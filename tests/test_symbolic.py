@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from grader.points import objective_pair
-from grader.reference_truth import ReferenceTruth, reference_module
-from grader.spec import load_spec, parse_spec
-from grader.symbolic import SymbolicTruth, class_values, numpy_function, rules_for
+from grader.checking.points import objective_pair
+from grader.truth.reference_truth import ReferenceTruth, reference_module
+from grader.assignment.spec import load_spec, parse_spec
+from grader.truth.symbolic import SymbolicTruth, class_values, numpy_function, rules_for
 
 
 def compile_exprs(args, exprs):
@@ -133,7 +133,7 @@ def test_edges_stay_finite_and_exact():
 def test_lambdified_code_round_trips_through_the_disk_cache(tmp_path, monkeypatch):
     import sympy as sp
 
-    from grader import symbolic
+    from grader.truth import symbolic
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(symbolic, "_MEMORY", {})
@@ -151,7 +151,7 @@ def test_lambdified_code_round_trips_through_the_disk_cache(tmp_path, monkeypatc
 def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     import sympy as sp
 
-    from grader import symbolic
+    from grader.truth import symbolic
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(symbolic, "_MEMORY", {})
@@ -164,7 +164,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_rules_are_derived_once_then_read_from_disk(tmp_path, monkeypatch):
-    from grader import symbolic
+    from grader.truth import symbolic
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     sigmoid = SPEC.classes["LogisticSigmoidLayer"]
@@ -233,7 +233,7 @@ def test_reference_package_exports_every_spec_class():
 
 @pytest.mark.parametrize("text", ["-(g - 1)*g", "-(g - 1)*(g + 1)", "-g**2 + g", "2*g*(g - 3)", "-(g + 2)*(g - 1)"])
 def test_readable_forms_are_the_same_function(text):
-    from grader.rules import _leading_sign_inside, readable
+    from grader.truth.rules import _leading_sign_inside, readable
 
     g = sp.Symbol("g")
     form = sp.sympify(text, locals={"g": g})
@@ -279,7 +279,7 @@ def test_the_sigmoid_derivative_band_is_g_1_minus_g_plus_eps(spec, truth):
 def test_cached_code_runs_only_when_it_is_arithmetic(tmp_path, monkeypatch):
     # The disk cache is writable by the grader's user, and so by student code in the process
     # sandbox as that user: a planted file must never run, only be derived afresh.
-    from grader import symbolic
+    from grader.truth import symbolic
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     symbolic._MEMORY.clear()

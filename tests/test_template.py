@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from grader.paths import reference_dir, template_dir
-from grader.reference_truth import reference_module
-from grader.spec import GRADED_METHODS, load_spec
+from grader.truth.reference_truth import reference_module
+from grader.assignment.spec import GRADED_METHODS, load_spec
 
 SPEC = load_spec()
 

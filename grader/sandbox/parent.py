@@ -222,7 +222,7 @@ class Sandbox:
                  hidden: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
         if not mounts:  # numpy alone, the least the worker needs
-            from grader.environment import resolve
+            from grader.sandbox.environment import resolve
 
             mounts = resolve(("numpy",)).paths
         self.mounts = mounts  # (site folder, entry): the allowed packages' files, bound under bubblewrap

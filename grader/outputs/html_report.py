@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from grader.results import SubmissionResult
+from grader.checking.results import SubmissionResult
 
 MARKS = {"passed": "✓", "partial": "◐", "failed": "✗", "error": "!", "timeout": "T", "missing": "∅", "not_implemented": "…"}
 STATUS_TEXT = {"not_implemented": "not implemented"}
@@ -28,7 +28,7 @@ def _environment():
     import jinja2  # here, not at the top: a self-check imports it while its worker starts (ready_report)
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("grader", "templates"),
+        loader=jinja2.PackageLoader("grader.outputs", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         trim_blocks=True,
@@ -38,7 +38,7 @@ def _environment():
 
 @functools.lru_cache(maxsize=1)
 def _css() -> str:
-    return resources.files("grader.templates").joinpath("style.css").read_text(encoding="utf-8")
+    return resources.files("grader.outputs.templates").joinpath("style.css").read_text(encoding="utf-8")
 
 
 def ready_report(mathml: tuple[str, ...] = ()) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from grader.exceptions import SubmissionError
-from grader.spec import Spec
+from grader.assignment.spec import Spec
 
 MAX_FILES = 2000
 MAX_BYTES = 50 * 1024**2

@@ -48,7 +48,7 @@ class Document:
 def documents(entries, workdir: Path) -> list[Document]:
     """Each entry's Python source (notebooks' code cells included) as one document; unreadable ones are left out."""
     from grader.exceptions import SubmissionError
-    from grader.submission import copy_submission, notebook_modules, read_source, regular_files
+    from grader.intake.submission import copy_submission, notebook_modules, read_source, regular_files
 
     out = []
     for n, entry in enumerate(entries):
@@ -143,7 +143,7 @@ def _context(text: str, *, first: bool, last: bool) -> str:
 
 
 def write(out_dir: Path, data: dict) -> None:
-    from grader.outputs import write_atomic
+    from grader.outputs.writers import write_atomic
 
     write_atomic(Path(out_dir) / FILE, json.dumps(data, ensure_ascii=False))
 

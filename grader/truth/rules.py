@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from grader.spec import FORWARD_NAMES, LOSS_NAMES, formula_expr, symbols
-from grader.symbolic import Rule, derivative
+from grader.assignment.spec import FORWARD_NAMES, LOSS_NAMES, formula_expr, symbols
+from grader.truth.symbolic import Rule, derivative
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _leading_sign_inside(form: sp.Expr) -> sp.Expr:
 
 def written_form(kind: str, text: str) -> sp.Expr:
     """A spec's rule formula as written (unevaluated), in the symbols the reports show: g(z), ŷ, ε."""
-    from grader.formulas import parse_formula
+    from grader.assignment.formulas import parse_formula
 
     s = symbols()
     epsilon = sp.Symbol("epsilon")  # as shown: replacing eps later would re-sort the terms

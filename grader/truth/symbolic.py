@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader import cache
-from grader.spec import FORWARD_NAMES, LOSS_NAMES, MISTAKE_NAMES, RULE_NAMES, ClassSpec, symbols
+from grader.assignment.spec import FORWARD_NAMES, LOSS_NAMES, MISTAKE_NAMES, RULE_NAMES, ClassSpec, symbols
 
 #: The smallest ε that counts at ŷ = 0 or 1, where ε = 0 gives ln 0: np.finfo(float).eps and
 #: 1e-15 are what students write there.
@@ -616,6 +616,6 @@ def _cached_rules(kind: str, formula: str | None, rules: tuple, reduction: str, 
 
 
 def _rules(kind: str, formula: str | None, rules: tuple, reduction: str, written: tuple = ()) -> dict[str, Rule]:
-    from grader.rules import derive_rules
+    from grader.truth.rules import derive_rules
 
     return derive_rules(kind, formula, rules, reduction, written)

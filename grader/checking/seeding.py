@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.spec import Spec
+from grader.assignment.spec import Spec
 
 SEED_FILE = ".grader-seed"
 

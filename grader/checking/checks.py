@@ -28,17 +28,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from grader import points
-from grader.check_table import CHECK_TABLE
-from grader.compare import compare
-from grader.diagnose import Situation, diagnose
-from grader.precision import Precision, precision_of
-from grader.results import CheckResult
-from grader.reference_truth import ReferenceTruth
+from grader.checking import points
+from grader.assignment.check_table import CHECK_TABLE
+from grader.checking.compare import compare
+from grader.checking.diagnose import Situation, diagnose
+from grader.checking.precision import Precision, precision_of
+from grader.checking.results import CheckResult
+from grader.truth.reference_truth import ReferenceTruth
 from grader.sandbox import ObjectHandle
-from grader.spec import ClassSpec, Item, Tolerance
-from grader.student import StudentCode, StudentFailure, array_of
-from grader.symbolic import Band, SymbolicTruth
+from grader.assignment.spec import ClassSpec, Item, Tolerance
+from grader.checking.student import StudentCode, StudentFailure, array_of
+from grader.truth.symbolic import Band, SymbolicTruth
 
 N, D, K = points.N, points.D, points.K
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from grader.compare import close, compare
-from grader.spec import ClassSpec
-from grader.symbolic import SymbolicTruth, class_values, reduce_loss
+from grader.checking.compare import close, compare
+from grader.assignment.spec import ClassSpec
+from grader.truth.symbolic import SymbolicTruth, class_values, reduce_loss
 
 REDUCTION_WORDS = {
     "mean": "the mean over all N·K entries",

@@ -9,7 +9,7 @@ from types import ModuleType
 import numpy as np
 
 from grader.paths import reference_dir
-from grader.spec import ClassSpec
+from grader.assignment.spec import ClassSpec
 
 _MODULE_NAME = "_grader_reference"
 

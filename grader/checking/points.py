@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 
-from grader.spec import ClassSpec
+from grader.assignment.spec import ClassSpec
 
 N, D, K = 7, 5, 3
 KINK_MARGIN = 0.05

@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from grader.precision import Precision, lowest, precision_of
+from grader.checking.precision import Precision, lowest, precision_of
 from grader.sandbox import ObjectHandle, Outcome, PostFailed, Sandbox, WorkerDied, WorkerTimeout
-from grader.spec import GRADED_METHODS, HELPER_METHODS, ClassSpec, Spec
-from grader.submission import Discovery
+from grader.assignment.spec import GRADED_METHODS, HELPER_METHODS, ClassSpec, Spec
+from grader.intake.submission import Discovery
 
 
 class StudentFailure(Exception):

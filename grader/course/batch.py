@@ -20,8 +20,8 @@ from pathlib import Path
 
 from grader import __version__
 from grader.exceptions import SubmissionError, UsageError
-from grader.spec import Spec
-from grader.terminal import csv_text
+from grader.assignment.spec import Spec
+from grader.outputs.terminal import csv_text
 
 LAYOUTS = ("folders", "zips", "canvas", "gradescope")
 # Canvas: <name parts>_[LATE_]<user id>_<submission id>_<original file name>[-<n>].<ext>
@@ -45,7 +45,7 @@ class Entry:
     @property
     def keys(self) -> list[str]:
         """What may name this student in the spec's [late.extensions] or an overrides file."""
-        from grader.late import student_keys
+        from grader.assignment.late import student_keys
 
         return student_keys(self.id, self.name, self.email, self.canvas_id)
 
@@ -94,7 +94,7 @@ def looks_like_batch(path: Path, spec: Spec) -> bool:
 
 
 def _class_names(child: Path, spec: Spec) -> set[str]:
-    from grader.submission import MAX_SOURCE_BYTES, read_source, regular_files
+    from grader.intake.submission import MAX_SOURCE_BYTES, read_source, regular_files
 
     sources = []
     if child.is_dir():
@@ -259,7 +259,7 @@ def _zip_is_canvas(path: Path) -> bool:
 
 
 def _safe_extract(archive: Path, dest: Path):
-    from grader.submission import unzip_into
+    from grader.intake.submission import unzip_into
 
     unzip_into(archive, dest)
 
@@ -276,7 +276,7 @@ def content_hash(path: Path) -> str:
 
     Only regular files are read, never through a link; a file that cannot be read counts by its
     name alone (it cannot be graded either)."""
-    from grader.submission import regular_files
+    from grader.intake.submission import regular_files
 
     digest = hashlib.sha256()
     path = Path(path)
@@ -309,7 +309,7 @@ def grade_one(entry: Entry, spec: Spec, seed: int, sandbox: str, limits, command
     A submission that cannot be graded at all (no Python file, a zip that does not unpack) gets a
     result of its own saying why: it is that student's problem, never the grader's."""
     from grader.grade import grade_submission
-    from grader.late import Dates, settle
+    from grader.assignment.late import Dates, settle
 
     if entry.problem:
         result = problem_result(entry, spec, entry.problem)
@@ -329,7 +329,7 @@ def grade_one(entry: Entry, spec: Spec, seed: int, sandbox: str, limits, command
 
 def problem_result(entry: Entry, spec: Spec, reason: str):
     """A result for a submission that could not be graded: 0 on every item, and the reason."""
-    from grader.results import ItemResult, SubmissionResult
+    from grader.checking.results import ItemResult, SubmissionResult
 
     status = "missing" if "no Python file" in reason else "error"
     items = [ItemResult(name=i.name, max_score=i.points, status_override=status, reason=reason) for i in spec.items]
@@ -339,7 +339,7 @@ def problem_result(entry: Entry, spec: Spec, reason: str):
 
 def _failed_result(entry: Entry, spec: Spec, exc: Exception):
     """A result for a submission the grader itself could not finish: every item an error, nothing lost."""
-    from grader.results import ItemResult, SubmissionResult
+    from grader.checking.results import ItemResult, SubmissionResult
 
     message = f"the grader failed on this submission: {type(exc).__name__}: {exc}"
     items = [ItemResult(name=i.name, max_score=i.points, status_override="error", reason=message) for i in spec.items]
@@ -354,8 +354,8 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
 
     `overrides` ({submission: [Override]}) are applied to the class outputs; with `similarity`,
     every pair of submissions is compared by code (similarity.json, shown in the summary)."""
-    from grader.html_report import render_report
-    from grader.outputs import result_json, write_atomic
+    from grader.outputs.html_report import render_report
+    from grader.outputs.writers import result_json, write_atomic
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -380,7 +380,7 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
         else:
             _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished, hidden=private_paths(spec, out_dir))
         if similarity:
-            from grader import similarity as by_code
+            from grader.course import similarity as by_code
             from grader.paths import template_dir
 
             by_code.write(out_dir, by_code.compare(entries, template_dir()))
@@ -455,12 +455,12 @@ def _run_dask(todo, spec, seed, sandbox, limits, command, keys, address, finishe
 
 def _warm(spec: Spec):
     """Derive and lambdify every item's ground truth in this process."""
-    from grader.symbolic import SymbolicTruth, rules_for
+    from grader.truth.symbolic import SymbolicTruth, rules_for
 
     truth = SymbolicTruth(spec.epsilon)
     import numpy as np
 
-    from grader.points import K, N
+    from grader.checking.points import K, N
 
     for cls in spec.classes.values():
         rules_for(cls)
@@ -504,7 +504,7 @@ def unique_ids(entries: list[Entry]):
 
 def load_results(out_dir: Path, ids: list[str]):
     """The results of `ids` as they are on disk (a missing or unreadable one is left out)."""
-    from grader.results import SubmissionResult
+    from grader.checking.results import SubmissionResult
 
     results = []
     for i in ids:
@@ -524,10 +524,10 @@ def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: di
     """Rebuild index.html, grades.csv and summary.json from the results on disk, with the
     instructor's `overrides` ({submission: [Override]}) applied to them and to the reports of
     the students they touch; the results on disk are never changed."""
-    from grader import shared_answers, similarity
-    from grader.html_report import render_report, render_summary
-    from grader.outputs import write_atomic
-    from grader.overrides import apply
+    from grader.course import shared_answers, similarity
+    from grader.outputs.html_report import render_report, render_summary
+    from grader.outputs.writers import write_atomic
+    from grader.course.overrides import apply
 
     out_dir = Path(out_dir)
     results = apply(load_results(out_dir, ids), overrides or {})

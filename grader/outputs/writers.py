@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from grader.results import SubmissionResult
+from grader.checking.results import SubmissionResult
 
 
 def write_atomic(path: Path, text: str):

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from grader import cache
-from grader.check_table import check_names
+from grader.assignment.check_table import check_names
 from grader.exceptions import FormulaError, SpecError
 
 if sys.version_info >= (3, 11):
@@ -80,13 +80,13 @@ def __getattr__(name):  # spec.Z, spec.YHAT, …: the symbols, made on first use
     table = {"Z": "z", "Y": "y", "YHAT": "yhat", "EPS": "eps", "G": "g"}
     if name in table:
         return symbols()[table[name]]
-    raise AttributeError(f"module 'grader.spec' has no attribute {name!r}")
+    raise AttributeError(f"module 'grader.assignment.spec' has no attribute {name!r}")
 
 
 @functools.lru_cache(maxsize=None)
 def formula_expr(text: str, names: tuple[str, ...], evaluate: bool = True):
     """The SymPy expression of a formula of the spec (imports SymPy; cached)."""
-    from grader.formulas import parse_formula
+    from grader.assignment.formulas import parse_formula
 
     table = symbols()
     return parse_formula(text, {n: table[n] for n in names}, evaluate=evaluate)
@@ -246,7 +246,7 @@ class Spec:
     fingerprint: str
     hidden: "Hidden" = None
     packages: tuple[str, ...] = ("numpy",)  # third-party packages student code may import ([environment])
-    late: object = None  # grader.late.LatePolicy: what late work loses ([late]); None: nothing
+    late: object = None  # grader.assignment.late.LatePolicy: what late work loses ([late]); None: nothing
 
     def is_hidden(self, item: str, check: str | None = None) -> bool:
         """True for a hidden item, or a check hidden everywhere ("edges") or in one item ("Item.method:edges")."""
@@ -298,7 +298,7 @@ class Spec:
 
 def default_spec_path() -> Path:
     """Return the path of the built-in spec (the assignment of CONTRACT.md)."""
-    return Path(str(resources.files("grader.specs").joinpath("default.toml")))
+    return Path(str(resources.files("grader.assignment.specs").joinpath("default.toml")))
 
 
 def load_spec(path: str | Path | None = None) -> Spec:
@@ -364,7 +364,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "", der
     networks = tuple(_network(i, n, classes, source) for i, n in enumerate(data.get("networks", [])))
     hidden = _hidden(data.get("hidden"), classes, source)
     packages = _environment(_table(data, "environment", source), source)
-    from grader.late import parse_policy
+    from grader.assignment.late import parse_policy
 
     late = parse_policy(data.get("late"), source)
     spec = Spec(
@@ -574,7 +574,7 @@ def _differs_from_derived(kind, expr, formula) -> str:
 
 def _environment(data, source) -> tuple[str, ...]:
     """The third-party packages student code may import; each must be installed where the grader runs."""
-    from grader.environment import missing_packages
+    from grader.sandbox.environment import missing_packages
 
     _no_unknown(data, _ENVIRONMENT_KEYS, source, section="environment")
     packages = data.get("packages", ["numpy"])

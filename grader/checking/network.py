@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader import points
-from grader.compare import compare
-from grader.symbolic import SymbolicTruth
-from grader.results import CheckResult, ItemResult
-from grader.spec import NetworkSpec, Spec
-from grader.student import StudentCode, StudentFailure, array_of
+from grader.checking import points
+from grader.checking.compare import compare
+from grader.truth.symbolic import SymbolicTruth
+from grader.checking.results import CheckResult, ItemResult
+from grader.assignment.spec import NetworkSpec, Spec
+from grader.checking.student import StudentCode, StudentFailure, array_of
 
 FEATURES, HIDDEN = 5, 4
 # Loose on purpose: right forms differ by ε-sized terms that back-propagation magnifies; this

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 
-from grader.results import SubmissionResult
+from grader.checking.results import SubmissionResult
 
 
 def table(result: SubmissionResult, *, verbose: bool = False, width: int | None = None) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.spec import Tolerance
+from grader.assignment.spec import Tolerance
 
 
 @dataclass(frozen=True)

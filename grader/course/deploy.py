@@ -16,7 +16,7 @@ import grader
 from grader import __version__
 from grader.exceptions import UsageError
 from grader.paths import template_dir
-from grader.spec import load_spec
+from grader.assignment.spec import load_spec
 
 PACKAGE_DIR = Path(grader.__file__).resolve().parent
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "reference", "student_template")
@@ -39,8 +39,8 @@ grade = "grader.cli:program"
 packages = {packages}
 
 [tool.setuptools.package-data]
-"grader.specs" = ["*.toml"]
-"grader.templates" = ["*.j2", "*.css"]
+"grader.assignment.specs" = ["*.toml"]
+"grader.outputs.templates" = ["*.j2", "*.css"]
 """
 
 KIT_README = """# {title}: your starting files and a self-check
@@ -63,7 +63,7 @@ full marks, for your own CI.
 
 def _copy_grader(dest: Path, *, with_reference: bool):
     shutil.copytree(PACKAGE_DIR, dest / "grader", ignore=IGNORE)
-    packages = ["grader", "grader.sandbox", "grader.specs", "grader.templates"]
+    packages = ["grader", "grader.assignment", "grader.assignment.specs", "grader.truth", "grader.intake", "grader.sandbox", "grader.checking", "grader.outputs", "grader.outputs.templates", "grader.course"]
     if with_reference:
         from grader.paths import reference_dir
 
@@ -81,7 +81,7 @@ def build_kit(out: Path, *, spec_file: Path | None = None) -> Path:
     out.mkdir(parents=True)
     packages = _copy_grader(out, with_reference=False)
     if spec_file:
-        shutil.copyfile(spec_file, out / "grader" / "specs" / "default.toml")
+        shutil.copyfile(spec_file, out / "grader" / "assignment" / "specs" / "default.toml")
     (out / "pyproject.toml").write_text(PYPROJECT.format(
         name="nn-grader-selfcheck", version=__version__, description=f"Self-check for {spec.title}", packages=packages))
     shutil.copytree(template_dir(), out / "my_work", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py"))
@@ -163,7 +163,7 @@ def build_autograder(zip_path: Path, *, spec_file: Path | None = None, secret_fi
         packages = _copy_grader(src, with_reference=False)
         (src / "pyproject.toml").write_text(PYPROJECT.format(
             name="nn-grader", version=__version__, description=f"Autograder for {spec.title}", packages=packages))
-        shutil.copyfile(spec_file or Path(str(grader.spec.default_spec_path())), root / "spec.toml")
+        shutil.copyfile(spec_file or Path(str(grader.assignment.spec.default_spec_path())), root / "spec.toml")
         secret = Path(secret_file).read_text().strip() if secret_file else (spec.secret() or "")
         if secret:
             (root / "hidden_secret").write_text(secret + "\n")

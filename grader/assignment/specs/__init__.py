@@ -1,0 +1,1 @@
+"""Assignment specs shipped with the grader (TOML data, read by `grader.assignment.spec`)."""

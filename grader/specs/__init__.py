@@ -1,1 +1,0 @@
-"""Assignment specs shipped with the grader (TOML data, read by `grader.spec`)."""
