@@ -221,6 +221,6 @@ def _prepare_outputs(spec) -> None:
     rules it shows."""
     import grader.outputs.text_report  # noqa: F401
     from grader.outputs.html_report import ready_report
-    from grader.truth.symbolic import rules_for
+    from grader.truth.rules import rules_for
 
     ready_report(tuple(rule.mathml for cls in spec.graded_classes for rule in rules_for(cls).values()))

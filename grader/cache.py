@@ -34,7 +34,7 @@ def code_digest() -> str:
     """What derivations depend on besides their inputs: the grader's source and the library versions."""
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256(__version__.encode())
-    for name in ("truth/symbolic.py", "truth/rules.py", "assignment/formulas.py", "assignment/spec.py", "cache.py"):
+    for name in ("truth/symbolic.py", "truth/rules.py", "truth/rule_derivation.py", "assignment/formulas.py", "assignment/spec.py", "cache.py"):
         digest.update((here / name).read_bytes())
     for library in ("sympy", "numpy", "mpmath"):
         digest.update(f"{library}={installed_version(library)}".encode())

@@ -123,9 +123,12 @@ def _warm_up(spec: Spec, prepare) -> None:
 
     import grader.checking.checks  # noqa: F401
     import grader.checking.network  # noqa: F401
+    from grader.truth.rules import rules_for
     from grader.truth.symbolic import preload
 
     preload(spec)
+    for cls in spec.graded_classes:
+        rules_for(cls)
     if prepare is not None:
         prepare()
 
@@ -160,7 +163,7 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
     draws them from the instructor's secret instead, and without the secret it is not run at all."""
     from grader.checking.checks import CHECKS, ItemContext
     from grader.checking.points import rng_for
-    from grader.truth.symbolic import rules_for
+    from grader.truth.rules import rules_for
 
     cls = item.cls
     rule = rules_for(cls).get(item.method)

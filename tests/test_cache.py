@@ -30,7 +30,7 @@ GRADE_REFERENCE = """
     from grader.grade import grade_submission
     result = grade_submission("reference", sandbox="process")
     print(json.dumps({"score": result.score, "max": result.max_score, "sympy": "sympy" in sys.modules,
-                      "rules": "grader.truth.rules" in sys.modules}))
+                      "rules": "grader.truth.rule_derivation" in sys.modules}))
 """
 
 

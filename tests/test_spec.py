@@ -5,7 +5,8 @@ import sympy as sp
 
 from grader.exceptions import SpecError
 from grader.assignment.spec import Z, load_spec, parse_spec
-from grader.truth.symbolic import SymbolicTruth, rules_for
+from grader.truth.rules import rules_for
+from grader.truth.symbolic import SymbolicTruth
 
 
 def test_default_spec_is_the_contract_assignment(spec):

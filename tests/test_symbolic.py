@@ -6,7 +6,8 @@ import sympy as sp
 from grader.checking.points import objective_pair
 from grader.truth.reference_truth import ReferenceTruth, reference_module
 from grader.assignment.spec import load_spec, parse_spec
-from grader.truth.symbolic import SymbolicTruth, class_values, numpy_function, rules_for
+from grader.truth.rules import rules_for
+from grader.truth.symbolic import SymbolicTruth, class_values, numpy_function
 
 
 def compile_exprs(args, exprs):
@@ -164,27 +165,27 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_rules_are_derived_once_then_read_from_disk(tmp_path, monkeypatch):
-    from grader.truth import symbolic
+    from grader.truth import rules
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     sigmoid = SPEC.classes["LogisticSigmoidLayer"]
-    symbolic._cached_rules.cache_clear()
+    rules._cached_rules.cache_clear()
     derived = rules_for(sigmoid)
     assert len(list(tmp_path.glob("*.rules.json"))) == 1
 
     def no_derivation(*args):
         raise AssertionError("derived again although the rules were on disk")
 
-    symbolic._cached_rules.cache_clear()  # a new process: nothing in memory
-    monkeypatch.setattr(symbolic, "_rules", no_derivation)
+    rules._cached_rules.cache_clear()  # a new process: nothing in memory
+    monkeypatch.setattr(rules, "_rules", no_derivation)
     assert rules_for(sigmoid) == derived
 
     next(tmp_path.glob("*.rules.json")).write_text("{not json")  # damaged: derived again, never trusted
-    symbolic._cached_rules.cache_clear()
+    rules._cached_rules.cache_clear()
     monkeypatch.undo()
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     assert rules_for(sigmoid) == derived
-    symbolic._cached_rules.cache_clear()
+    rules._cached_rules.cache_clear()
 
 
 def test_rules_are_the_general_indexed_rules():
@@ -233,7 +234,7 @@ def test_reference_package_exports_every_spec_class():
 
 @pytest.mark.parametrize("text", ["-(g - 1)*g", "-(g - 1)*(g + 1)", "-g**2 + g", "2*g*(g - 3)", "-(g + 2)*(g - 1)"])
 def test_readable_forms_are_the_same_function(text):
-    from grader.truth.rules import _leading_sign_inside, readable
+    from grader.truth.rule_derivation import _leading_sign_inside, readable
 
     g = sp.Symbol("g")
     form = sp.sympify(text, locals={"g": g})

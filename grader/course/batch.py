@@ -455,7 +455,8 @@ def _run_dask(todo, spec, seed, sandbox, limits, command, keys, address, finishe
 
 def _warm(spec: Spec):
     """Derive and lambdify every item's ground truth in this process."""
-    from grader.truth.symbolic import SymbolicTruth, rules_for
+    from grader.truth.rules import rules_for
+    from grader.truth.symbolic import SymbolicTruth
 
     truth = SymbolicTruth(spec.epsilon)
     import numpy as np

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import collections
-import dataclasses
 import functools
 import json
 import warnings
@@ -251,16 +250,14 @@ def class_values(cls: ClassSpec, role: str, values: list, *, precise: bool = Tru
 
 def preload(spec) -> None:
     """Read into memory, from the disk cache, the derived functions the last run of `spec` used
-    (never deriving one), and the rules its reports show: the grader does this while a worker
-    starts, so grading finds them ready. `note_used` records the list at the end of a run."""
+    (never deriving one): the grader does this (and `rules.rules_for` for the rules its reports
+    show) while a worker starts, so grading finds them ready. `note_used` records the list at the end of a run."""
     global _noted
     listed = cache.read(_used_key(spec), ".used.json", lambda text, _: json.loads(text))
     _noted = listed if isinstance(listed, list) else None
     for entry in _noted or []:
         if isinstance(entry, list) and len(entry) == 2 and entry[0] in _KINDS and isinstance(entry[1], str):
             _generated(entry[0], entry[1], None)
-    for cls in spec.graded_classes:
-        rules_for(cls)
 
 
 def note_used(spec) -> None:
@@ -579,43 +576,3 @@ def _drop_nan_branches(pw):
     if kept and kept[-1][1] is not sp.true:
         kept[-1] = (kept[-1][0], sp.true)
     return sp.Piecewise(*kept) if kept else pw
-
-
-# ----------------------------------------------------------------------------- rules for reports
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One rule as the reports show it: words from the spec, the formula in LaTeX, MathML and one line of Unicode."""
-
-    text: str
-    latex: str
-    mathml: str
-    plain: str = ""
-
-
-def rules_for(cls: ClassSpec) -> dict[str, Rule]:
-    """Return {method: Rule}: the general indexed rule, derived from the class's definition.
-
-    Cached by content, not by object: a spec sent to another process (a pool, a dask worker)
-    arrives as new objects, and deriving the rules again costs more than grading.
-    """
-    written = tuple(sorted(cls.rule_formulas.items()))
-    return _cached_rules(cls.kind, cls.formula, tuple(sorted(cls.rules.items())), cls.reduction, written)
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_rules(kind: str, formula: str | None, rules: tuple, reduction: str, written: tuple = ()) -> dict[str, Rule]:
-    """The rules from memory, from disk (keyed by the definition and the code that prints them) or derived and stored."""
-    key = cache.key("rules", json.dumps([kind, formula, rules, reduction, written]))
-    found = cache.read(key, ".rules.json", lambda text, _: {m: Rule(**r) for m, r in json.loads(text).items()})
-    if found is None:
-        found = _rules(kind, formula, rules, reduction, written)
-        cache.write(key, ".rules.json", json.dumps({m: dataclasses.asdict(r) for m, r in found.items()}))
-    return found
-
-
-def _rules(kind: str, formula: str | None, rules: tuple, reduction: str, written: tuple = ()) -> dict[str, Rule]:
-    from grader.truth.rules import derive_rules
-
-    return derive_rules(kind, formula, rules, reduction, written)

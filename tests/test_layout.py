@@ -1,0 +1,122 @@
+"""The package's shape (issue 20): one folder per stage, imports flowing one way, none in a circle.
+
+Every import of every module of `grader/` counts, those inside functions (lazy) included: they
+are read with `ast`, not by importing.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import grader
+
+ROOT = Path(grader.__file__).resolve().parent
+
+#: The stages in the order imports may flow: a module may import its own stage's modules and
+#: those of earlier stages, never a later one. The sandbox comes early because it knows nothing
+#: of the assignment (it runs code and carries numbers); `grader.kinds` (the registry, numpy-free
+#: declarations) is read with the spec, its kind modules run with the checks.
+STAGES = [
+    ("tools", ("grader", "grader.exceptions", "grader.paths", "grader.cache")),
+    ("sandbox", ("grader.sandbox",)),
+    ("assignment", ("grader.assignment", "grader.kinds")),
+    ("truth", ("grader.truth",)),
+    ("intake", ("grader.intake",)),
+    ("checking", ("grader.checking", "grader.kinds.")),
+    ("outputs", ("grader.outputs",)),
+    ("grade", ("grader.grade",)),
+    ("course", ("grader.course",)),
+    ("front", ("grader.api", "grader.cli", "grader.admin_cli", "grader.__main__")),
+]
+#: `import grader` loads nothing else; its two public entry points are imported on first use.
+PUBLIC_ENTRY_POINTS = {("grader", "grader.grade"), ("grader", "grader.assignment.spec")}
+TOP_LEVEL = {"__init__", "__main__", "cli", "admin_cli", "api", "grade", "exceptions", "paths", "cache"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    found = {module_name(p): p for p in ROOT.rglob("*.py")}
+    # the shipped reference and template are student-side code, not the grader's
+    return {m: p for m, p in found.items() if not m.startswith(("grader.reference", "grader.student_template"))}
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """The grader modules `path` imports anywhere in it (top level or inside a function)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == "grader"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "grader" and not node.level:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                out.add(sub if sub in known else node.module)
+    return {m for m in out if m in known}
+
+
+def stage(module: str) -> int:
+    best, rank = -1, None
+    for i, (_, prefixes) in enumerate(STAGES):
+        for p in prefixes:
+            if (module == p.rstrip(".") and not p.endswith(".")) or (module.startswith(p if p.endswith(".") else p + ".")):
+                if len(p) > best:
+                    best, rank = len(p), i
+    assert rank is not None, f"{module} belongs to no stage: add it to STAGES"
+    return rank
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {m: imports(p, set(known)) - {m} for m, p in known.items()}
+
+
+def test_every_import_flows_from_an_earlier_stage_or_the_same():
+    wrong = [f"{m} ({STAGES[stage(m)][0]}) imports {d} ({STAGES[stage(d)][0]})"
+             for m, deps in graph().items() for d in deps if stage(d) > stage(m) and (m, d) not in PUBLIC_ENTRY_POINTS]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_circle_lazy_imports_included():
+    g = graph()
+    # A package's __init__ importing its own submodules is how a package speaks, not a circle.
+    edges = {m: {d for d in deps if not d.startswith(m + ".")} for m, deps in g.items()}
+    done, stack, circles = set(), [], []
+
+    def visit(m):
+        if m in stack:
+            circles.append(" → ".join(stack[stack.index(m):] + [m]))
+            return
+        if m in done:
+            return
+        stack.append(m)
+        for d in sorted(edges[m]):
+            visit(d)
+        stack.pop()
+        done.add(m)
+
+    for m in sorted(edges):
+        visit(m)
+    assert not circles, "\n".join(circles)
+
+
+def test_the_public_entry_points_are_importable_from_the_package():
+    from grader.assignment.spec import load_spec
+    from grader.grade import grade_submission
+
+    assert grader.grade_submission is grade_submission and grader.load_spec is load_spec
+
+
+def test_at_most_a_dozen_modules_at_the_top_and_every_stage_says_what_it_owns():
+    top = {p.stem for p in ROOT.glob("*.py")}
+    assert top <= TOP_LEVEL and len(top) <= 12, top - TOP_LEVEL
+    for folder in ROOT.iterdir():
+        if folder.is_dir() and (folder / "__init__.py").is_file() and folder.name not in ("reference", "student_template"):
+            doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text(encoding="utf-8"))) or ""
+            if folder.name in ("specs", "templates"):
+                continue
+            assert "May import" in doc, f"{folder.name}/__init__.py must say what the stage owns and may import"
