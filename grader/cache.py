@@ -29,13 +29,27 @@ def cache_dir() -> Path | None:
     return Path(base) / "nn-grader"
 
 
+#: The folders of `grader/` whose modules derivations may depend on: the truth and every stage
+#: it may import (tests/test_layout.py holds the package to that order), and the kinds, whose
+#: modules adapt the truth. Every module in them counts, new ones included, wherever they move.
+TRUTH_SOURCES = ("sandbox", "assignment", "kinds", "truth")
+#: The top-level tools every stage may import.
+TOOLS = ("__init__.py", "cache.py", "exceptions.py", "paths.py")
+
+
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
     """What derivations depend on besides their inputs: the grader's source and the library versions."""
-    here = Path(__file__).resolve().parent
+    return source_digest(Path(__file__).resolve().parent)
+
+
+def source_digest(package: Path) -> str:
+    """The digest of the grader's version, every module the truth may depend on under `package`
+    (TOOLS and the TRUTH_SOURCES folders) and the library versions."""
     digest = hashlib.sha256(__version__.encode())
-    for name in ("truth/symbolic.py", "truth/rules.py", "truth/rule_derivation.py", "assignment/formulas.py", "assignment/spec.py", "cache.py"):
-        digest.update((here / name).read_bytes())
+    files = [package / name for name in TOOLS] + sorted(p for folder in TRUTH_SOURCES for p in (package / folder).rglob("*.py"))
+    for path in files:
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     for library in ("sympy", "numpy", "mpmath"):
         digest.update(f"{library}={installed_version(library)}".encode())
     return digest.hexdigest()

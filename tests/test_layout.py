@@ -120,3 +120,32 @@ def test_at_most_a_dozen_modules_at_the_top_and_every_stage_says_what_it_owns():
             if folder.name in ("specs", "templates"):
                 continue
             assert "May import" in doc, f"{folder.name}/__init__.py must say what the stage owns and may import"
+
+
+def test_the_cache_key_covers_every_stage_the_truth_may_import():
+    """The disk cache keys derived truth on the source it may depend on: by folder, not by a list
+    of files, so a module added to or moved into those stages counts (issue 20)."""
+    from grader import cache
+
+    truth = next(i for i, (name, _) in enumerate(STAGES) if name == "truth")
+    allowed = {p for _, prefixes in STAGES[:truth + 1] for p in prefixes}
+    folders = {p.split(".")[1] for p in allowed if p.count(".") == 1 or p.endswith(".")} - {"exceptions", "paths", "cache"}
+    assert folders == set(cache.TRUTH_SOURCES)
+    assert {f"{p.split('.')[-1]}.py" for p in STAGES[0][1] if p != "grader"} | {"__init__.py"} == set(cache.TOOLS)
+
+
+def test_a_module_added_to_the_truth_changes_the_cache_key_and_one_elsewhere_does_not(tmp_path):
+    import shutil
+
+    from grader import cache
+
+    copy = tmp_path / "grader"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = cache.source_digest(copy)
+    (copy / "outputs" / "helper.py").write_text("X = 1\n")
+    assert cache.source_digest(copy) == before  # not something the truth may import
+    (copy / "truth" / "helper.py").write_text("X = 1\n")
+    after = cache.source_digest(copy)
+    assert after != before
+    (copy / "truth" / "helper.py").rename(copy / "assignment" / "helper.py")  # moved: still counted, as moved
+    assert cache.source_digest(copy) not in (before, after)

@@ -298,3 +298,25 @@ def test_cached_code_runs_only_when_it_is_arithmetic(tmp_path, monkeypatch):
                  "def _lambdifygenerated(z):\n    return [loadtxt('x')]\n"):
         with pytest.raises(ValueError, match="cached code refused"):
             symbolic._load_lambdified(text, "x.py")
+
+
+def test_remembered_truth_is_keyed_by_module_and_qualified_name():
+    """Two kinds' modules may each define a `forward`: their remembered results never mix (issue 20)."""
+    from grader.truth import symbolic
+
+    class First:
+        epsilon = 1e-7
+
+        @symbolic._remembered
+        def forward(self, x):
+            return np.array([1.0]) * x
+
+    class Second:
+        epsilon = 1e-7
+
+        @symbolic._remembered
+        def forward(self, x):
+            return np.array([2.0]) * x
+
+    assert First().forward(1.0)[0] == 1.0
+    assert Second().forward(1.0)[0] == 2.0

@@ -369,11 +369,16 @@ def _fresh(value):
 
 
 def _remembered(method):
-    """Remember what a truth method returned for these very arguments (bounded; results copied out)."""
+    """Remember what a truth method returned for these very arguments (bounded; results copied out).
+
+    Keyed by the method's module and qualified name: two kinds' modules may each define a
+    `forward`, and one table serves them all."""
+    identity = (method.__module__, method.__qualname__)
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
-            key = (method.__name__, self.epsilon, _key_of(args), _key_of(sorted(kwargs.items())))
+            key = (identity, self.epsilon, _key_of(args), _key_of(sorted(kwargs.items())))
         except TypeError:  # an argument without a key: computed each time
             return method(self, *args, **kwargs)
         if key in _RESULTS:
