@@ -4,7 +4,8 @@ The package follows its data flow, one folder per stage (each `__init__.py` says
 what it may import): `assignment/` (the spec) → `truth/` (what the answers should be) →
 `intake/` (the submission, read) → `sandbox/` (student code, run apart) → `checking/` (answers
 judged; the result records) → `outputs/` (JSON, HTML, terminal) → `course/` (a class's batch and
-the instructor's tools). At the top: `grade.py` (one submission through the stages), `api.py`,
+the instructor's tools). `kinds/` registers each kind of item (objective, elementwise, softmax,
+fully_connected, input): declared for the spec, implemented in a module of its own for the checks. At the top: `grade.py` (one submission through the stages), `api.py`,
 `cli.py`, `admin_cli.py`, and the tools every stage may use (`exceptions.py`, `paths.py`, `cache.py`).
 
 `grader.grade_submission` and `grader.load_spec` are the library's entry points (imported on

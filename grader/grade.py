@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader import __version__
-from grader.assignment.check_table import CHECK_TABLE
+from grader.kinds import CHECK_TABLE, checks_for
 from grader.sandbox.environment import resolve as resolve_environment
 from grader.exceptions import SubmissionError
 from grader.checking.results import CheckResult, ItemResult, SubmissionResult
@@ -117,12 +117,16 @@ def _start_fork_server() -> None:
 
 def _warm_up(spec: Spec, prepare) -> None:
     """What the grader needs soon, made ready while the worker starts on the other core: the
-    checks and what they use (imported here, not before the worker starts), the test points'
-    generators (numpy.random: 6 ms), the derived functions."""
+    checks of the kinds the spec uses and what they use (imported here, not before the worker
+    starts), the test points' generators (numpy.random: 6 ms), the derived functions."""
     import numpy.random  # noqa: F401
 
     import grader.checking.checks  # noqa: F401
     import grader.checking.network  # noqa: F401
+    from grader.kinds import implementation
+
+    for kind in dict.fromkeys(cls.kind for cls in spec.graded_classes):
+        implementation(kind)
     from grader.truth.rules import rules_for
     from grader.truth.symbolic import preload
 
@@ -161,7 +165,7 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
                 spec: Spec, secret: str | None) -> ItemResult:
     """Run the item's checks. Each check draws its own points (seed, item, check); a hidden check
     draws them from the instructor's secret instead, and without the secret it is not run at all."""
-    from grader.checking.checks import CHECKS, ItemContext
+    from grader.checking.checks import ItemContext
     from grader.checking.points import rng_for
     from grader.truth.rules import rules_for
 
@@ -193,7 +197,7 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
         out.status_override = "missing"
         out.reason = f"{found.found[cls.name].name} has no method {' or '.join(cls.method_names(item.method))}"
         return out
-    for definition, check in CHECKS[(cls.kind, item.method)]:
+    for definition, check in checks_for(cls.kind, item.method):
         name, weight = definition.name, definition.weight
         hidden = spec.is_hidden(item.name, name)
         if hidden and secret is None:

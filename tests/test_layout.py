@@ -185,3 +185,43 @@ def test_the_wheel_installs_every_stage_and_grades_the_reference_from_the_instal
     assert run.returncode == 0, run.stdout + run.stderr
     score, out_of = run.stdout.strip().rsplit(" ", 1)[-1].split("/")
     assert float(score) == float(out_of) > 0, run.stdout
+
+
+def test_a_grader_fault_in_a_check_says_which_check_failed():
+    """Every check closure was named `check`: a traceback could not say which one failed (issue 20)."""
+    import traceback
+
+    from grader.kinds import checks_for
+
+    seen = set()
+    for kind, method in (("softmax", "gradient"), ("objective", "eval"), ("input", "forward")):
+        for definition, function in checks_for(kind, method):
+            try:
+                function(None, definition.name, definition.weight)  # no context: a fault of the grader's own
+            except AttributeError as fault:
+                frame = traceback.extract_tb(fault.__traceback__)[-1]
+                seen.add(frame.name)
+                assert frame.name != "check", (kind, method, definition.name)
+    assert {"softmax.gradient.single_observation", "objective.eval.edges", "input.forward.new_data"} <= seen
+
+
+def test_the_runner_knows_kinds_only_through_the_registry_and_the_spec_loads_no_implementation():
+    import subprocess
+    import sys
+
+    import grader.kinds as kinds
+
+    assert set(kinds.KINDS) == {"objective", "elementwise", "softmax", "fully_connected", "input"}  # public names
+    for name, kind in kinds.KINDS.items():
+        module = kinds.implementation(name)
+        assert set(module.CHECKS) == set(kind.graded_methods) == set(kind.checks)
+        for method in kind.graded_methods:
+            assert [c.name for c, _ in kinds.checks_for(name, method)] == [c.name for c in kind.checks[method]]
+    for path in (ROOT / "grade.py", ROOT / "checking" / "checks.py", ROOT / "checking" / "layer_checks.py"):
+        text = path.read_text(encoding="utf-8")
+        for name in kinds.KINDS:
+            assert f'"{name}"' not in text, f"{path.name} names the kind {name}: ask the registry"
+    code = ("import sys; from grader.assignment.spec import load_spec; load_spec(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('grader.kinds.', 'grader.checking'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment.check_table import CHECK_TABLE
+from grader.kinds import CHECK_TABLE
 from grader.grade import grade_submission
 from grader.paths import reference_dir
 from grader.sandbox import Limits

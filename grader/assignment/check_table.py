@@ -1,6 +1,7 @@
-"""The checks of each kind of item, as data: names, weights and roles, nothing that runs.
+"""What a check is, as data: its name, weight and role, nothing that runs.
 
-The spec validates hidden check names against this table and `grader/checks.py` attaches a
+Each kind declares its table of checks in `grader.kinds` (the layers share `LAYER_CHECKS`);
+the spec validates hidden check names against those tables, and each kind's module attaches a
 function to every entry, so the data layer (spec) and the logic layer (checks) both import
 from here and neither from the other.
 
@@ -30,7 +31,8 @@ class CheckDef:
         return self.role == AUXILIARY
 
 
-_LAYER = {
+#: The checks of every layer kind but the input layer (`grader.kinds` declares each kind's table).
+LAYER_CHECKS = {
     "forward": (
         CheckDef("values", 0.45),
         CheckDef("single_observation", 0.15),
@@ -52,33 +54,3 @@ _LAYER = {
         CheckDef("gradIn_not_mutated", 0.15, AUXILIARY),
     ),
 }
-
-#: (kind, method) → the checks of such an item, in report order.
-CHECK_TABLE: dict[tuple[str, str], tuple[CheckDef, ...]] = {
-    **{(kind, method): checks for kind in ("elementwise", "softmax", "fully_connected") for method, checks in _LAYER.items()},
-    ("input", "forward"): (
-        CheckDef("values", 0.4),
-        CheckDef("new_data", 0.2),
-        CheckDef("constant_column", 0.2),
-        CheckDef("single_observation", 0.1),
-        CheckDef("input_not_mutated", 0.1, AUXILIARY),
-    ),
-    ("objective", "eval"): (
-        CheckDef("values", 0.5),
-        CheckDef("single_observation", 0.2),
-        CheckDef("edges", 0.2),
-        CheckDef("inputs_not_mutated", 0.1, AUXILIARY),
-    ),
-    ("objective", "gradient"): (
-        CheckDef("values", 0.45),
-        CheckDef("single_observation", 0.15),
-        CheckDef("finite_differences", 0.2),
-        CheckDef("edges", 0.1),
-        CheckDef("inputs_not_mutated", 0.1, AUXILIARY),
-    ),
-}
-
-
-def check_names() -> set[str]:
-    """Every check name of the table (what a spec's [hidden] checks may name)."""
-    return {c.name for checks in CHECK_TABLE.values() for c in checks}

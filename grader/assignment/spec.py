@@ -17,42 +17,21 @@ from importlib import resources
 from pathlib import Path
 
 from grader import cache
-from grader.assignment.check_table import check_names
 from grader.exceptions import FormulaError, SpecError
+from grader.kinds import KINDS, check_names
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-#: What each kind of class is graded on, in report order.
-GRADED_METHODS = {
-    "objective": ("eval", "gradient"),
-    "elementwise": ("forward", "gradient", "backward"),
-    "softmax": ("forward", "gradient", "backward"),
-    "fully_connected": ("forward", "gradient", "backward"),
-    "input": ("forward",),
-}
+#: What each kind of class is graded on, in report order (declared in the registry, `grader.kinds`).
+GRADED_METHODS = {name: kind.graded_methods for name, kind in KINDS.items()}
 #: Methods the grader calls to set up a check; they score nothing by themselves.
-HELPER_METHODS = {
-    "objective": (),
-    "elementwise": ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut"),
-    "softmax": ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut"),
-    "fully_connected": ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut",
-                        "getWeights", "setWeights", "getBiases", "setBiases"),
-    "input": ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut"),
-}
+HELPER_METHODS = {name: kind.helper_methods for name, kind in KINDS.items()}
 #: The shapes a `gradient()` may take for each kind, and the form the spec gives by default.
-GRADIENT_FORMS = {
-    "elementwise": ("diagonal", "jacobian"),
-    "softmax": ("jacobian", "diagonal"),
-    "fully_connected": ("matrix", "per_observation"),
-}
-DEFAULT_GRADIENT_FORMS = {
-    "elementwise": ("diagonal", "jacobian"),
-    "softmax": ("jacobian",),
-    "fully_connected": ("matrix", "per_observation"),
-}
+GRADIENT_FORMS = {name: kind.gradient_forms for name, kind in KINDS.items() if kind.gradient_forms}
+DEFAULT_GRADIENT_FORMS = {name: kind.default_gradient_forms for name, kind in KINDS.items() if kind.gradient_forms}
 REDUCTIONS = ("mean", "mean_rows", "sum")
 TARGETS = ("real", "binary", "onehot")
 ESTIMATES = ("real", "probability", "distribution")

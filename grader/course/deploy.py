@@ -63,7 +63,7 @@ full marks, for your own CI.
 
 def _copy_grader(dest: Path, *, with_reference: bool):
     shutil.copytree(PACKAGE_DIR, dest / "grader", ignore=IGNORE)
-    packages = ["grader", "grader.assignment", "grader.assignment.specs", "grader.truth", "grader.intake", "grader.sandbox", "grader.checking", "grader.outputs", "grader.outputs.templates", "grader.course"]
+    packages = ["grader", "grader.assignment", "grader.assignment.specs", "grader.truth", "grader.intake", "grader.sandbox", "grader.kinds", "grader.checking", "grader.outputs", "grader.outputs.templates", "grader.course"]
     if with_reference:
         from grader.paths import reference_dir
 

@@ -1,0 +1,110 @@
+"""The kinds of item, registered by name: what each is, and where its checks live.
+
+A kind (`objective`, `elementwise`, `softmax`, `fully_connected`, `input`) is named by a spec's
+classes, in cache keys and in `.used.json`: kind names are public and never renamed. Each is
+declared here, in one registry, by what a spec and the sandbox need to know before anything
+runs — its graded and helper methods, the forms its `gradient()` may take, its table of named,
+weighted checks — and implemented in a module of its own, `grader/kinds/<name>.py`, which holds
+its check functions (`CHECKS`), its truth adapters and hooks. The runner knows kinds only through
+this registry (`checks_for`); an implementation is imported only for the kinds a spec uses
+(`implementation`), and only once the worker is launched.
+
+Adding a kind: write its module, add its declaration below, describe its classes in a spec.
+
+May import: the top-level tools and `grader.assignment.check_table` (the check definitions).
+Nothing here imports numpy; the kind modules (checking stage) may import every stage up to
+`grader.checking`, never this registry's callers.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from grader.assignment.check_table import AUXILIARY, LAYER_CHECKS, CheckDef
+
+LAYER_HELPERS = ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of item as declared: what a spec, the sandbox and the reports know of it (no numpy)."""
+
+    name: str
+    graded_methods: tuple[str, ...]
+    helper_methods: tuple[str, ...]
+    checks: dict[str, tuple[CheckDef, ...]]  # method → its checks, in report order
+    gradient_forms: tuple[str, ...] = ()  # the shapes gradient() may take …
+    default_gradient_forms: tuple[str, ...] = ()  # … and those a spec accepts unless it says otherwise
+    module: str = field(default="")  # where it is implemented; default grader.kinds.<name>
+
+    @property
+    def implementation_module(self) -> str:
+        return self.module or f"{__name__}.{self.name}"
+
+
+#: Every kind, by its public name, in the order error messages list them.
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    if kind.name in KINDS:
+        raise ValueError(f"kind {kind.name!r} is registered twice")
+    KINDS[kind.name] = kind
+    return kind
+
+
+register(Kind(
+    "objective", ("eval", "gradient"), (),
+    checks={
+        "eval": (
+            CheckDef("values", 0.5),
+            CheckDef("single_observation", 0.2),
+            CheckDef("edges", 0.2),
+            CheckDef("inputs_not_mutated", 0.1, AUXILIARY),
+        ),
+        "gradient": (
+            CheckDef("values", 0.45),
+            CheckDef("single_observation", 0.15),
+            CheckDef("finite_differences", 0.2),
+            CheckDef("edges", 0.1),
+            CheckDef("inputs_not_mutated", 0.1, AUXILIARY),
+        ),
+    }))
+register(Kind("elementwise", ("forward", "gradient", "backward"), LAYER_HELPERS, LAYER_CHECKS,
+              gradient_forms=("diagonal", "jacobian"), default_gradient_forms=("diagonal", "jacobian")))
+register(Kind("softmax", ("forward", "gradient", "backward"), LAYER_HELPERS, LAYER_CHECKS,
+              gradient_forms=("jacobian", "diagonal"), default_gradient_forms=("jacobian",)))
+register(Kind("fully_connected", ("forward", "gradient", "backward"),
+              LAYER_HELPERS + ("getWeights", "setWeights", "getBiases", "setBiases"), LAYER_CHECKS,
+              gradient_forms=("matrix", "per_observation"), default_gradient_forms=("matrix", "per_observation")))
+register(Kind(
+    "input", ("forward",), LAYER_HELPERS,
+    checks={
+        "forward": (
+            CheckDef("values", 0.4),
+            CheckDef("new_data", 0.2),
+            CheckDef("constant_column", 0.2),
+            CheckDef("single_observation", 0.1),
+            CheckDef("input_not_mutated", 0.1, AUXILIARY),
+        ),
+    }))
+
+#: (kind, method) → the checks of such an item, in report order.
+CHECK_TABLE: dict[tuple[str, str], tuple[CheckDef, ...]] = {
+    (kind.name, method): checks for kind in KINDS.values() for method, checks in kind.checks.items()}
+
+
+def check_names() -> set[str]:
+    """Every check name of the table (what a spec's [hidden] checks may name)."""
+    return {c.name for checks in CHECK_TABLE.values() for c in checks}
+
+
+def implementation(name: str):
+    """The module implementing kind `name` (imported on first use; numpy comes with it)."""
+    return importlib.import_module(KINDS[name].implementation_module)
+
+
+def checks_for(name: str, method: str) -> list[tuple[CheckDef, object]]:
+    """[(CheckDef, function)] of a kind's method: the declared table, with what runs each check."""
+    functions = implementation(name).CHECKS[method]
+    return [(check, functions[check.name]) for check in KINDS[name].checks[method]]

@@ -1,0 +1,63 @@
+"""The fully connected layer: h = XW + b, W D×K and b 1×K, set by the grader through the
+student's setters (or read through the getters); gradient() = Wᵀ.
+
+Its checks are the layer checks (`grader/checking/layer_checks.py`) with this kind's hooks: the
+layer is built with the grader's W and b, maps D to K, and a wrong forward that comes from
+setters that did not take effect is named so.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from grader.checking import layer_checks, points
+from grader.checking.checks import ItemContext
+from grader.checking.compare import compare
+from grader.checking.layer_checks import D, K, LayerKind, true_forward
+from grader.checking.results import CheckResult
+
+
+class FullyConnected(LayerKind):
+    def new_layer(self, ctx: ItemContext, X, k, need_bias):
+        return ctx.student.fully_connected(ctx.cls, *points.weights(ctx.rng, X.shape[1], k), need_bias=need_bias)
+
+    def probe(self, ctx: ItemContext, X, W, b):
+        return ctx.student.fully_connected(ctx.cls, W, b, need_bias=False)[0]
+
+    def sizes(self, n):
+        return n, D, K
+
+    def edge_points(self, ctx: ItemContext):
+        n, d, k = 3, 4, 1  # a single output, where (1,)-shaped slips show
+        return layer_checks.layer_input(ctx, n, d), n, d, k
+
+    def forward_edge_points(self, ctx: ItemContext):
+        return np.array([[300.0, -200.0, 1e3, 0.0, -1e3], [0.4, -1.2, 2.0, 0.7, -0.3]]), K
+
+    def forward_judged(self, ctx: ItemContext, result: CheckResult, layer, X, W, b, got) -> CheckResult:
+        return setters_checked(ctx, result, layer, X, W, b, got)
+
+
+def setters_checked(ctx: ItemContext, result: CheckResult, layer, X, W, b, got) -> CheckResult:
+    """A fully connected forward that is wrong because setWeights/setBiases did not take effect
+    (they set another attribute) is named so: read back, the layer holds other values, and its
+    forward is right for those."""
+    cls, student = ctx.cls, ctx.student
+    if result.passed:
+        return result
+    held = {}
+    for getter, given in (("getWeights", W), ("getBiases", b)):
+        if student.has(cls, getter):
+            outcome = student.call(layer, cls, getter)
+            if outcome.ok and outcome.value.size == np.size(given):
+                held[getter] = outcome.value.reshape(np.shape(given))
+    W_held, b_held = held.get("getWeights", W), held.get("getBiases", b)
+    ignored = [s for s, g, h in (("setWeights", W, W_held), ("setBiases", b, b_held)) if not np.allclose(g, h)]
+    rtol, atol = ctx.precision.values(ctx.tol)
+    if ignored and compare(got, true_forward(ctx, X, W_held, b_held), rtol=rtol, atol=atol).passed:
+        result.diagnosis = (f"{' and '.join(ignored)}() did not change what forward() uses (read back, the layer still holds "
+                            "its own values): does it set another attribute, e.g. self.biases where forward uses self.__biases?")
+    return result
+
+
+LAYER = FullyConnected()
+CHECKS = layer_checks.table("fully_connected")
