@@ -217,7 +217,8 @@ def test_the_runner_knows_kinds_only_through_the_registry_and_the_spec_loads_no_
         assert set(module.CHECKS) == set(kind.graded_methods) == set(kind.checks)
         for method in kind.graded_methods:
             assert [c.name for c, _ in kinds.checks_for(name, method)] == [c.name for c in kind.checks[method]]
-    for path in (ROOT / "grade.py", ROOT / "checking" / "checks.py", ROOT / "checking" / "layer_checks.py"):
+    for path in (ROOT / "grade.py", ROOT / "checking" / "checks.py", ROOT / "checking" / "layer_checks.py", ROOT / "checking" / "network.py",
+                 ROOT / "checking" / "diagnose.py"):
         text = path.read_text(encoding="utf-8")
         for name in kinds.KINDS:
             assert f'"{name}"' not in text, f"{path.name} names the kind {name}: ask the registry"

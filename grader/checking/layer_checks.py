@@ -17,7 +17,7 @@ from grader.checking.results import CheckResult
 from grader.checking.student import StudentFailure, array_of
 from grader.sandbox import ObjectHandle
 from grader.truth.reference_truth import ReferenceTruth
-from grader.truth.symbolic import Band
+from grader.truth.symbolic import Band, SymbolicTruth
 
 N, D, K = points.N, points.D, points.K
 
@@ -26,9 +26,17 @@ class LayerKind:
     """What a layer kind changes in the layer checks; the defaults are an activation layer's
     (it keeps the width K, is built on its input data and has no parameters)."""
 
+    def true_forward(self, truth: SymbolicTruth, cls, X, W=None, b=None, data=None) -> np.ndarray:
+        """The true output (a truth adapter: which of the truth's functions this kind is)."""
+        raise NotImplementedError
+
+    def true_jacobian(self, truth: SymbolicTruth, cls, X, W=None, b=None) -> np.ndarray:
+        """The true per-observation Jacobian N×K×D."""
+        raise NotImplementedError
+
     def jacobian(self, ctx: ItemContext, X, W=None, b=None) -> Band:
-        """The true N×K×D Jacobian."""
-        return exact(ctx.truth.layer_jacobian(ctx.cls, X, W=W, b=b))
+        """The true N×K×D Jacobian as the checks judge by it (a band where ε enters)."""
+        return exact(self.true_jacobian(ctx.truth, ctx.cls, X, W=W, b=b))
 
     def jacobian_entries(self, own: np.ndarray) -> np.ndarray:
         """The entries of a student's Jacobian that tell whether it did work."""
@@ -59,9 +67,19 @@ class LayerKind:
         """A forward check's result, with what the kind can say more about a wrong one."""
         return result
 
+    #: In the end-to-end network diagnostic (`network.py`): the layer has weights the grader
+    #: draws, and the layer scales raw data (so the network is fed raw data).
+    network_weights = False
+    network_scales_data = False
+
+    def in_network(self, student, cls, X, zeros, width: int, out: int, rng):
+        """(student handle, W, b, data) of this layer in the network diagnostic, `width` wide in
+        and `out` wide out; X is the network's input, `zeros` an input of this layer's width."""
+        return student.new(cls, data=zeros), None, None, None
+
 
 def true_forward(ctx: ItemContext, X, W=None, b=None) -> np.ndarray:
-    return ctx.truth.layer_forward(ctx.cls, X, W=W, b=b)
+    return ctx.layer.true_forward(ctx.truth, ctx.cls, X, W=W, b=b)
 
 
 def true_jacobian(ctx: ItemContext, X, W=None, b=None) -> Band:
