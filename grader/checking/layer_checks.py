@@ -121,7 +121,7 @@ def stored_layer(ctx: ItemContext, X: np.ndarray, k: int) -> tuple[ObjectHandle,
 
 def as_jacobian(ctx: ItemContext, got: np.ndarray, n: int, k: int, d: int) -> np.ndarray | None:
     """The student's gradient() as an N×K×D Jacobian, if it has one of the spec's accepted forms."""
-    forms = ctx.cls.gradient_forms
+    forms = ctx.cls.options.gradient_forms
     if "diagonal" in forms and got.shape == (n, k) and k == d:
         return diagonal(got)
     if ("jacobian" in forms or "per_observation" in forms) and got.shape == (n, k, d):
@@ -134,7 +134,7 @@ def as_jacobian(ctx: ItemContext, got: np.ndarray, n: int, k: int, d: int) -> np
 def expected_form(ctx: ItemContext, got: np.ndarray, jac: Band) -> Band:
     """The truth in the form the student chose (diagonal or full), or the spec's first form."""
     n, k, d = jac.nominal.shape
-    forms = ctx.cls.gradient_forms
+    forms = ctx.cls.options.gradient_forms
     if "diagonal" in forms and (got.ndim == 2 and got.shape[0] == n or forms[0] == "diagonal" and got.ndim != 3) and k == d:
         return Band(*(np.einsum("nkk->nk", a) for a in (jac.nominal, jac.lower, jac.upper)))
     if "matrix" in forms and (got.ndim == 2 or forms[0] == "matrix" and got.ndim != 3):
@@ -241,7 +241,7 @@ def gradient_values(single: bool, name: str, edges: bool = False):
         sit = situation(ctx, "gradient", X=X, W=W, b=b)
         got, expected = in_students_form(ctx, got, jac, n, k, d)
         return judge(ctx, name, weight, got, expected, sit, note=note,
-                     what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
+                     what=f"your gradient() (accepted forms: {', '.join(cls.options.gradient_forms)})")
     return named(check, name)
 
 
@@ -273,7 +273,7 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
     sit = situation(ctx, "gradient", X=X, W=W, b=b)
     if full is None:
         return judge(ctx, name, weight, got, expected_form(ctx, got, jac), sit,
-                     what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
+                     what=f"your gradient() (accepted forms: {', '.join(cls.options.gradient_forms)})")
     measured = lambda fd, noise, fd_true: in_students_form(  # noqa: E731
         ctx, got, finite_difference_band(fd, fd_true, jac.nominal, noise), n, k, d)
     probe = ctx.layer.probe(ctx, X, W, b)

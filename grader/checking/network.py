@@ -70,7 +70,7 @@ def _compare_chains(net, spec, student, rng, trace):
         width = out
     objective = spec.classes[net.objective]
     k = width
-    Y = np.eye(k)[rng.integers(0, k, size=n)] if objective.targets == "onehot" else rng.integers(0, 2, size=(n, k)).astype(float)
+    Y = np.eye(k)[rng.integers(0, k, size=n)] if objective.options.targets == "onehot" else rng.integers(0, 2, size=(n, k)).astype(float)
 
     stages = trace["stages"]
 
@@ -123,4 +123,4 @@ class _Step:
 
 
 def _final_width(net, spec) -> int:
-    return 3 if spec.classes[net.objective].targets == "onehot" else 1
+    return 3 if spec.classes[net.objective].options.targets == "onehot" else 1

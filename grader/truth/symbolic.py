@@ -468,7 +468,7 @@ class SymbolicTruth:
 
     @_remembered
     def objective_value(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> float:
-        return reduce_loss(self.loss_entries(cls, Y_, Yhat), cls.reduction)
+        return reduce_loss(self.loss_entries(cls, Y_, Yhat), cls.options.reduction)
 
     @_remembered
     def objective_gradient(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray, epsilon: float | None = None) -> np.ndarray:
@@ -487,10 +487,10 @@ class SymbolicTruth:
         low, high = cls.epsilon_range
         candidates = []
         for eps in sorted({low, max(low, TINY_EPSILON), high}):
-            candidates.append(reduce_loss(self.loss_entries(cls, Y_, Yhat, eps), cls.reduction))
-            if cls.estimates != "real" and eps > 0:
+            candidates.append(reduce_loss(self.loss_entries(cls, Y_, Yhat, eps), cls.options.reduction))
+            if cls.options.estimates != "real" and eps > 0:
                 clipped = np.clip(Yhat, eps, 1 - eps)
-                candidates.append(reduce_loss(self.loss_entries(cls, Y_, clipped, 0.0), cls.reduction))
+                candidates.append(reduce_loss(self.loss_entries(cls, Y_, clipped, 0.0), cls.options.reduction))
         return [np.float64(c) for c in candidates]
 
     @_remembered
