@@ -56,11 +56,15 @@ _LAYER = {
 #: (kind, method) → the checks of such an item, in report order.
 CHECK_TABLE: dict[tuple[str, str], tuple[CheckDef, ...]] = {
     **{(kind, method): checks for kind in ("elementwise", "softmax", "fully_connected") for method, checks in _LAYER.items()},
+    # A layer like the others: the same two auxiliary checks as a layer's forward (0.1 each); the
+    # storage check's 0.1 comes from the batch values (0.4 → 0.3), so that the constant column
+    # keeps the 0.2 of a layer's edges and new data (the constructor's μ, σ) its own 0.2.
     ("input", "forward"): (
-        CheckDef("values", 0.4),
+        CheckDef("values", 0.3),
         CheckDef("new_data", 0.2),
         CheckDef("constant_column", 0.2),
         CheckDef("single_observation", 0.1),
+        CheckDef("stores_input_output", 0.1, AUXILIARY),
         CheckDef("input_not_mutated", 0.1, AUXILIARY),
     ),
     ("objective", "eval"): (

@@ -93,8 +93,12 @@ def judge(ctx: ItemContext, name: str, weight: float, got: np.ndarray, expected,
 def _with_precision_note(note: str, precision: Precision, method: str) -> str:
     if not precision.reduced:
         return note
-    said = (f"your {method}() computes in {precision.name}: judged at {precision.name}'s precision, "
-            "which costs nothing where the answer is right at it")
+    if precision.judged_as != precision.name:
+        said = (f"your {method}() computes in {precision.name}: judged at {precision.judged_as}'s precision, the coarsest "
+                f"the grader allows, so {precision.name}'s own rounding errors count as differences")
+    else:
+        said = (f"your {method}() computes in {precision.name}: judged with {precision.name}'s rounding errors allowed, "
+                "which costs nothing where the answer is right at it")
     return f"{note}; {said}" if note else said
 
 
@@ -326,13 +330,36 @@ def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
 
 def forward_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     """forward() keeps its input and output, for gradient() to use."""
-    cls, student = ctx.cls, ctx.student
-    if not (student.has(cls, "getPrevIn") and student.has(cls, "getPrevOut")):
-        return CheckResult(name, False, weight, outcome="missing",
-                           message=f"{cls.name} has no getPrevIn/getPrevOut: inherit the course's Layer base class.")
+    missing = getters_missing(ctx, name, weight)
+    if missing:
+        return missing
     n, d, k = layer_sizes(ctx)
     X = layer_input(ctx, n, d)
     layer, W, b = new_layer(ctx, X, k)
+    return stored_after_forward(ctx, name, weight, layer, X)
+
+
+def input_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
+    """The input layer's forward() keeps its input and output too: it is a layer like the others."""
+    missing = getters_missing(ctx, name, weight)
+    if missing:
+        return missing
+    data = points.input_data(ctx.rng, N, D)
+    return stored_after_forward(ctx, name, weight, ctx.student.new(ctx.cls, data), data)
+
+
+def getters_missing(ctx: ItemContext, name: str, weight: float) -> CheckResult | None:
+    """A failed storage check when the class cannot say what it stored, else None."""
+    cls, student = ctx.cls, ctx.student
+    if student.has(cls, "getPrevIn") and student.has(cls, "getPrevOut"):
+        return None
+    return CheckResult(name, False, weight, outcome="missing",
+                       message=f"{cls.name} has no getPrevIn/getPrevOut: inherit the course's Layer base class.")
+
+
+def stored_after_forward(ctx: ItemContext, name: str, weight: float, layer, X: np.ndarray) -> CheckResult:
+    """After forward(X), getPrevIn() must give X and getPrevOut() what forward returned."""
+    cls, student = ctx.cls, ctx.student
     out = student.value(layer, cls, "forward", X)
     stored_in = student.value(layer, cls, "getPrevIn")
     stored_out = student.value(layer, cls, "getPrevOut")
@@ -414,7 +441,8 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
     fd_true = np.stack([(forward(X + e) - forward(X - e)) / (2 * h) for e in steps], axis=-1)
     if own is not None:
         fd = np.stack([(own[2 * i] - own[2 * i + 1]) / (2 * h) for i in range(d)], axis=-1)
-        noise = ctx.precision.rounding(max(np.abs(v).max() for v in own)) / h
+        truth = [forward(X + sign * e) for e in steps for sign in (1, -1)]
+        noise = np.stack(measured_noise(ctx, own, truth, h), axis=-1)
         source = "central differences of your own forward()"
     else:
         fd, noise = fd_true, 0.0
@@ -422,6 +450,22 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
         note = (note + "; " if note else "") + "judged against " + source
     answer, band = measured(fd, noise, fd_true)
     return judge(ctx, name, weight, answer, band, sit, rtol=rtol, atol=atol, what=f"your gradient() vs {source}", note=note)
+
+
+def measured_noise(ctx: ItemContext, own: list[np.ndarray], truth: list[np.ndarray], h: float) -> list[np.ndarray]:
+    """The rounding noise of each central difference of the student's own answers at ±h.
+
+    `own` and `truth` hold f(x + h) and f(x − h) in turn. The student's difference is the true one
+    plus (err₊ − err₋)/2h, where err is how far each answer is from the truth: that is the noise,
+    measured entry by entry, and never more than the precision's rounding bound allows (an answer
+    noisier than rounding makes does not widen its own band)."""
+    bound = ctx.precision.rounding(max(np.abs(v).max() for v in own)) / h
+    noise = []
+    for i in range(0, len(own), 2):
+        with np.errstate(invalid="ignore"):
+            error = np.abs((own[i] - truth[i]) - (own[i + 1] - truth[i + 1])) / (2 * h)
+        noise.append(np.minimum(np.nan_to_num(error, nan=bound, posinf=bound), bound))
+    return noise
 
 
 def _own_values(ctx: ItemContext, obj, method: str, calls: list[tuple], truth, shape) -> list[np.ndarray] | None:
@@ -460,12 +504,33 @@ def informative(ctx: ItemContext, own: np.ndarray, true: np.ndarray, X: np.ndarr
     """
     if not np.isfinite(own).all():
         return False
-    part = np.einsum("nkk->nk", own) if ctx.cls.kind == "elementwise" else own
+    part = np.einsum("nkk->nk", own) if ctx.cls.kind == "elementwise" or _is_diagonal(own) else own
     if np.ptp(part) == 0:
         return False
     if own.shape[0] > 1 and np.array_equal(own, np.broadcast_to(own[:1], own.shape)) and not np.allclose(true, true[:1]):
         return False
     return not (part.shape == X.shape and np.allclose(part, X))
+
+
+def own_jacobian(ctx: ItemContext, got: np.ndarray, n: int, k: int, d: int) -> np.ndarray | None:
+    """The student's gradient() as the Jacobian their backward() may chain: any form the grader reads.
+
+    Beyond the spec's accepted forms, an N×K answer of a layer that keeps its width is read as the
+    diagonal it stands for (a softmax gradient() that returns only g(1 − g) is wrong, and judged so
+    in its own item; a backward() that applies the chain rule to it has done its own job)."""
+    own = as_jacobian(ctx, got, n, k, d)
+    if own is None and got.shape == (n, k) and k == d:
+        return _diagonal(got)
+    if own is None and got.shape == (n, k, d):
+        return got
+    return own
+
+
+def _is_diagonal(jac: np.ndarray) -> bool:
+    """True when every observation's matrix is square and zero off its diagonal."""
+    if jac.ndim != 3 or jac.shape[1] != jac.shape[2]:
+        return False
+    return not (jac * (1 - np.eye(jac.shape[1]))).any()
 
 
 def own_chain_credit(ctx: ItemContext, layer, X: np.ndarray, k: int, jac: Band, deltas: list[np.ndarray]) -> bool:
@@ -479,7 +544,7 @@ def own_chain_credit(ctx: ItemContext, layer, X: np.ndarray, k: int, jac: Band, 
     except StudentFailure:  # gradient() hangs: there is nothing to credit
         return False
     n, d = X.shape
-    own = as_jacobian(ctx, outcome.value, n, k, d) if outcome.ok else None
+    own = own_jacobian(ctx, outcome.value, n, k, d) if outcome.ok else None
     if own is None or not informative(ctx, own, jac.nominal, X):
         return False
     answers = _own_values(ctx, layer, "backward", [(G,) for G in deltas], None, (n, d))
@@ -653,7 +718,8 @@ def objective_finite_differences(ctx: ItemContext, name: str, weight: float) -> 
     note = ""
     if own is not None:
         fd = np.array([(own[2 * i] - own[2 * i + 1]) / (2 * h) for i in range(n * k)]).reshape(n, k) * scale
-        noise = ctx.precision.rounding(max(abs(float(v)) for v in own)) / h * scale
+        truth = [value(Yhat + sign * e) for e in steps for sign in (1, -1)]
+        noise = np.array(measured_noise(ctx, own, truth, h)).reshape(n, k) * scale
         source = "central differences of your own eval()"
     else:
         fd, noise = fd_true, 0.0
@@ -696,7 +762,7 @@ FUNCTIONS = {
     **{(kind, method): table for kind in ("elementwise", "softmax", "fully_connected") for method, table in _LAYER_FUNCTIONS.items()},
     ("input", "forward"): {"values": input_values("batch"), "new_data": input_values("new_data"),
                            "constant_column": input_values("constant_column"), "single_observation": input_values("single"),
-                           "input_not_mutated": input_unchanged},
+                           "stores_input_output": input_stores, "input_not_mutated": input_unchanged},
     ("objective", "eval"): {"values": objective_values("eval", single=False), "single_observation": objective_values("eval", single=True),
                             "edges": objective_edges("eval"), "inputs_not_mutated": objective_unchanged("eval")},
     ("objective", "gradient"): {"values": objective_values("gradient", single=False),

@@ -10,18 +10,30 @@ def test_dtypes_map_to_their_precision_and_exact_types_to_float64():
     for exact in ("float64", "int64", "bool", "int8", "", None, "not a dtype"):
         assert precision_of(exact) is FLOAT64
     assert lowest([FLOAT64, PRECISIONS["float32"], FLOAT64]).name == "float32"
+    assert lowest([PRECISIONS["float32"], PRECISIONS["float16"]]).name == "float16"
     assert lowest([]) is FLOAT64
 
 
-def test_float64_keeps_the_specs_tolerances_and_lower_precisions_loosen_them():
+def test_float32_buys_only_its_rounding_error_never_a_wider_band():
     tol = Tolerance()
-    assert FLOAT64.values(tol) == (tol.rtol, tol.atol)
-    assert FLOAT64.finite_differences(tol) == (tol.fd_step, tol.fd_rtol, tol.fd_atol)
     f32 = PRECISIONS["float32"]
-    assert f32.values(tol)[0] > tol.rtol and f32.finite_differences(tol) == (1e-3, 2e-3, 2e-3)  # jax's check_grads figure
-    assert f32.reduced and not FLOAT64.reduced
-    # a spec stricter than the floor never makes float32 stricter than the floor, a looser one wins
+    # the spec's tolerances already hold float32's rounding (measured on the float32 fixture): nothing looser
+    assert f32.values(tol) == FLOAT64.values(tol) == (tol.rtol, tol.atol)
+    assert f32.finite_differences(tol) == (1e-3, tol.fd_rtol, tol.fd_atol)  # a step float32 resolves, the spec's tolerances
+    assert FLOAT64.finite_differences(tol) == (tol.fd_step, tol.fd_rtol, tol.fd_atol)
+    # a spec finer than float32's rounding gets a few rounding errors as a floor, no more
+    eps32 = float(np.finfo(np.float32).eps)
+    assert f32.values(Tolerance(rtol=1e-9, atol=1e-9)) == (8 * eps32, 8 * eps32)
     assert f32.values(Tolerance(rtol=0.5, atol=0.5)) == (0.5, 0.5)
+    assert f32.reduced and not FLOAT64.reduced
+
+
+def test_float16_gets_nothing_coarser_than_float32():
+    tol = Tolerance()
+    f16, f32 = PRECISIONS["float16"], PRECISIONS["float32"]
+    assert f16.values(tol) == f32.values(tol) and f16.finite_differences(tol) == f32.finite_differences(tol)
+    assert f16.rounding(1.0) == f32.rounding(1.0)
+    assert f16.reduced and f16.judged_as == "float32" and f32.judged_as == "float32"
 
 
 def test_rounding_scales_with_magnitude_and_epsilon():
