@@ -95,12 +95,17 @@ def build_kit(out: Path, *, spec_file: Path | None = None) -> Path:
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, in /autograder/source, to build the grading image.
+# The grader goes into a virtual environment of its own, which run_autograder uses: a system-wide
+# pip install is refused on images whose python3 is externally managed (PEP 668, Ubuntu 24.04).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
 if [ -z "${GRADER_SKIP_APT:-}" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip bubblewrap
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv bubblewrap
 fi
-"${PYTHON:-python3}" -m pip install ${PIP_FLAGS:-} "$HERE/grader_src"
+rm -rf "$ROOT/venv"
+"${PYTHON:-python3}" -m venv ${VENV_FLAGS:-} "$ROOT/venv"
+"$ROOT/venv/bin/python" -m pip install ${PIP_FLAGS:-} "$HERE/grader_src"
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -118,7 +123,7 @@ METADATA=()
 if [ -f "$ROOT/submission_metadata.json" ]; then
     METADATA=(--submission-metadata "$ROOT/submission_metadata.json")  # dates, for the spec's [late] policy
 fi
-"${GRADE:-grade}" "$ROOT/submission" --spec "$SOURCE/spec.toml" --out "$ROOT/results/reports" \\
+"${GRADE:-$ROOT/venv/bin/grade}" "$ROOT/submission" --spec "$SOURCE/spec.toml" --out "$ROOT/results/reports" \\
     --gradescope "$ROOT/results/results.json" --quiet ${METADATA[@]+"${METADATA[@]}"}
 status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then

@@ -128,6 +128,41 @@ def test_hidden_points_come_from_the_secret(tmp_path, monkeypatch):
     assert not (a == b).all()
 
 
+def externally_managed_python(folder: Path) -> Path:
+    """A python3 like Debian's and Ubuntu 24.04's: this interpreter's base installation, copied with
+    its standard library marked EXTERNALLY-MANAGED (PEP 668), so that pip refuses to install into it."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    base = Path(sys.base_prefix)
+    binary, stdlib = base / "bin" / version, base / "lib" / version
+    if not binary.is_file() or not (stdlib / "os.py").is_file():
+        pytest.skip(f"no base interpreter laid out as {base}/bin/{version} with lib/{version}")
+    (folder / "bin").mkdir(parents=True)
+    (folder / "lib" / version).mkdir(parents=True)
+    shutil.copy2(binary, folder / "bin" / version)  # a copy, not a link: its prefix is then `folder`
+    (folder / "bin" / "python3").symlink_to(version)
+    for library in (base / "lib").glob("libpython*"):
+        (folder / "lib" / library.name).symlink_to(library)
+    for entry in stdlib.iterdir():
+        if entry.name != "EXTERNALLY-MANAGED":
+            (folder / "lib" / version / entry.name).symlink_to(entry)
+    (folder / "lib" / version / "EXTERNALLY-MANAGED").write_text(
+        "[externally-managed]\nError=This python3 is managed by the distribution (a test's copy).\n")
+    python = folder / "bin" / "python3"
+    prefix = subprocess.run([str(python), "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True)
+    if prefix.stdout.strip() != str(folder):
+        pytest.skip(f"the copied interpreter does not take its own prefix: {prefix.stdout}{prefix.stderr}")
+    return python
+
+
+def apt_shims(folder: Path) -> Path:
+    """`apt-get` that only records its arguments (in apt.log beside it): setup.sh's apt steps, offline."""
+    folder.mkdir()
+    shim = folder / "apt-get"
+    shim.write_text(f'#!/bin/sh\necho "$*" >> {folder / "apt.log"}\n')
+    shim.chmod(0o755)
+    return folder
+
+
 def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     secret = tmp_path / "secret.txt"
     secret.write_text("instructor-only\n")
@@ -144,12 +179,23 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     for script in ("setup.sh", "run_autograder"):
         os.chmod(root / "source" / script, 0o755)
     shutil.copytree(FIXTURES / "submissions" / "softmax_diagonal_only", root / "submission")
-    site = tmp_path / "site"
-    env = {**os.environ, "PYTHON": sys.executable, "GRADER_SKIP_APT": "1", "PIP_FLAGS": f"-q --no-deps --target {site}",
-           "AUTOGRADER_ROOT": str(root), "GRADE": str(site / "bin" / "grade"), "PYTHONPATH": str(site)}
-    env.pop("HW_SECRET", None)
+    # Gradescope's image as Ubuntu 24.04 has it: python3 refuses system-wide pip installs (PEP 668)
+    python = externally_managed_python(tmp_path / "system-python")
+    refused = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", str(root / "source" / "grader_src")],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "externally-managed-environment" in refused.stderr  # the failure setup.sh must avoid
+    shims = apt_shims(tmp_path / "shims")
+    env = {**os.environ, "PATH": f"{shims}:{python.parent}:/usr/bin:/bin", "AUTOGRADER_ROOT": str(root),
+           "VENV_FLAGS": "--system-site-packages", "PIP_FLAGS": "-q --no-deps"}  # offline: the dependencies are the system's
+    for name in ("HW_SECRET", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+        env.pop(name, None)
     setup = subprocess.run(["bash", "setup.sh"], cwd=root / "source", env=env, capture_output=True, text=True, timeout=300)
     assert setup.returncode == 0, setup.stdout + setup.stderr
+    if os.getuid() == 0:  # setup.sh runs apt only as root, as on Gradescope
+        assert (shims / "apt.log").read_text().splitlines() == ["update -qq", "install -y -qq python3 python3-venv bubblewrap"]
+    where = subprocess.run([str(root / "venv" / "bin" / "python"), "-c", "import grader; print(grader.__file__)"],
+                           cwd=root, env=env, capture_output=True, text=True)
+    assert where.stdout.startswith(str(root / "venv" / "lib")), where.stdout + where.stderr  # the venv's grader grades
     run = subprocess.run([str(root / "source" / "run_autograder")], cwd=root / "source", env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     results = json.loads((root / "results" / "results.json").read_text())
