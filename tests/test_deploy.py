@@ -59,7 +59,78 @@ def test_kit_holds_no_reference_code(tmp_path):
             assert not leaked, f"{path.relative_to(kit)} holds reference code: {leaked[:3]}"
     assert not list(kit.rglob("reference"))
     assert sorted(p.name for p in (kit / "my_work").iterdir()) == ["Layer.py", "layers.py", "objectives.py"]
+    for name in ("Layer.py", "layers.py", "objectives.py"):  # the built-in spec's kit is the template, nothing added
+        assert (kit / "my_work" / name).read_text() == (template_dir() / name).read_text()
     assert "pip install ./kit" in (kit / "README.md").read_text()
+
+
+SOFTPLUS = """
+[classes.SoftplusLayer]
+kind = "elementwise"
+forward = "log(1 + exp(z))"
+points = { forward = 2, gradient = 2, backward = 2 }
+"""
+
+# Imports the kit's starting files as a student would, calls every method of SoftplusLayer and
+# prints what each raised and its docstring.
+PROBE = """
+import json, numpy as np
+from layers import SoftplusLayer
+from Layer import Layer
+layer = SoftplusLayer()
+out = {"is_layer": isinstance(layer, Layer)}
+for name, args in (("forward", (np.ones((2, 3)),)), ("gradient", ()), ("backward", (np.ones((2, 3)),))):
+    try:
+        getattr(layer, name)(*args)
+        raised = None
+    except Exception as exc:
+        raised = type(exc).__name__ + ": " + str(exc)
+    out[name] = {"raised": raised, "doc": getattr(SoftplusLayer, name).__doc__}
+print(json.dumps(out))
+"""
+
+SOFTPLUS_SOLVED = {
+    "forward": "self.setPrevIn(dataIn)\n        self.setPrevOut(np.logaddexp(0, dataIn))\n        return self.getPrevOut()",
+    "gradient": "return 0.5 * (1 + np.tanh(self.getPrevIn() / 2))",
+    "backward": "return gradIn * self.gradient()",
+}
+
+
+def test_kit_has_a_stub_for_a_class_the_spec_adds(tmp_path):
+    spec_file = tmp_path / "hw.toml"
+    spec_file.write_text(DEFAULT.read_text() + SOFTPLUS)
+    spec = load_spec(spec_file)
+    work = build_kit(tmp_path / "kit", spec_file=spec_file) / "my_work"
+    assert sorted(p.name for p in work.iterdir()) == ["Layer.py", "layers.py", "objectives.py"]
+    layers = work / "layers.py"
+    assert layers.read_text().startswith((template_dir() / "layers.py").read_text())  # the template, and the stub after it
+    assert (work / "objectives.py").read_text() == (template_dir() / "objectives.py").read_text()
+    probe = subprocess.run([sys.executable, "-c", PROBE], cwd=work, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    stub = json.loads(probe.stdout)
+    assert stub["is_layer"]
+    for method in ("forward", "gradient", "backward"):
+        assert stub[method]["raised"] == f"NotImplementedError: TODO: SoftplusLayer.{method}"
+    assert "g(z) = log(1 + exp(z))" in stub["forward"]["doc"]  # the rule as the reports print it
+    assert "g′(z) = exp(z)/(1 + exp(z))" in stub["gradient"]["doc"]
+    assert "N×K (the diagonal of each observation's Jacobian), or N×K×K" in stub["gradient"]["doc"]
+    assert "δ_out = g′(z)·δ_in" in stub["backward"]["doc"]
+
+    bare = grade_submission(work, spec=spec, sandbox="process")
+    assert bare.score == 0 and bare.max_score == 106
+    assert {i.name: i.status for i in bare.items} == {i.name: "not_implemented" for i in bare.items}
+    assert [i.name for i in bare.items if i.name.startswith("SoftplusLayer")] == [
+        "SoftplusLayer.forward", "SoftplusLayer.gradient", "SoftplusLayer.backward"]
+
+    text = layers.read_text()
+    for method, body in SOFTPLUS_SOLVED.items():
+        text = text.replace(f'raise NotImplementedError("TODO: SoftplusLayer.{method}")', body)
+    layers.write_text(text)
+    solved = grade_submission(work, spec=spec, sandbox="process")
+    softplus = [i for i in solved.items if i.name.startswith("SoftplusLayer")]
+    assert [(i.name, i.status, i.score) for i in softplus] == [
+        ("SoftplusLayer.forward", "passed", 2), ("SoftplusLayer.gradient", "passed", 2), ("SoftplusLayer.backward", "passed", 2)]
+    assert solved.score == 6
 
 
 def test_kit_refuses_an_existing_folder(tmp_path):
