@@ -39,6 +39,7 @@ grade = "grader.cli:program"
 packages = {packages}
 
 [tool.setuptools.package-data]
+"grader" = ["CONTRACT.md"]
 "grader.specs" = ["*.toml"]
 "grader.templates" = ["*.j2", "*.css"]
 """
@@ -58,6 +59,9 @@ Then work in `my_work/` (or copy it anywhere) and check yourself as often as you
 `reports/<name>.html` shows it with the expected rules and heatmaps. The self-check uses the
 same ground truth as the final grading{hidden}. `grade . --fail-under 100` exits non-zero below
 full marks, for your own CI.
+
+What to implement, the conventions (rows are observations, the shapes `gradient()` may return,
+ε, float32) and what earns points: [CONTRACT.md](CONTRACT.md).{added}
 """
 
 
@@ -175,12 +179,16 @@ def build_kit(out: Path, *, spec_file: Path | None = None) -> Path:
     (out / "pyproject.toml").write_text(PYPROJECT.format(
         name="nn-grader-selfcheck", version=__version__, description=f"Self-check for {spec.title}", packages=packages))
     shutil.copytree(template_dir(), out / "my_work", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py"))
-    _add_missing_stubs(spec, out / "my_work")  # a class the instructor's spec adds reaches the students too
+    added = _add_missing_stubs(spec, out / "my_work")  # a class the instructor's spec adds reaches the students too
     hidden = ""
     if spec.hidden is not None:
         hidden = (", except the hidden checks: the self-check says how many will run at grading time, "
                   "on test points you do not see")
-    (out / "README.md").write_text(KIT_README.format(title=spec.title, folder=f"./{out.name}", hidden=hidden))
+    if added:
+        added = (f" This assignment also has {', '.join(f'`{name}`' for name in added)}: "
+                 "its starting code is at the end of `my_work/layers.py` or `my_work/objectives.py`.")
+    shutil.copyfile(PACKAGE_DIR / "CONTRACT.md", out / "CONTRACT.md")
+    (out / "README.md").write_text(KIT_README.format(title=spec.title, folder=f"./{out.name}", hidden=hidden, added=added or ""))
     return out
 
 

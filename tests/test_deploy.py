@@ -131,6 +131,40 @@ def test_kit_has_a_stub_for_a_class_the_spec_adds(tmp_path):
     assert [(i.name, i.status, i.score) for i in softplus] == [
         ("SoftplusLayer.forward", "passed", 2), ("SoftplusLayer.gradient", "passed", 2), ("SoftplusLayer.backward", "passed", 2)]
     assert solved.score == 6
+    readme = (work.parent / "README.md").read_text()
+    assert "This assignment also has `SoftplusLayer`: its starting code is at the end of `my_work/layers.py`" in readme
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def repository_files() -> list[Path]:
+    """The files of the repository as a clone has them (git's list where there is one)."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True)
+    if listed.returncode == 0 and listed.stdout:
+        return [REPO / name for name in listed.stdout.decode().split("\0") if name and (REPO / name).is_file()]
+    skipped = {".git", ".venv", "reports", "__pycache__", "nn_grader.egg-info"}
+    return [p for p in REPO.rglob("*") if p.is_file() and not skipped & set(p.relative_to(REPO).parts)]
+
+
+def test_the_contract_is_in_the_repository_and_in_the_kit(tmp_path):
+    outside, elsewhere = ".." + "/shared", "shared" + "/CONTRACT"  # spelled apart, so that this file does not hold them
+    files = repository_files()
+    assert len(files) > 50
+    for path in files:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        assert outside not in text and elsewhere not in text, f"{path.relative_to(REPO)} points outside the repository"
+    contract = REPO / "grader" / "CONTRACT.md"
+    words = contract.read_text()
+    for topic in ("Rows are observations", "N×K×K", "any ε from 0 to 1e-6", "float32", "Only work earns points",
+                  "not graded", "`ReLULayer`", "placeholder", "`.zip`"):
+        assert topic.lower() in words.lower(), topic
+    assert "(grader/CONTRACT.md)" in (REPO / "README.md").read_text()
+    assert "grader/CONTRACT.md" in DEFAULT.read_text().split("[assignment]")[0]  # the spec's header
+    kit = build_kit(tmp_path / "kit")
+    assert (kit / "CONTRACT.md").read_text() == words and (kit / "grader" / "CONTRACT.md").is_file()
+    assert "[CONTRACT.md](CONTRACT.md)" in (kit / "README.md").read_text()
+    assert '"grader" = ["CONTRACT.md"]' in (kit / "pyproject.toml").read_text()  # installed with the kit's grader
 
 
 def test_kit_refuses_an_existing_folder(tmp_path):
@@ -160,6 +194,7 @@ def test_kit_installs_with_one_pip_command_and_self_checks(tmp_path):
     assert "this is a self-check: 28 hidden checks (in 1 hidden items and others) will run at grading time" in run.stdout
     where = subprocess.run([sys.executable, "-c", "import grader; print(grader.__file__)"], cwd=work, env=env, capture_output=True, text=True)
     assert where.stdout.startswith(str(tmp_path / "site"))  # the kit's grader ran, not this checkout's
+    assert (tmp_path / "site" / "grader" / "CONTRACT.md").is_file()  # package data: the contract installs with the grader
     for path in work.glob("*.py"):
         path.unlink()
     shutil.copy(FIXTURES / "base_submission.py", work / "solution.py")
