@@ -175,8 +175,8 @@ def test_a_class_folder_is_detected_and_graded_as_a_batch(tmp_path):
     assert "graded 0, unchanged and skipped 3" in res.output
 
 
-def test_gradescope_output_refuses_a_batch(tmp_path):
-    res = run(FIXTURES / "batches" / "gradescope", "--gradescope", tmp_path / "r.json")
+def test_gradescope_output_refuses_a_batch_asked_for(tmp_path):
+    res = run(FIXTURES / "batches" / "gradescope", "--batch", "--gradescope", tmp_path / "r.json")
     assert res.exit_code == 2 and "take a single submission" in res.output
 
 
