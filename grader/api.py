@@ -29,17 +29,20 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
     note = note or echo
     for path in paths:
         if not Path(path).exists():
-            raise UsageError(f"{path}: no such file or folder (give a submission folder, a .py file or a .zip)")
+            raise UsageError(f"{path}: no such file or folder (give a submission folder, a .py file, a notebook or a .zip)")
     if sandbox != "process":
         bubblewrap.probe_soon()  # while the spec is read
     spec = load_spec(spec_file)
     asked, sandbox = sandbox, resolve_sandbox(sandbox)
     with tempfile.TemporaryDirectory(prefix="grade-batch-") as workdir:
         entries, is_batch = [], False
+        # For Gradescope's autograder (and --json) a path is one submission, whatever it holds: a
+        # student's v1/ and v2/, or a stray submission_metadata.yml, never make it a batch.
+        one_each = json_file is not None or gradescope_file is not None
         for path in paths:
-            if batch or looks_like_batch(Path(path), spec):
+            if batch or (not one_each and looks_like_batch(Path(path), spec)):
                 detection = detect(Path(path), Path(workdir) / str(len(entries)))
-                note(f"{path}: {detection.describe()}")
+                note(f"{path}: {detection.describe()}" + ("" if batch else " (detected: --json FILE grades it as one submission)"))
                 entries += detection.entries
                 is_batch = True
             else:

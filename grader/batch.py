@@ -82,7 +82,7 @@ def looks_like_batch(path: Path, spec: Spec) -> bool:
         return True
     children = [p for p in path.iterdir() if (_folder(p) and not p.name.startswith((".", "__")))
                 or (p.suffix.lower() == ".zip" and _regular(p))]
-    if len(children) < 2 or any(p.suffix == ".py" for p in files):
+    if len(children) < 2 or any(p.suffix.lower() in (".py", ".ipynb") for p in files):
         return False
     # A submission split over folders defines each class once; a class defined in two
     # children means each child is a whole submission.
@@ -98,16 +98,18 @@ def _class_names(child: Path, spec: Spec) -> set[str]:
 
     sources = []
     if child.is_dir():
-        sources = [read_source(p) or b"" for p in regular_files(child, (".py",))[:200]]
+        sources = [read_source(p) or b"" for p in regular_files(child, (".py", ".ipynb"))[:200]]
     else:
         try:
             with zipfile.ZipFile(child) as z:
-                sources = [z.read(i) for i in z.infolist()[:200] if i.filename.endswith(".py") and i.file_size <= MAX_SOURCE_BYTES]
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+                sources = [z.read(i) for i in z.infolist()[:200]
+                           if i.filename.lower().endswith((".py", ".ipynb")) and i.file_size <= MAX_SOURCE_BYTES]
+        except Exception:  # noqa: BLE001 - whatever a zip does, it only says "not a batch of these"
             return set()
     names = set()
     for source in sources:
-        for match in re.finditer(rb"^class\s+(\w+)", source, flags=re.M):
+        # a line of a .py file, or of a notebook cell's JSON string ("class X(Layer):\n", …)
+        for match in re.finditer(rb'(?:^|"|\\n)class\s+(\w+)', source, flags=re.M):
             cls = spec.find_class(match.group(1).decode(errors="replace"))
             if cls:
                 names.add(cls.name)
@@ -145,10 +147,10 @@ def detect(root: Path, workdir: Path) -> Detection:
         elif child.suffix.lower() == ".zip":
             zips += 1
             detection.entries.append(Entry(id=_identifier(child.stem), path=child))
-        elif child.suffix.lower() == ".py":
+        elif child.suffix.lower() in (".py", ".ipynb"):
             detection.entries.append(Entry(id=_identifier(child.stem), path=child))
         else:
-            detection.skipped.append((child.name, "not a folder, .zip or .py"))
+            detection.skipped.append((child.name, "not a folder, .zip, .py or .ipynb"))
     if zips and zips == len(detection.entries):
         detection.layout = "zips"
     elif zips:
@@ -253,7 +255,7 @@ def _zip_is_canvas(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if not n.endswith("/")]
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # noqa: BLE001 - a zip that cannot be listed is not a Canvas export
         return False
     return bool(names) and sum(bool(CANVAS.match(Path(n).name)) for n in names) >= max(2, len(names) // 2)
 

@@ -41,7 +41,8 @@ def _progress_bar(total: int):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Folder for each <submission>.json and .html; a batch adds index.html, grades.csv and summary.json.")
-@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the result of a single submission to FILE.")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the result of a single submission to FILE "
+              "(PATH is then one submission, never a batch).")
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path), help="Assignment spec (TOML). Default: the built-in CS 615 assignment.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Submissions graded at once (batch grading).")
 @click.option("--seed", type=int, default=None, help="Seed of the test points. Default: 0 for a self-check; official grading "
@@ -49,10 +50,12 @@ def _progress_bar(total: int):
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds one call to your code may take.")
 @click.option("--sandbox", type=click.Choice(SANDBOXES), default="auto", show_default=True,
               help="bwrap: bubblewrap (no network, private filesystem); process: plain child process with limits; auto: bwrap where installed.")
-@click.option("--gradescope", "gradescope_file", type=click.Path(path_type=Path), help="Write Gradescope's results.json for a single submission to FILE.")
+@click.option("--gradescope", "gradescope_file", type=click.Path(path_type=Path), help="Write Gradescope's results.json for a single "
+              "submission to FILE (PATH is then one submission, never a batch).")
 @click.option("--secret-file", type=click.Path(path_type=Path, dir_okay=False),
               help="The instructor's secret (grade-admin secret FILE): official test points and hidden checks are drawn from it.")
-@click.option("--batch", is_flag=True, help="Treat each PATH as a folder of submissions (detected when not given).")
+@click.option("--batch", is_flag=True, help="Treat each PATH as a folder of submissions (detected when not given, "
+              "except with --json or --gradescope).")
 @click.option("--resume", is_flag=True, help="Batch: skip submissions whose files, spec and grader version are unchanged since their result.")
 @click.option("--dask", "dask_address", metavar="ADDRESS", help="Batch: grade on a dask cluster (pip install 'nn-grader[cluster]').")
 @click.option("--overrides", "overrides_file", type=click.Path(path_type=Path, dir_okay=False),
@@ -70,9 +73,10 @@ def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gra
          overrides_file, similarity, metadata_file, fail_under, quiet, verbose):
     """Grade numpy neural-network layers and objectives.
 
-    PATH is a submission (a folder, a single .py file, or a .zip) or a folder of submissions:
-    one folder or .zip per student, a Canvas bulk download, or a Gradescope export (detected;
-    force with --batch). Each item of the assignment (e.g. SoftmaxLayer.gradient) is checked
+    PATH is a submission (a folder, a single .py file, a notebook .ipynb, or a .zip) or a folder of
+    submissions: one folder, .zip, .py or .ipynb per student, a Canvas bulk download, or a
+    Gradescope export (detected; force with --batch). With --json or --gradescope a PATH is always
+    one submission. Each item of the assignment (e.g. SoftmaxLayer.gradient) is checked
     against SymPy-derived ground truth; results go to OUT/<submission>.json and .html, and a
     batch adds OUT/index.html, grades.csv and summary.json.
 

@@ -33,8 +33,8 @@ def test_folders_layout(tmp_path, spec):
     found = detect(tmp_path, tmp_path / "work")
     # a student folder without .py files is a student all the same: graded as 0 with the reason
     assert found.layout == "folders" and [e.id for e in found.entries] == ["empty", "fc_gradient_w", "tanh_missing"]
-    assert found.skipped == [("README.txt", "not a folder, .zip or .py")]
-    assert found.describe() == "batch layout: folders, 3 submissions; skipped 1: README.txt (not a folder, .zip or .py)"
+    assert found.skipped == [("README.txt", "not a folder, .zip, .py or .ipynb")]
+    assert found.describe() == "batch layout: folders, 3 submissions; skipped 1: README.txt (not a folder, .zip, .py or .ipynb)"
 
 
 def test_one_submission_split_over_folders_is_not_a_batch(spec):

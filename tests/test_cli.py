@@ -175,8 +175,8 @@ def test_a_class_folder_is_detected_and_graded_as_a_batch(tmp_path):
     assert "graded 0, unchanged and skipped 3" in res.output
 
 
-def test_gradescope_output_refuses_a_batch(tmp_path):
-    res = run(FIXTURES / "batches" / "gradescope", "--gradescope", tmp_path / "r.json")
+def test_gradescope_output_refuses_a_batch_asked_for(tmp_path):
+    res = run(FIXTURES / "batches" / "gradescope", "--batch", "--gradescope", tmp_path / "r.json")
     assert res.exit_code == 2 and "take a single submission" in res.output
 
 
@@ -208,3 +208,74 @@ def test_grade_admin_prints_the_default_spec_to_start_from(tmp_path):
     written = CliRunner().invoke(admin, ["spec", str(tmp_path / "hw3.toml")])
     assert written.exit_code == 0 and load_spec(tmp_path / "hw3.toml").max_score == 100
     assert CliRunner().invoke(admin, ["spec", str(tmp_path / "hw3.toml")]).exit_code == 2
+
+
+def _notebook_of(text: str) -> str:
+    return json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# HW2"]},
+                                 {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": 1, "source": text.splitlines(True)}],
+                       "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def test_a_notebook_is_a_submission_alone_and_in_a_batch(tmp_path):
+    notebook = _notebook_of((FIXTURES / "base_submission.py").read_text())
+    (tmp_path / "hw2.ipynb").write_text(notebook)
+    res = run(tmp_path / "hw2.ipynb", "--out", tmp_path / "out", "--sandbox", "process", "-q", "--gradescope", tmp_path / "results.json")
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().endswith("hw2: 100.00/100.00") and json.loads((tmp_path / "results.json").read_text())["score"] == 100.0
+    assert "notebook" in run("--help").output
+    # a class whose students each handed in a notebook: by itself, in folders (detected), LMS-named (Canvas, detected)
+    for layout, names in (("alone", ["alice.ipynb", "bob.ipynb"]), ("folders", ["alice/hw2.ipynb", "bob/hw2.ipynb"]),
+                          ("canvas", ["alice_111_2001_hw2.ipynb", "bob_222_2002_hw2.ipynb"])):
+        for name in names:
+            (tmp_path / layout / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / layout / name).write_text(notebook)
+        res = run(tmp_path / layout, *(["--batch"] if layout == "alone" else []), "--out", tmp_path / f"out-{layout}", "--sandbox", "process", "-q")
+        assert res.exit_code == 0, res.output
+        assert f"batch layout: {layout if layout != 'alone' else 'folders'}, 2 submissions" in res.output
+        assert "graded 2, unchanged and skipped 0, grader failures 0 of 2" in res.output
+        rows = (tmp_path / f"out-{layout}" / "grades.csv").read_text().splitlines()[1:]
+        assert len(rows) == 2 and all(",100.00," in row or row.endswith(",100.00") for row in rows), rows
+
+
+def test_gradescope_grades_what_looks_like_a_batch_as_one_submission(tmp_path):
+    sub = tmp_path / "submission"
+    for version in ("v1", "v2"):
+        (sub / version).mkdir(parents=True)
+        shutil.copy(FIXTURES / "base_submission.py", sub / version / "layers.py")
+    res = run(sub, "--out", tmp_path / "out", "--sandbox", "process", "--gradescope", tmp_path / "results.json")
+    assert res.exit_code == 0, res.output
+    assert "batch layout" not in res.output and json.loads((tmp_path / "results.json").read_text())["score"] == 100.0
+    warnings = json.loads((tmp_path / "out" / "submission.json").read_text())["warnings"]
+    assert warnings[-1].startswith("files graded: v1/layers.py (CrossEntropy, ") and warnings[-1].endswith("; other copies not graded: v2/layers.py")
+    assert "warning: files graded: v1/layers.py" in res.output
+    self_check = run(sub, "--out", tmp_path / "self", "--sandbox", "process")
+    assert "batch layout: folders, 2 submissions (detected: --json FILE grades it as one submission)" in self_check.output
+    # a stray submission_metadata.yml in the student's own folder
+    (sub / "submission_metadata.yml").write_text(":submission_id: 1\n")
+    res = run(sub, "--out", tmp_path / "out", "--sandbox", "process", "--json", tmp_path / "r.json", "-q")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r.json").read_text())["score"] == 100.0
+    assert run(sub, "--batch", "--json", tmp_path / "r.json").exit_code == 2  # asked for a batch and one result: refused
+
+
+@pytest.mark.parametrize("name, note", [
+    ("deep_expression_helper", "helpers.py: not read: an expression nested more than 500 levels deep"),
+    ("deep_expression_notebook", "tanh.ipynb: code cell 2 not read: an expression nested more than 500 levels deep"),
+    ("deep_json_notebook", "scratch.ipynb: not read: its JSON is nested more than 100 levels deep")])
+def test_text_the_parser_cannot_hold_is_a_note_and_the_rest_is_graded(tmp_path, name, note):
+    res = run(FIXTURES / "hostile" / name, "--out", tmp_path, "--sandbox", "process", "--gradescope", tmp_path / "results.json")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "results.json").read_text())["score"] == 100.0
+    assert any(w.startswith(note) for w in json.loads((tmp_path / f"{name}.json").read_text())["warnings"])
+
+
+def test_a_batch_gives_text_the_parser_cannot_hold_a_result_not_a_grader_failure(tmp_path):
+    names = ("deep_expression_helper", "deep_expression_notebook", "deep_json_notebook")
+    for name in names:
+        shutil.copytree(FIXTURES / "hostile" / name, tmp_path / "class" / name)
+    res = run(tmp_path / "class", "--batch", "--out", tmp_path / "out", "--sandbox", "process", "-j", "2")
+    assert res.exit_code == 0, res.output
+    assert "graded 3, unchanged and skipped 0, grader failures 0 of 3" in res.output
+    results = {n: json.loads((tmp_path / "out" / f"{n}.json").read_text()) for n in names}
+    assert [results[n]["score"] for n in names] == [100.0] * 3
+    assert all("not read" in " ".join(r["warnings"]) for r in results.values())

@@ -63,6 +63,10 @@ EXPECTED = {
     "forged_deep_reply": ({"TanhLayer"}, {"TanhLayer.forward": "error"}),
     "forged_list_reply": ({"TanhLayer"}, {"TanhLayer.forward": "error"}),
     "fills_tmp": ({"TanhLayer"}, {}),
+    # third pass (issue 19): text the parser cannot hold is a note on its file; everything else is graded
+    "deep_expression_helper": (set(), {}),
+    "deep_expression_notebook": (set(), {}),
+    "deep_json_notebook": (set(), {}),
 }
 
 
