@@ -11,6 +11,8 @@ from grader.submission import discover, normalised
 
 from test_grade import SUBMISSIONS
 
+REFERENCE = SUBMISSIONS.parent.parent.parent / "reference"
+
 LIMITS = Limits(call_timeout=2.0, total_timeout=120.0)
 SANDBOXES = ["process"] + (["bwrap"] if bwrap_available() else [])
 ELEMENTWISE_BACKWARDS = {f"{c}.backward" for c in ("LinearLayer", "ReLuLayer", "LogisticSigmoidLayer", "TanhLayer")}
@@ -251,3 +253,30 @@ def test_placeholders_used_as_types_and_predicates_answer_no():
     for computes in (lambda: bool(torch.isnan(X)), lambda: float(pd.isna(X)), lambda: sp.special.expit(X) + 1):
         with pytest.raises(PlaceholderUsed):
             computes()
+
+
+NUMERICAL = {"numeric_complex_step": ["complex"], "numeric_finite_differences": ["own-forward"]}
+NUMERICAL_ITEMS = {f"{c}.{m}" for c in ("LogisticSigmoidLayer", "TanhLayer") for m in ("gradient", "backward")}
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+@pytest.mark.parametrize("fixture", sorted(NUMERICAL))
+def test_a_gradient_computed_numerically_gets_full_marks_and_a_note(fixture, sandbox, graded):
+    # Complex step (Im f(z + ih)/h) and central differences of the layer's own forward: the numbers are
+    # right, so full marks; the instructor sees on each such item that no rule was derived.
+    from grader.outputs import gradescope_json
+
+    result = graded(fixture, sandbox)
+    tests = {t["name"]: t["output"] for t in json.loads(gradescope_json(result))["tests"]}
+    for item in result.items:
+        assert item.score == item.max_score, f"{item.name}: {item.feedback}"
+        if item.name in NUMERICAL_ITEMS:
+            assert item.graded_as.get("numeric") == NUMERICAL[fixture], item.name
+            assert "computed its answer numerically" in item.graded_as_text and "computed its answer numerically" in tests[item.name]
+        else:
+            assert "numeric" not in item.graded_as, item.name
+
+
+def test_the_reference_computes_no_gradient_numerically():
+    result = grade_submission(REFERENCE, limits=LIMITS, sandbox="process")
+    assert result.score == result.max_score and not [i.name for i in result.items if "numeric" in i.graded_as]
