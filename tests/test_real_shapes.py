@@ -280,3 +280,11 @@ def test_a_gradient_computed_numerically_gets_full_marks_and_a_note(fixture, san
 def test_the_reference_computes_no_gradient_numerically():
     result = grade_submission(REFERENCE, limits=LIMITS, sandbox="process")
     assert result.score == result.max_score and not [i.name for i in result.items if "numeric" in i.graded_as]
+
+
+def test_the_numerical_note_is_in_the_report_and_the_class_summary(graded, tmp_path):
+    from grader.html_report import render_report, render_summary
+
+    result = graded("numeric_finite_differences")
+    assert "computed its answer numerically (by calling its own forward/eval" in render_report(result)
+    assert render_summary([result]).count('title="computed its answer numerically') == 4
