@@ -75,7 +75,7 @@ def _item_view(item) -> dict:
     return {
         "name": item.name, "anchor": item.name.replace(".", "-"), "score": item.score, "max_score": item.max_score,
         "status": item.status, "status_text": STATUS_TEXT.get(item.status, item.status), "mark": MARKS[item.status],
-        "one_line": item.one_line, "reason": item.reason,
+        "one_line": item.one_line, "reason": item.reason, "numeric": _numeric(item),
         "rule": item.rule, "rule_mathml": safe_mathml(item.rule_mathml), "checks": checks,
         "adjusted": item.adjustment_lines,
     }
@@ -238,7 +238,16 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
 def _cell(item) -> dict:
     if item is None:
         return {"status": "missing", "text": "–", "value": -1}
-    return {"status": item.status, "text": f"{item.score:.1f}", "value": round(item.score, 3), "mark": MARKS[item.status]}
+    return {"status": item.status, "text": f"{item.score:.1f}", "value": round(item.score, 3), "mark": MARKS[item.status],
+            "numeric": _numeric(item)}
+
+
+def _numeric(item) -> str:
+    """The note on a gradient the student's code computed numerically (README), or ''."""
+    from grader.results import NUMERIC_NOTES
+
+    how = [NUMERIC_NOTES[c] for c in item.graded_as.get("numeric", []) if c in NUMERIC_NOTES]
+    return f"computed its answer numerically ({' and '.join(how)}), not from a derived rule" if how else ""
 
 
 def _short(name: str) -> str:

@@ -42,6 +42,11 @@ class CheckResult:
         return out
 
 
+#: How a graded gradient method computed numerically, as the worker reports it (README: threat model).
+NUMERIC_NOTES = {"complex": "with complex numbers: complex-step differentiation",
+                 "own-forward": "by calling its own forward/eval on perturbed inputs: finite differences"}
+
+
 @dataclass
 class ItemResult:
     """One gradable item: its checks, its status and the feedback a student reads."""
@@ -87,6 +92,9 @@ class ItemResult:
                          f"(`{built.split(': ', 1)[1].replace(' raised', '` raised')}); the grader sets W and b")
         elif built:
             parts.append(f"built as `{built}` (the spec's call lacks a parameter your constructor requires)")
+        how = [NUMERIC_NOTES[c] for c in g.get("numeric", []) if c in NUMERIC_NOTES]
+        if how:
+            parts.append(f"`{self.name}` computed its answer numerically ({' and '.join(how)}), not from a derived rule")
         return "; ".join(parts)
 
     @property
