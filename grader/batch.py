@@ -356,6 +356,7 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
     every pair of submissions is compared by code (similarity.json, shown in the summary)."""
     from grader.html_report import render_report
     from grader.outputs import result_json, write_atomic
+    from grader.overrides import apply as apply_overrides
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -371,8 +372,8 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
         write_atomic(out_dir / f"{entry.id}.html", render_report(result))
         counts["graded"] += 1
         counts["failed"] += bool(result.errors and all(i.status == "error" for i in result.items))
-        if progress:
-            progress("done", counts, result)
+        if progress:  # the total the student will get: with the late penalty (in the result) and the overrides
+            progress("done", counts, apply_overrides([result], overrides or {})[0])
 
     try:
         if dask_address:
@@ -579,10 +580,43 @@ def _notes(result) -> str:
     if result.late and not result.late_explanation:
         notes.append("marked late by the export")
     if result.errors:
-        notes.append(f"{len(result.errors)} problem{'s' * (len(result.errors) != 1)} while grading (see the report)")
+        more = f" (and {len(result.errors) - 1} more, see the report)" if len(result.errors) > 1 else ""
+        notes.append(f"problem while grading: {_shorten(result.errors[0])}{more}")
+    elif not result.problem and result.raw_score <= 0:
+        notes.append(_why_nothing(result))
     if result.sandbox_note:
         notes.append(f"sandbox: {result.sandbox_note}")
     return "; ".join(notes)
+
+
+def _why_nothing(result) -> str:
+    """Why no item earned a point, in one note: how many items ended how, and the first reason given."""
+    graded = [i for i in result.items if i.max_score > 0] or list(result.items)
+    if not graded:
+        return "0 points: the spec has no graded item"
+    counts: dict[str, int] = {}
+    for i in graded:
+        counts[i.status] = counts.get(i.status, 0) + 1
+    if len(counts) == 1:
+        shape = f"every item {next(iter(counts))}"
+    else:
+        shape = ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    first = next((i for i in graded if _item_reason(i)), None)
+    example = f"; e.g. {first.name}: {_shorten(_item_reason(first))}" if first else ""
+    return f"0 points: {shape}{example}"
+
+
+def _item_reason(item) -> str:
+    """What an item's feedback says first: its reason, else its first failed check's diagnosis or message."""
+    if item.reason:
+        return item.reason
+    check = next((c for c in item.checks if not c.passed and (c.diagnosis or c.message)), None)
+    return (check.diagnosis or check.message) if check else ""
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 #: Written beside grades.csv for a Canvas download: Canvas's gradebook import format.

@@ -31,10 +31,18 @@ def _progress_bar(total: int):
                 bar.update(1)
             else:
                 click.echo(printable(f"[{counts['graded'] + counts['skipped']}/{counts['total']}] {result.submission}: "
-                                     f"{result.score:.2f}/{result.max_score:.2f}"), err=True)
+                                     f"{result.score:.2f}/{result.max_score:.2f}{_how_settled(result)}"), err=True)
         elif event == "end" and interactive:
             bar.render_finish()
     return progress
+
+
+def _how_settled(result) -> str:
+    """" (late penalty −5.00, instructor's overrides)": what makes a total differ from its items' points."""
+    parts = [f"late penalty −{result.late_penalty:.2f}"] if result.late_penalty else []
+    if result.adjusted:
+        parts.append("instructor's overrides")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

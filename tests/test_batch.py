@@ -319,3 +319,21 @@ def test_every_student_of_a_canvas_download_is_in_both_gradebooks(tmp_path, spec
     ids = {row[1]: row[5] for row in canvas[2:]}
     assert ids == {"1001": "100.00", "1002": "96.00", "1003": "0.00", "1004": "0.00", "1005": "0.00"}
     assert all(len(row) == 6 for row in canvas)
+
+
+def test_every_zero_and_every_error_says_why_in_the_gradebook(tmp_path, spec):
+    root = tmp_path / "class"
+    root.mkdir()
+    (root / "empty.py").write_text("")
+    (root / "broken").mkdir()
+    (root / "broken" / "layers.py").write_text("class SquaredError:\n    def eval(self, Y, Yhat)\n        return 0\n")
+    shutil.copytree(SUBMISSIONS / "fc_gradient_w", root / "good")
+    found = detect(root, tmp_path / "work")
+    grade_batch(found.entries, spec=spec, out_dir=tmp_path / "out", jobs=2, sandbox="process", limits=FAST)
+    rows = {r["identifier"]: r for r in csv.DictReader(io.StringIO((tmp_path / "out" / "grades.csv").read_text()))}
+    assert rows["empty"]["total"] == "0.00"
+    assert rows["empty"]["notes"] == ("0 points: every item missing; e.g. SquaredError.eval: no class named SquaredError "
+                                      "or LeastSquares was found in any .py file of the submission")
+    assert rows["broken"]["total"] == "0.00"
+    assert rows["broken"]["notes"] == "problem while grading: syntax error: layers.py, line 2: expected ':'"
+    assert rows["good"]["notes"] == ""

@@ -212,6 +212,25 @@ def test_overrides_apply_to_outputs_never_to_results_and_survive_resume(tmp_path
     assert float(rows_of(out)["submission_222222"]["total"]) == pytest.approx(float(team["total"]) + 5)
 
 
+def test_progress_lines_print_the_total_the_gradebook_gets(tmp_path, late_spec_file):
+    """The line printed as each student is done says the total of grades.csv: late penalty and overrides in."""
+    out = tmp_path / "out"
+    overrides = tmp_path / "overrides.csv"
+    overrides.write_text("student,item,points,comment\nsubmission_302,total,-5,shared code\n"
+                         "submission_301,SoftmaxLayer.gradient,+1,regrade\n")
+    run = CliRunner().invoke(main, [str(BATCHES / "gradescope_late"), "--out", str(out), "--spec", str(late_spec_file),
+                                    "--sandbox", "process", "-q", "-j", "2", "--overrides", str(overrides)])
+    assert run.exit_code == 0, run.output
+    printed = dict(re.findall(r"^\[\d/5\] (submission_\d+): (.*)$", run.stderr, re.M))
+    rows = rows_of(out)
+    assert set(printed) == set(rows)
+    for sid, row in rows.items():
+        assert printed[sid].split("/")[0] == row["total"], (sid, printed[sid], row)
+    assert printed["submission_302"] == "75.00/100.00 (late penalty −20.00, instructor's overrides)"
+    assert printed["submission_301"] == "101.00/100.00 (instructor's overrides)"  # an override may give extra credit
+    assert printed["submission_303"] == "0.00/100.00 (late penalty −100.00)"
+
+
 def test_toml_overrides_and_what_an_unknown_student_or_item_says(tmp_path):
     from grader.overrides import load, resolve
 
