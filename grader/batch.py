@@ -358,11 +358,13 @@ def _failed_result(entry: Entry, spec: Spec, exc: Exception):
 
 def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | None = None, seed: int = 0,
                 sandbox: str = "process", limits=None, resume: bool = False, command: str = "", progress=None,
-                dask_address: str | None = None, overrides: dict | None = None, similarity: bool = False) -> dict:
+                dask_address: str | None = None, overrides: dict | None = None, similarity: bool = False,
+                canvas_gradebook=None) -> dict:
     """Grade every entry, writing each result as it is done; return counts {graded, skipped, failed}.
 
     `overrides` ({submission: [Override]}) are applied to the class outputs; with `similarity`,
-    every pair of submissions is compared by code (similarity.json, shown in the summary)."""
+    every pair of submissions is compared by code (similarity.json, shown in the summary); a
+    `canvas_gradebook` (grader.canvas_gradebook.Gradebook) is filled as canvas_grades.csv."""
     from grader.html_report import render_report
     from grader.outputs import result_json, write_atomic
     from grader.overrides import apply as apply_overrides
@@ -412,7 +414,7 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
         raise
     finally:
         if not stopped:
-            write_class_outputs(out_dir, [e.id for e in entries], spec, overrides=overrides)
+            write_class_outputs(out_dir, [e.id for e in entries], spec, overrides=overrides, canvas_gradebook=canvas_gradebook)
     return counts
 
 
@@ -645,10 +647,11 @@ def load_results(out_dir: Path, ids: list[str]):
 ADJUSTED_FILE = ".grader-adjusted"
 
 
-def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: dict | None = None):
+def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: dict | None = None, canvas_gradebook=None):
     """Rebuild index.html, grades.csv and summary.json from the results on disk, with the
     instructor's `overrides` ({submission: [Override]}) applied to them and to the reports of
-    the students they touch; the results on disk are never changed."""
+    the students they touch; the results on disk are never changed. canvas_grades.csv is the
+    instructor's `canvas_gradebook` filled, else a file of its own for a Canvas download."""
     from grader import shared_answers, similarity
     from grader.html_report import render_report, render_summary
     from grader.outputs import write_atomic
@@ -670,7 +673,9 @@ def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: di
     write_atomic(out_dir / "index.html", render_summary(results, title=f"{spec.title} — class summary",
                                                         shared=groups, similarity=similar))
     write_atomic(out_dir / "grades.csv", gradebook_csv(results, spec))
-    if any(r.canvas_id for r in results):
+    if canvas_gradebook is not None:
+        write_atomic(out_dir / CANVAS_CSV, canvas_gradebook.filled({r.canvas_id: r.score for r in results if r.canvas_id}))
+    elif any(r.canvas_id for r in results):
         write_atomic(out_dir / CANVAS_CSV, canvas_csv(results, spec))
     data = summary(results, spec)
     data["shared_wrong_answers"] = groups
