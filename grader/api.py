@@ -76,7 +76,7 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
         unique_ids(entries)  # the identifiers results, reports and overrides use
         overrides = _overrides(overrides_file, Path(out_dir), entries, spec, note)
         _check_extensions(spec, entries, note)
-        gradebook = _canvas_gradebook(canvas_gradebook, canvas_assignment, entries, spec, note)
+        gradebook = _canvas_gradebook(canvas_gradebook, canvas_assignment, entries, spec, Path(out_dir), note)
         if similarity:
             from grader.similarity import require
 
@@ -132,12 +132,28 @@ def _overrides(path: Path | None, out_dir: Path, entries, spec, note) -> dict:
     return by_student
 
 
-def _canvas_gradebook(path: Path | None, assignment: str | None, entries, spec, note):
-    """The instructor's Canvas gradebook export to fill (None without one); UsageError when it cannot be,
-    and a warning naming each student of the download it has no row for."""
-    if path is None:
-        return None
+#: Beside a batch's results: the Canvas gradebook it fills and the column, so later runs (--resume) keep filling it.
+CANVAS_POINTER = ".grader-canvas-gradebook"
+
+
+def _canvas_gradebook(path: Path | None, assignment: str | None, entries, spec, out_dir: Path, note):
+    """The instructor's Canvas gradebook export to fill (None without one), from the options or an
+    earlier run of this batch; UsageError when it cannot be, and a warning naming each student of
+    the download it has no row for."""
     from grader import canvas_gradebook
+
+    pointer = out_dir / CANVAS_POINTER
+    if path is None:
+        try:
+            remembered = json.loads(pointer.read_text())
+            path, assignment = Path(remembered["gradebook"]), str(remembered["assignment"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not path.is_file():
+            note(f"warning: the Canvas gradebook of an earlier run, {path}, is gone: canvas_grades.csv is Canvas's "
+                 "new-assignment format again")
+            return None
+        note(f"Canvas gradebook: {path} (named by an earlier run of this batch; --canvas-gradebook FILE names another)")
 
     gradebook = canvas_gradebook.load(path, assignment)
     from_canvas = [e for e in entries if e.canvas_id]
@@ -159,6 +175,8 @@ def _canvas_gradebook(path: Path | None, assignment: str | None, entries, spec, 
     if differs:
         note(f"warning: {gradebook.assignment!r} is worth {points} points in Canvas, the spec's items "
              f"{sum(i.points for i in spec.items):g}: the totals are written as graded")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(pointer, json.dumps({"gradebook": str(Path(path).resolve()), "assignment": assignment}) + "\n")
     note(f"Canvas gradebook: {path}, column {gradebook.assignment!r}"
          + (f" (worth {points} points in Canvas)" if points else "") + f", {len(from_canvas) - len(unknown)} rows to fill")
     return gradebook

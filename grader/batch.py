@@ -388,7 +388,7 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
         counts["failed"] += bool(failure)
         if progress:  # the total the student will get: with the late penalty (in the result) and the overrides
             progress("done", counts, apply_overrides([result], overrides or {})[0])
-        if first_failures is not None and len(first_failures) == counts["graded"] - 1 and failure:
+        if failure and len(first_failures) == counts["graded"] - 1:
             first_failures.append(_fault_signature(failure, entry))
             if len(first_failures) >= max(2, stop_after) and len(set(first_failures)) == 1:
                 raise GradingStopped(
@@ -499,10 +499,11 @@ def _run_dask(todo, spec, seed, sandbox, limits, command, keys, address, finishe
         for future in as_completed(list(futures)):
             entry = futures[future]
             try:
-                result = future.result()
-            except Exception as exc:
-                result = _failed_result(entry, spec, exc)
-            finished(entry, result)
+                finished(entry, future.result())
+            except GradingStopped:
+                raise
+            except Exception as exc:  # the grader (or the cluster) failed on this one: record it, go on
+                finished(entry, _failed_result(entry, spec, exc))
 
 
 #: Seconds to wait for the scheduler named by --dask to answer.

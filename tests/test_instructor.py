@@ -383,6 +383,10 @@ def test_canvas_gradebook_round_trip_fills_one_column_and_changes_nothing_else(t
     by_id = {r[1]: r for r in new[1:] if r and r[1]}
     assert by_id["1005"][column] == "" and by_id["9999"][0] == "Student, Test" and by_id["1004"][0] == 'O\'Brien, Dan "DJ"'
     assert new[2][0].strip() == "Points Possible" and new[2][column] == "100.00" and new[2][8] == "(read only)"
+    # a later run of the batch keeps filling the same gradebook
+    again = CliRunner().invoke(main, [str(BATCHES / "canvas"), "--out", str(out), "--sandbox", "process", "-q", "--resume"])
+    assert again.exit_code == 0 and "named by an earlier run of this batch" in again.stderr
+    assert (out / "canvas_grades.csv").read_bytes().decode().split("\r\n") == after
 
 
 def test_canvas_gradebook_mistakes_are_named_before_grading(tmp_path):
