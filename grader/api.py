@@ -160,7 +160,7 @@ def _canvas_gradebook(path: Path | None, assignment: str | None, entries, spec, 
     if not from_canvas:
         raise UsageError(f"--canvas-gradebook {path}: this batch is not a Canvas download (its file names carry no "
                          "Canvas user id to find each student's row by)")
-    unknown = [e for e in from_canvas if e.canvas_id in gradebook.missing([e.canvas_id])]
+    unknown = [e for e in from_canvas if e.canvas_id not in gradebook.students]
     if unknown:
         note(f"warning: {len(unknown)} student{'s' * (len(unknown) != 1)} of the download "
              f"{'have' if len(unknown) != 1 else 'has'} no row in {path} (not filled in canvas_grades.csv; "

@@ -59,10 +59,6 @@ class Gradebook:
         csv.writer(buffer, lineterminator=self.newline).writerows(rows)
         return ("\ufeff" if self.bom else "") + buffer.getvalue()
 
-    def missing(self, ids) -> list[str]:
-        """Those of the Canvas user ids `ids` that have no row in the gradebook."""
-        return [i for i in ids if i not in self.students]
-
 
 def load(path: Path, assignment: str) -> Gradebook:
     """Read the Canvas gradebook export at `path` and find `assignment`'s column; UsageError saying what is wrong."""
