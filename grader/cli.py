@@ -31,10 +31,18 @@ def _progress_bar(total: int):
                 bar.update(1)
             else:
                 click.echo(printable(f"[{counts['graded'] + counts['skipped']}/{counts['total']}] {result.submission}: "
-                                     f"{result.score:.2f}/{result.max_score:.2f}"), err=True)
+                                     f"{result.score:.2f}/{result.max_score:.2f}{_how_settled(result)}"), err=True)
         elif event == "end" and interactive:
             bar.render_finish()
     return progress
+
+
+def _how_settled(result) -> str:
+    """" (late penalty −5.00, instructor's overrides)": what makes a total differ from its items' points."""
+    parts = [f"late penalty −{result.late_penalty:.2f}"] if result.late_penalty else []
+    if result.adjusted:
+        parts.append("instructor's overrides")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,6 +71,11 @@ def _progress_bar(total: int):
                    "never to the results; later runs of the batch keep applying it.")
 @click.option("--similarity", is_flag=True, help="Batch: compare every pair of submissions' code with copydetect "
               "(pip install 'nn-grader[similarity]'); the class summary shows the most similar pairs.")
+@click.option("--canvas-gradebook", "canvas_gradebook", type=click.Path(path_type=Path, dir_okay=False),
+              help="Batch of a Canvas download: the gradebook CSV you exported from Canvas (Grades → Export); "
+                   "canvas_grades.csv is that file with --canvas-assignment's column filled, for Grades → Import.")
+@click.option("--canvas-assignment", metavar="HEADER", help="With --canvas-gradebook: the assignment's column header as "
+              "Canvas exported it, e.g. \"HW2 Gradients (222)\".")
 @click.option("--submission-metadata", "metadata_file", type=click.Path(path_type=Path, dir_okay=False),
               help="One submission: Gradescope's submission_metadata.json, for the spec's [late] policy (the autograder passes it).")
 @click.option("--fail-under", type=float, metavar="SCORE", help="Exit with status 3 when a submission scores below SCORE points (for your own CI).")
@@ -70,7 +83,7 @@ def _progress_bar(total: int):
 @click.option("-v", "--verbose", is_flag=True, help="Print the full feedback of every item that did not pass.")
 @click.version_option(__version__, prog_name="grade")
 def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gradescope_file, secret_file, batch, resume, dask_address,
-         overrides_file, similarity, metadata_file, fail_under, quiet, verbose):
+         overrides_file, similarity, canvas_gradebook, canvas_assignment, metadata_file, fail_under, quiet, verbose):
     """Grade numpy neural-network layers and objectives.
 
     PATH is a submission (a folder, a single .py file, a notebook .ipynb, or a .zip) or a folder of
@@ -94,13 +107,14 @@ def main(paths, out_dir, json_file, spec_file, jobs, seed, timeout, sandbox, gra
                    limits=Limits(call_timeout=timeout), sandbox=sandbox, gradescope_file=gradescope_file,
                    quiet=quiet, verbose=verbose, command=command, batch=batch, resume=resume, dask_address=dask_address, fail_under=fail_under,
                    overrides_file=overrides_file, similarity=similarity, metadata_file=metadata_file,
+                   canvas_gradebook=canvas_gradebook, canvas_assignment=canvas_assignment,
                    echo=lambda text: click.echo(printable(text)), note=lambda text: click.echo(printable(text), err=True),
                    progress_factory=_progress_bar)
     except UsageError as exc:
         click.echo(printable(f"grade: error: {exc}"), err=True)
         sys.exit(exc.exit_code)
     except GraderError as exc:
-        click.echo(f"grade: internal error: {exc}", err=True)
+        click.echo(printable(f"grade: internal error: {exc}"), err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("grade: interrupted; results written so far are kept", err=True)
