@@ -302,7 +302,9 @@ class SubmissionResult:
         losing = [i for i in self.by_importance() if i.max_score and i.score < i.max_score and not i.adjustments]
         worst = losing[0] if losing else None
         if worst is None:
-            return "Nothing to fix: every item has full marks." if self.score >= self.max_score else "Nothing left to fix."
+            if all(i.score >= i.max_score for i in self.items):
+                return "Nothing to fix: every item has full marks."
+            return "Nothing left to fix: the instructor has settled the items that lose points."
         if all(i.status == "not_implemented" for i in losing):  # a template, bare or half done: begin at the beginning
             first = next(i for i in self.items if any(i is lost for lost in losing))
             rest = len(losing) - 1

@@ -34,7 +34,7 @@ def table(result: SubmissionResult, *, verbose: bool = False, width: int | None 
     for item in result.by_importance():
         points = f"{item.score:5.2f}/{item.max_score:<5.2f}" if item.max_score else "   diag    "
         reason = textwrap.wrap(item.one_line.replace("\n", " "), room, break_on_hyphens=False) or [""]
-        row = f"{item.name:<{name_w}}  {points:>11}  {status_text(item):<15}"
+        row = f"{item.name:<{name_w}}  {points:>11}  {status_text(item) if item.adjustments else item.status:<15}"
         if beside:
             lines.append(f"{row}  {reason[0]}")
             lines += [" " * indent + more for more in reason[1:]]
