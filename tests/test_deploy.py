@@ -305,7 +305,7 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     run = subprocess.run([str(root / "source" / "run_autograder")], cwd=root / "source", env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     results = json.loads((root / "results" / "results.json").read_text())
-    assert set(results) <= {"score", "execution_time", "output", "tests", "visibility", "stdout_visibility"}
+    assert set(results) <= {"score", "execution_time", "output", "output_format", "tests", "visibility", "stdout_visibility"}
     monkeypatch.setenv("HW_SECRET", "instructor-only")
     from grader.seeding import choose
 
@@ -328,7 +328,7 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
         handle.write("\n[late]\npercent = 10\n")
     run = subprocess.run([str(root / "source" / "run_autograder")], cwd=root / "source", env=env, capture_output=True, text=True, timeout=300)
     late = json.loads((root / "results" / "results.json").read_text())
-    assert late["score"] == pytest.approx(expected.score - 20.0) and "late penalty −20.00" in late["output"], run.stderr
+    assert late["score"] == pytest.approx(expected.score - 20.0) and "late penalty −20\\.00" in late["output"], run.stderr  # Markdown, escaped
 
 
 def test_autograder_makes_a_secret_when_none_is_given(tmp_path, monkeypatch):

@@ -155,7 +155,7 @@ def test_the_autograder_reads_the_submission_metadata(tmp_path, late_spec_file):
     assert run.exit_code == 0, run.output
     data = json.loads(results.read_text())
     assert data["score"] == 90.0 and sum(t["score"] for t in data["tests"]) == pytest.approx(100.0)
-    assert "late penalty −10.00" in data["output"]
+    assert "late penalty −10\\.00" in data["output"]  # Markdown, escaped
 
 
 def test_canvas_late_flag_costs_flagged_percent(tmp_path, late_spec_file):
