@@ -117,6 +117,13 @@ def gradescope_json(result: SubmissionResult) -> str:
         tests.append({"name": "Sandbox (instructors only)", "number": str(len(result.items) + 1), "score": 0.0, "max_score": 0.0,
                       "status": "passed", "output": md_text(f"Student code ran in the {result.sandbox} sandbox: {result.sandbox_note}."),
                       "output_format": "md", "visibility": "hidden"})
+    numeric = [item.name for item in result.items if item.graded_as.get("numeric")]
+    if numeric:  # for the instructor: right numbers, but no rule derived (README: numerical gradients)
+        tests.append({"name": "Gradients computed numerically (instructors only)", "number": str(len(result.items) + 2),
+                      "score": 0.0, "max_score": 0.0, "status": "passed",
+                      "output": md_text("These items computed their answers numerically (complex step, or differences of the "
+                                        "student's own forward/eval), not from a derived rule: " + ", ".join(numeric) + "."),
+                      "output_format": "md", "visibility": "hidden"})
     summary = [f"Total: {result.score:.2f} / {result.max_score:.2f}", *result.score_notes, result.fix_first]
     if result.hidden_pending:
         summary.append(f"{result.hidden_pending} hidden checks were not run (no instructor secret).")

@@ -275,11 +275,17 @@ def test_a_gradient_computed_numerically_gets_full_marks_and_a_note(fixture, san
             assert "computed its answer numerically" in item.graded_as_text and "computed its answer numerically" in tests[item.name]
         else:
             assert "numeric" not in item.graded_as, item.name
+    instructors = [t for t in json.loads(gradescope_json(result))["tests"] if t["name"].startswith("Gradients computed numerically")]
+    assert len(instructors) == 1 and instructors[0]["visibility"] == "hidden", instructors
+    assert all(name in instructors[0]["output"].replace("\\", "") for name in NUMERICAL_ITEMS), instructors[0]["output"]
 
 
 def test_the_reference_computes_no_gradient_numerically():
     result = grade_submission(REFERENCE, limits=LIMITS, sandbox="process")
     assert result.score == result.max_score and not [i.name for i in result.items if "numeric" in i.graded_as]
+    from grader.outputs import gradescope_json
+
+    assert not [t for t in json.loads(gradescope_json(result))["tests"] if "numerically" in t["name"]]
 
 
 def test_the_numerical_note_is_in_the_report_and_the_class_summary(graded, tmp_path):
