@@ -71,13 +71,18 @@ class ItemContext:
 
 
 def judge(ctx: ItemContext, name: str, weight: float, got: np.ndarray, expected, situation: Situation, *,
-          rtol: float | None = None, atol: float | None = None, what: str = "your result", note: str = "") -> CheckResult:
+          rtol: float | None = None, atol: float | None = None, what: str = "your result", note: str = "",
+          sensitivity: np.ndarray | None = None) -> CheckResult:
     """Compare at the answer's precision; on a mismatch, name the mistake the numbers support.
 
-    `expected` is an array, or a `Band` whose interval holds every right answer.
+    `expected` is an array, or a `Band` whose interval holds every right answer. `sensitivity`
+    (input_sensitivity) widens it by what holding the inputs at the answer's precision moves the rule.
     """
     band = expected if isinstance(expected, Band) else Band(expected, expected, expected)
     precision = ctx.precision
+    if sensitivity is not None:
+        spread = np.broadcast_to(precision.propagated(sensitivity), np.shape(band.nominal))
+        band = Band(band.nominal, np.minimum(band.lower, band.nominal) - spread, np.maximum(band.upper, band.nominal) + spread)
     value_rtol, value_atol = precision.values(ctx.tol)
     rtol = value_rtol if rtol is None else rtol
     atol = value_atol if atol is None else atol
@@ -139,6 +144,35 @@ def cross_checked(ctx: ItemContext, expected: Band, reference) -> Band:
         ctx.problems.append(f"ground truths disagree for {ctx.item.name}: reference/ and the spec's SymPy definition differ; "
                             "fix the spec or the reference")
     return expected
+
+
+def input_sensitivity(f, *arrays: np.ndarray) -> np.ndarray:
+    """Σ over every entry x of the inputs of |∂f/∂x|·|x|, entry by entry of f's value: how far the
+    rule moves when its inputs are rounded relative to their size (Precision.propagated). Central
+    differences of the true rule in float64, with a step relative to each input."""
+    total = np.zeros(np.shape(f(*arrays)), dtype=float)
+    for i, A in enumerate(arrays):
+        A = np.asarray(A, dtype=float)
+        for idx in np.ndindex(A.shape):
+            x = float(A[idx])
+            if x == 0.0 or not np.isfinite(x):
+                continue
+            h = 1e-6 * max(1.0, abs(x))
+            moved = []
+            for sign in (1, -1):
+                B = A.copy()
+                B[idx] = x + sign * h
+                moved.append(np.asarray(f(*arrays[:i], B, *arrays[i + 1:]), dtype=float))
+            with np.errstate(invalid="ignore", over="ignore"):
+                total += np.nan_to_num(np.abs(moved[0] - moved[1]) / (2 * h), nan=0.0, posinf=0.0) * abs(x)
+    return total
+
+
+def layer_sensitivity(ctx: ItemContext, X, W=None, b=None) -> np.ndarray:
+    """input_sensitivity of the true forward, to X and (a fully connected layer) to W and b."""
+    if ctx.cls.kind == "fully_connected" and W is not None and b is not None:
+        return input_sensitivity(lambda A, V, c: true_forward(ctx, A, V, c), X, W, b)
+    return input_sensitivity(lambda A: true_forward(ctx, A, W, b), X)
 
 
 def exact(value) -> Band:
@@ -288,7 +322,9 @@ def forward_values(single: bool):
         got = ctx.student.value(layer, ctx.cls, "forward", X)
         reference = ReferenceTruth().layer(ctx.cls, X, W=W, b=b)
         expected = cross_checked(ctx, exact(true_forward(ctx, X, W, b)), reference.getPrevOut() if reference else None)
-        return setters_checked(ctx, judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, W=W, b=b)), layer, X, W, b, got)
+        result = judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, W=W, b=b),
+                       sensitivity=layer_sensitivity(ctx, X, W, b))
+        return setters_checked(ctx, result, layer, X, W, b, got)
     return check
 
 
@@ -324,7 +360,7 @@ def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     layer, W, b = new_layer(ctx, X, K if cls.kind == "fully_connected" else X.shape[1])
     got = student.value(layer, cls, "forward", X)
     result = judge(ctx, name, weight, got, exact(true_forward(ctx, X, W, b)), situation(ctx, "forward", X=X, W=W, b=b),
-                   what=f"your forward at large inputs {X.tolist()}")
+                   what=f"your forward at large inputs {X.tolist()}", sensitivity=layer_sensitivity(ctx, X, W, b))
     return setters_checked(ctx, result, layer, X, W, b, got)
 
 
@@ -620,7 +656,8 @@ def input_values(kind: str):
         expected = cross_checked(ctx, exact(ctx.truth.input_forward(data, X, cls.ddof)), reference.getPrevOut() if reference else None)
         what = {"batch": "forward(X) on the constructor's data", "constant_column": "forward with a constant column (σ = 0 counts as 1)",
                 "new_data": "forward of new data (the constructor's μ and σ apply)", "single": "forward of one observation"}[kind]
-        return judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, data=data), what=what)
+        sensitivity = input_sensitivity(lambda A, B: ctx.truth.input_forward(B, A, cls.ddof), X, data)
+        return judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, data=data), what=what, sensitivity=sensitivity)
     return check
 
 

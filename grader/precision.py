@@ -11,6 +11,10 @@ never a wider band:
   (measured on the float32 fixture, every rule computed in float32: at most 4.2e-7 absolute where
   z-scores are near 0, 1.3e-5 absolute but 8e-8 relative on the fully connected layer's edges),
   so a float32 answer is judged exactly as a float64 one, and an ε of 1e-4 fails at both.
+- values computed from large inputs: also what rounding the inputs (and intermediates of their
+  size) to the precision moves the rule by, Σ |∂f/∂x|·|x| times a few rounding errors
+  (`propagated`): a float32 softmax of a row near ±1000 computed as exp(z − logsumexp z) is off by
+  1.3e-5 relative, within float32's rounding of the rule and outside the spec's rtol.
 - finite differences: a step the precision can resolve (1e-3 at float32, where the spec's 1e-6
   would be all noise) and the spec's tolerances; the rounding noise of the student's own
   differences is measured, entry by entry, and bounded by `rounding` (checks.py).
@@ -61,6 +65,16 @@ class Precision:
     def rounding(self, magnitude: float) -> float:
         """How far a value of this size can be off from rounding alone, with a margin for a few operations."""
         return ROUNDING_MARGIN * self.eps * float(magnitude)
+
+    def propagated(self, sensitivity: np.ndarray) -> np.ndarray:
+        """How far each value can be off because its inputs are held at this precision: the rule's
+        sensitivity Σ |∂f/∂x|·|x| over its inputs (checks.input_sensitivity), times a few rounding errors.
+
+        Rounding an input x to this precision moves it by up to ε_mach/2·|x|, and an intermediate of
+        the same size (a log-sum-exp near 1000, a mean of the data) moves as much: a value computed
+        from large inputs is off by that much however carefully it is computed. In float32 a softmax
+        of a row near 1000 is off by some 1e-5 relative; in float64 the same band is 1e-13."""
+        return ROUNDING_MARGIN * self.eps * np.asarray(sensitivity, dtype=float)
 
 
 FLOAT64 = Precision("float64", float(np.finfo(np.float64).eps))

@@ -84,6 +84,10 @@ EXPECTED = {
     "numeric_complex_step": {},  # gradients computed numerically: right numbers, full marks (and a note)
     "numeric_finite_differences": {},
     "float32_correct": {},
+    "float32_softmax_logsumexp": {},
+    "float32_formula_variants": {},
+    "float32_weights_only": {},
+    "float64_formula_variants": {},
     "jacobian_forms_correct": {},
     "aliases_correct": {},
     "fc_getters_only": {},
@@ -179,6 +183,26 @@ def test_a_cast_to_lower_precision_buys_no_tolerance(graded):
         assert result.score == 92.0
     note = graded("float16_sigmoid_tanh_eps_5e-4").item("TanhLayer.gradient").feedback
     assert "judged at float32's precision, the coarsest the grader allows" in note
+
+
+HONEST_PRECISION = ("float32_correct", "float32_softmax_logsumexp", "float32_formula_variants", "float32_weights_only",
+                    "float64_formula_variants")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_honest_float32_and_unusual_float64_keep_full_marks_on_every_seed(seed):
+    # the test points change with the seed: a band that holds on seed 0 only is a false verdict elsewhere
+    for name in HONEST_PRECISION:
+        result = grade_submission(SUBMISSIONS / name, seed=seed, sandbox="process", limits=FAST)
+        lost = [(i.name, i.feedback) for i in result.items if i.score != i.max_score]
+        assert result.score == 100.0 and not lost, (name, seed, lost)
+
+
+def test_a_float32_softmax_through_logsumexp_is_right_at_rows_near_1000(graded):
+    # log-sum-exp 1000.41 in float32 steps of 6e-5: 1.3e-5 relative off, float32's own rounding of the rule
+    item = graded("float32_softmax_logsumexp").item("SoftmaxLayer.forward")
+    assert item.status == "passed" and [c.name for c in item.checks if c.name == "edges" and c.passed] == ["edges"], item.feedback
+    assert "your forward() computes in float32" in item.feedback
 
 
 def test_float16_is_judged_at_float32s_precision(graded):

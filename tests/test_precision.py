@@ -1,6 +1,7 @@
 """Judging at the student's precision: which dtype is which, and the tolerances each gets."""
 import numpy as np
 
+from grader.checks import input_sensitivity
 from grader.precision import FLOAT64, PRECISIONS, lowest, precision_of
 from grader.spec import Tolerance
 
@@ -40,3 +41,28 @@ def test_rounding_scales_with_magnitude_and_epsilon():
     f32 = PRECISIONS["float32"]
     assert f32.rounding(1000.0) == 8 * np.finfo(np.float32).eps * 1000.0
     assert FLOAT64.rounding(1.0) < 1e-14
+
+
+def test_values_from_large_inputs_get_the_rounding_of_those_inputs_and_no_more():
+    def softmax(X):
+        e = np.exp(X - X.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    X = np.array([[1000.0, 999.0, 998.0], [0.1, 0.2, 0.3]])
+    s = softmax(X)
+    S = input_sensitivity(softmax, X)
+    # Σ_j |∂s_i/∂x_j|·|x_j| = |x|·2 s_i(1 − s_i) on a row of near-equal |x|
+    assert np.allclose(S[0], 2 * s[0] * (1 - s[0]) * 999, rtol=2e-3)
+    assert (S[1] < 0.2).all()
+    # float32's softmax through log-sum-exp there is off by 1.3e-5 relative: inside float32's band, not float64's
+    m = X.astype(np.float32).max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(X.astype(np.float32) - m).sum(axis=1, keepdims=True))
+    off = np.abs(np.exp(X.astype(np.float32) - lse) - s)
+    assert off.max() > 1e-5 * s.max()
+    assert (off <= PRECISIONS["float32"].propagated(S)).all()
+    assert (FLOAT64.propagated(S) < 1e-12).all()
+    # what ε = 1e-4 in a sigmoid gradient changes is far outside the band its ordinary inputs get
+    def sigmoid_gradient(Z):
+        g = 1 / (1 + np.exp(-Z))
+        return g * (1 - g)
+    Z = np.linspace(-5, 5, 11)[None, :]
+    assert (PRECISIONS["float32"].propagated(input_sensitivity(sigmoid_gradient, Z)) < 1e-5).all()
