@@ -29,9 +29,9 @@ from grader.cli import ask_one_blas_thread  # noqa: E402
 
 ask_one_blas_thread()  # as the grade program does before numpy loads
 
-from grader.batch import Entry, grade_batch  # noqa: E402
+from grader.course.batch import Entry, grade_batch  # noqa: E402
 from grader.sandbox import Limits, bwrap_available  # noqa: E402
-from grader.spec import load_spec  # noqa: E402
+from grader.assignment.spec import load_spec  # noqa: E402
 
 SUBMISSIONS = ROOT / "tests" / "fixtures" / "submissions"
 # A class as it comes: most submissions right or nearly so, a tail of typical mistakes, one

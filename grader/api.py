@@ -23,23 +23,26 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
         gradescope_file: Path | None = None, quiet: bool = False, verbose: bool = False, command: str = "",
         batch: bool = False, resume: bool = False, dask_address: str | None = None, fail_under: float | None = None,
         secret_file: Path | None = None, overrides_file: Path | None = None, similarity: bool = False,
-        metadata_file: Path | None = None,
+        metadata_file: Path | None = None, canvas_gradebook: Path | None = None, canvas_assignment: str | None = None,
         echo=print, note=None, progress_factory=None) -> int:
     """Grade the submissions at `paths`, write their results, and say what happened; return the exit status."""
     note = note or echo
     for path in paths:
         if not Path(path).exists():
-            raise UsageError(f"{path}: no such file or folder (give a submission folder, a .py file or a .zip)")
+            raise UsageError(f"{path}: no such file or folder (give a submission folder, a .py file, a notebook or a .zip)")
     if sandbox != "process":
         bubblewrap.probe_soon()  # while the spec is read
     spec = load_spec(spec_file)
     asked, sandbox = sandbox, resolve_sandbox(sandbox)
     with tempfile.TemporaryDirectory(prefix="grade-batch-") as workdir:
         entries, is_batch = [], False
+        # For Gradescope's autograder (and --json) a path is one submission, whatever it holds: a
+        # student's v1/ and v2/, or a stray submission_metadata.yml, never make it a batch.
+        one_each = json_file is not None or gradescope_file is not None
         for path in paths:
-            if batch or looks_like_batch(Path(path), spec):
+            if batch or (not one_each and looks_like_batch(Path(path), spec)):
                 detection = detect(Path(path), Path(workdir) / str(len(entries)))
-                note(f"{path}: {detection.describe()}")
+                note(f"{path}: {detection.describe()}" + ("" if batch else " (detected: --json FILE grades it as one submission)"))
                 entries += detection.entries
                 is_batch = True
             else:
@@ -59,6 +62,11 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
             raise UsageError(f"no submission found in {', '.join(map(str, paths))}")
         if not is_batch and (overrides_file or similarity):
             raise UsageError("--overrides and --similarity are for a batch (a folder of submissions)")
+        if (canvas_gradebook is None) != (canvas_assignment is None):
+            raise UsageError("--canvas-gradebook FILE and --canvas-assignment NAME go together: the gradebook Canvas exported, "
+                             "and the header of the assignment's column in it")
+        if canvas_gradebook is not None and not is_batch:
+            raise UsageError("--canvas-gradebook is for a batch (a Canvas download of the class's submissions)")
         if is_batch and metadata_file:
             raise UsageError("--submission-metadata is for one submission (Gradescope's autograder); a Gradescope "
                              "export's own submission_metadata.yml is read by itself")
@@ -71,6 +79,7 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
         unique_ids(entries)  # the identifiers results, reports and overrides use
         overrides = _overrides(overrides_file, Path(out_dir), entries, spec, note)
         _check_extensions(spec, entries, note)
+        gradebook = _canvas_gradebook(canvas_gradebook, canvas_assignment, entries, spec, Path(out_dir), note)
         if similarity:
             from grader.course.similarity import require
 
@@ -80,7 +89,7 @@ def run(*, paths: list[Path], out_dir: Path, json_file: Path | None = None, spec
         try:
             counts = grade_batch(entries, spec=spec, out_dir=out_dir, jobs=jobs, seed=seeding, sandbox=sandbox, limits=limits,
                                  resume=resume, command=command, progress=progress, dask_address=dask_address,
-                                 overrides=overrides, similarity=similarity)
+                                 overrides=overrides, similarity=similarity, canvas_gradebook=gradebook)
         finally:
             if progress:
                 progress("end", None, None)
@@ -124,6 +133,56 @@ def _overrides(path: Path | None, out_dir: Path, entries, spec, note) -> dict:
     write_atomic(pointer, str(Path(path).resolve()) + "\n")
     note(f"overrides: {len(found)} from {path}, for {len(by_student)} student{'s' * (len(by_student) != 1)}")
     return by_student
+
+
+#: Beside a batch's results: the Canvas gradebook it fills and the column, so later runs (--resume) keep filling it.
+CANVAS_POINTER = ".grader-canvas-gradebook"
+
+
+def _canvas_gradebook(path: Path | None, assignment: str | None, entries, spec, out_dir: Path, note):
+    """The instructor's Canvas gradebook export to fill (None without one), from the options or an
+    earlier run of this batch; UsageError when it cannot be, and a warning naming each student of
+    the download it has no row for."""
+    from grader import canvas_gradebook
+
+    pointer = out_dir / CANVAS_POINTER
+    if path is None:
+        try:
+            remembered = json.loads(pointer.read_text())
+            path, assignment = Path(remembered["gradebook"]), str(remembered["assignment"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not path.is_file():
+            note(f"warning: the Canvas gradebook of an earlier run, {path}, is gone: canvas_grades.csv is Canvas's "
+                 "new-assignment format again")
+            return None
+        note(f"Canvas gradebook: {path} (named by an earlier run of this batch; --canvas-gradebook FILE names another)")
+
+    gradebook = canvas_gradebook.load(path, assignment)
+    from_canvas = [e for e in entries if e.canvas_id]
+    if not from_canvas:
+        raise UsageError(f"--canvas-gradebook {path}: this batch is not a Canvas download (its file names carry no "
+                         "Canvas user id to find each student's row by)")
+    unknown = [e for e in from_canvas if e.canvas_id not in gradebook.students]
+    if unknown:
+        note(f"warning: {len(unknown)} student{'s' * (len(unknown) != 1)} of the download "
+             f"{'have' if len(unknown) != 1 else 'has'} no row in {path} (not filled in canvas_grades.csv; "
+             f"their totals are in grades.csv): " + ", ".join(f"{e.name or e.id} (ID {e.canvas_id})" for e in unknown))
+    if len(from_canvas) != len(entries):
+        note(f"warning: {len(entries) - len(from_canvas)} submission(s) without a Canvas user id are not in canvas_grades.csv")
+    points = gradebook.points_possible
+    try:
+        differs = abs(float(points) - sum(i.points for i in spec.items)) > 1e-9
+    except ValueError:
+        differs = False
+    if differs:
+        note(f"warning: {gradebook.assignment!r} is worth {points} points in Canvas, the spec's items "
+             f"{sum(i.points for i in spec.items):g}: the totals are written as graded")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(pointer, json.dumps({"gradebook": str(Path(path).resolve()), "assignment": assignment}) + "\n")
+    note(f"Canvas gradebook: {path}, column {gradebook.assignment!r}"
+         + (f" (worth {points} points in Canvas)" if points else "") + f", {len(from_canvas) - len(unknown)} rows to fill")
+    return gradebook
 
 
 def _check_extensions(spec, entries, note) -> None:

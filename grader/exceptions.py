@@ -13,6 +13,17 @@ class UsageError(GraderError):
     exit_code = 2
 
 
+class ClusterError(UsageError):
+    """Raised before grading when the dask cluster named by --dask cannot run the grader (exit 1)."""
+
+    exit_code = 1
+
+
+class GradingStopped(GraderError):
+    """Raised when the first submissions of a batch all failed in the grader the same way: a fault
+    of the grader or its environment, which would otherwise give every student a 0."""
+
+
 class SpecError(UsageError):
     """Raised when an assignment spec cannot be read or says something invalid.
 

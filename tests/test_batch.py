@@ -2,13 +2,22 @@
 import csv
 import io
 import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from grader import __version__
 from grader.course.batch import Entry, content_hash, detect, grade_batch, looks_like_batch
+from grader.exceptions import ClusterError, GradingStopped
+from grader.assignment.spec import load_spec
 from grader.sandbox import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -33,8 +42,8 @@ def test_folders_layout(tmp_path, spec):
     found = detect(tmp_path, tmp_path / "work")
     # a student folder without .py files is a student all the same: graded as 0 with the reason
     assert found.layout == "folders" and [e.id for e in found.entries] == ["empty", "fc_gradient_w", "tanh_missing"]
-    assert found.skipped == [("README.txt", "not a folder, .zip or .py")]
-    assert found.describe() == "batch layout: folders, 3 submissions; skipped 1: README.txt (not a folder, .zip or .py)"
+    assert found.skipped == [("README.txt", "not a folder, .zip, .py or .ipynb")]
+    assert found.describe() == "batch layout: folders, 3 submissions; skipped 1: README.txt (not a folder, .zip, .py or .ipynb)"
 
 
 def test_one_submission_split_over_folders_is_not_a_batch(spec):
@@ -319,3 +328,170 @@ def test_every_student_of_a_canvas_download_is_in_both_gradebooks(tmp_path, spec
     ids = {row[1]: row[5] for row in canvas[2:]}
     assert ids == {"1001": "100.00", "1002": "96.00", "1003": "0.00", "1004": "0.00", "1005": "0.00"}
     assert all(len(row) == 6 for row in canvas)
+
+
+def test_every_zero_and_every_error_says_why_in_the_gradebook(tmp_path, spec):
+    root = tmp_path / "class"
+    root.mkdir()
+    (root / "empty.py").write_text("")
+    (root / "broken").mkdir()
+    (root / "broken" / "layers.py").write_text("class SquaredError:\n    def eval(self, Y, Yhat)\n        return 0\n")
+    shutil.copytree(SUBMISSIONS / "fc_gradient_w", root / "good")
+    found = detect(root, tmp_path / "work")
+    grade_batch(found.entries, spec=spec, out_dir=tmp_path / "out", jobs=2, sandbox="process", limits=FAST)
+    rows = {r["identifier"]: r for r in csv.DictReader(io.StringIO((tmp_path / "out" / "grades.csv").read_text()))}
+    assert rows["empty"]["total"] == "0.00"
+    assert rows["empty"]["notes"] == ("0 points: every item missing; e.g. SquaredError.eval: no class named SquaredError "
+                                      "or LeastSquares was found in any .py file of the submission")
+    assert rows["broken"]["total"] == "0.00"
+    assert rows["broken"]["notes"] == "problem while grading: syntax error: layers.py, line 2: expected ':'"
+    assert rows["good"]["notes"] == ""
+
+
+# ----------------------------------------------------------------------------- a cluster that cannot run the grader
+
+#: Run in a dask worker (client.run(exec, BLOCK_GRADER, {})) or at a Python's start (sitecustomize):
+#: from then on `import grader` fails there, as on a machine where nn-grader is not installed.
+BLOCK_GRADER = """
+import sys
+class _NoGrader:
+    def find_spec(self, name, path=None, target=None):
+        if name == "grader" or name.startswith("grader."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _NoGrader())
+for _name in [m for m in sys.modules if m == "grader" or m.startswith("grader.")]:
+    del sys.modules[_name]
+"""
+
+
+def class_folder(root: Path, names=("fc_gradient_w", "tanh_missing")) -> Path:
+    root.mkdir(parents=True)
+    for name in names:
+        shutil.copytree(SUBMISSIONS / name, root / name)
+    return root
+
+
+def test_workers_that_cannot_import_the_grader_stop_the_run_before_grading(tmp_path):
+    from click.testing import CliRunner
+
+    from grader.cli import main
+
+    distributed = pytest.importorskip("dask.distributed")
+    subs = class_folder(tmp_path / "subs")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        client.run(exec, BLOCK_GRADER, {})
+        [worker] = client.run(lambda: 0)  # noqa: E731 - the one worker's address
+        run = CliRunner().invoke(main, [str(subs), "--out", str(tmp_path / "out"), "--sandbox", "process",
+                                        "--dask", cluster.scheduler_address])
+    assert run.exit_code == 1, run.output
+    assert (f"worker {worker} ({sys.executable} on {socket.gethostname()}) cannot import the grader "
+            "(ModuleNotFoundError: No module named 'grader')") in run.stderr
+    assert f"install nn-grader {__version__} (pip install 'nn-grader[cluster]' from the same source as here) into " \
+           f"{sys.executable} on {socket.gethostname()}. Nothing was graded." in " ".join(run.stderr.split())
+    assert "the scheduler" not in run.stderr  # the in-process scheduler imports it
+    assert not list((tmp_path / "out").glob("*.json")) and not (tmp_path / "out" / "grades.csv").exists()
+
+
+def _start(args, env, log):
+    return subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            cwd="/", start_new_session=True)
+
+
+def test_a_scheduler_without_the_grader_an_old_worker_and_a_blind_worker_are_each_named(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    if shutil.which("bwrap") is None or subprocess.run(["bwrap", "--dev-bind", "/", "/", "true"]).returncode:
+        pytest.skip("needs a working bubblewrap, to start a worker that cannot see the submissions")
+    subs = class_folder(tmp_path / "subs")
+    blocked, old = tmp_path / "blocked", tmp_path / "old"
+    blocked.mkdir()
+    (blocked / "sitecustomize.py").write_text(BLOCK_GRADER)
+    (old / "grader").mkdir(parents=True)
+    (old / "grader" / "__init__.py").write_text('__version__ = "0.0.1"\n')
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    file = tmp_path / "scheduler.json"
+    log = open(tmp_path / "cluster.log", "wb")
+    worker = ["distributed.cli.dask_worker", "--scheduler-file", str(file), "--nthreads", "1", "--no-dashboard"]
+    processes = [_start(["distributed.cli.dask_scheduler", "--scheduler-file", str(file), "--host", "127.0.0.1",
+                         "--no-dashboard", "--port", "0"], env | {"PYTHONPATH": str(blocked)}, log)]
+    try:
+        for _ in range(600):
+            if file.is_file() and file.stat().st_size:
+                break
+            time.sleep(0.1)
+        processes.append(_start(worker + ["--name", "old"], env | {"PYTHONPATH": str(old)}, log))
+        processes.append(subprocess.Popen(["bwrap", "--dev-bind", "/", "/", "--tmpfs", str(subs), sys.executable, "-m", *worker,
+                                           "--name", "blind"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        with distributed.Client(scheduler_file=str(file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            address = client.scheduler.address
+            names = {w["name"]: a for a, w in client.scheduler_info()["workers"].items()}
+        found = detect(subs, tmp_path / "work")
+        with pytest.raises(ClusterError) as stopped:
+            grade_batch(found.entries, spec=load_spec(None), out_dir=tmp_path / "out", sandbox="process", dask_address=address)
+    finally:
+        for p in processes:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in processes:
+            p.wait(timeout=30)
+        log.close()
+    message = " ".join(str(stopped.value).split())
+    host = f"{sys.executable} on {socket.gethostname()}"
+    assert f"the scheduler ({host}) cannot import the grader (ModuleNotFoundError: No module named 'grader')" in message
+    assert f"worker {names['old']} ({host}) grader 0.0.1 is installed, not {__version__}" in message
+    assert f"worker {names['blind']} cannot see 2 of the 2 submissions (e.g. {subs / 'fc_gradient_w'})" in message
+    assert "put the submissions on a file system every worker mounts at the same path as here" in message
+    assert f"worker {names['blind']} (" not in message  # it imports the grader: only what it cannot see is said
+    assert stopped.value.exit_code == 1
+    assert not (tmp_path / "out" / "grades.csv").exists() and not list((tmp_path / "out").glob("*.json"))
+
+
+def test_the_same_grader_failure_on_the_first_submissions_stops_the_batch(tmp_path, spec, monkeypatch):
+    import grader.course.batch as batch
+
+    def broken(entry, *args):
+        raise RuntimeError(f"Error during deserialization of the task graph (at {entry.path})")
+
+    broken.__module__, broken.__qualname__ = batch.grade_one.__module__, batch.grade_one.__qualname__
+    monkeypatch.setattr(batch, "grade_one", broken)
+    entries = [Entry(f"s{n}", SUBMISSIONS / name) for n, name in enumerate(["fc_gradient_w", "tanh_missing"] * 4)]
+    (tmp_path / "grades.csv").write_text("an earlier gradebook\n")
+    with pytest.raises(GradingStopped) as stopped:
+        grade_batch(entries, spec=spec, out_dir=tmp_path, jobs=1, sandbox="process")
+    assert str(stopped.value).startswith(
+        "stopped: the first 5 submissions graded all failed in the grader the same way (RuntimeError: Error during "
+        "deserialization of the task graph (at ")
+    assert "no gradebook was written" in str(stopped.value)
+    assert (tmp_path / "grades.csv").read_text() == "an earlier gradebook\n"  # not a gradebook of zeros
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "index.html").exists()
+    kept = [json.loads(p.read_text()) for p in tmp_path.glob("s*.json")]  # kept, graded again by --resume
+    assert len(kept) == 5 and all(r["resume_key"] == "" and r["score"] == 0 for r in kept)
+
+
+def test_a_class_of_zeros_and_differing_failures_are_graded_to_the_end(tmp_path, spec, monkeypatch):
+    """A student's 0 is not a grader failure, and failures that differ are not one fault."""
+    import grader.course.batch as batch
+
+    real = batch.grade_one
+
+    bugs = {"bug0": "an index out of range", "bug1": "a key missing", "bug2": "a shape mismatch", "bug3": "a type error",
+            "bug4": "a division by zero"}
+
+    def flaky(entry, *args):
+        if entry.id in bugs:
+            raise RuntimeError(f"simulated bug: {bugs[entry.id]}")
+        return real(entry, *args)
+
+    flaky.__module__, flaky.__qualname__ = real.__module__, real.__qualname__
+    monkeypatch.setattr(batch, "grade_one", flaky)
+    for n in range(6):
+        (tmp_path / "class" / f"zero{n}").mkdir(parents=True)
+    (tmp_path / "class" / "zero0" / "layers.py").write_text("class SquaredError:\n    def eval(self, Y, Yhat)\n")
+    entries = [Entry(f"bug{n}", SUBMISSIONS / "fc_gradient_w") for n in range(5)]
+    counts = grade_batch(entries, spec=spec, out_dir=tmp_path / "bugs", jobs=2, sandbox="process")
+    assert counts["failed"] == 5 and (tmp_path / "bugs" / "grades.csv").is_file()
+    zeros = detect(tmp_path / "class", tmp_path / "work").entries
+    counts = grade_batch(zeros, spec=spec, out_dir=tmp_path / "zeros", jobs=2, sandbox="process")
+    assert counts == {"graded": 6, "skipped": 0, "failed": 0, "total": 6}  # a syntax error is the student's
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "zeros" / "grades.csv").read_text())))
+    assert [r["total"] for r in rows] == ["0.00"] * 6

@@ -1,5 +1,6 @@
 """The comparison engine: verdicts and messages in numpy's order."""
 import numpy as np
+import pytest
 
 from grader.checking.compare import compare
 
@@ -23,9 +24,19 @@ def test_message_order_nan_then_count_then_indices_then_max_differences():
     assert lines[1] == "Mismatched elements: 2 / 6 (33.3%)"
     assert lines[2] == "  at (0, 1): got nan, expected 2"
     assert lines[3] == "  at (1, 1): got 5.5, expected 5"
-    assert lines[4] == "Max absolute difference: 0.5  (tolerance atol=1e-08)"
-    assert lines[5] == "Max relative difference: 0.1  (tolerance rtol=1e-06)"
+    assert lines[4] == "1 of 6 entries of your result are not finite (NaN or ±inf) where a finite value was expected."
+    assert lines[5] == "Max absolute difference: 0.5  (tolerance atol=1e-08)"  # of the finite entries
+    assert lines[6] == "Max relative difference: 0.1  (tolerance rtol=1e-06)"
     assert result.mismatched == 2 and result.total == 6
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_an_answer_wrong_only_by_nan_or_inf_says_how_many_entries_are_not_finite(bad):
+    got = np.array([[1.0, bad, 3.0], [bad, 5.0, 6.0]])
+    result = compare(got, np.arange(1.0, 7.0).reshape(2, 3), rtol=1e-6, atol=1e-8)
+    assert not result.passed and result.mismatched == 2
+    assert "2 of 6 entries of your result are not finite (NaN or ±inf) where a finite value was expected." in result.message
+    assert "Max absolute difference" not in result.message  # it was "Max absolute difference: 0"
 
 
 def test_matching_infinities_are_equal_and_mismatched_ones_are_named():

@@ -59,7 +59,112 @@ def test_kit_holds_no_reference_code(tmp_path):
             assert not leaked, f"{path.relative_to(kit)} holds reference code: {leaked[:3]}"
     assert not list(kit.rglob("reference"))
     assert sorted(p.name for p in (kit / "my_work").iterdir()) == ["Layer.py", "layers.py", "objectives.py"]
+    for name in ("Layer.py", "layers.py", "objectives.py"):  # the built-in spec's kit is the template, nothing added
+        assert (kit / "my_work" / name).read_text() == (template_dir() / name).read_text()
     assert "pip install ./kit" in (kit / "README.md").read_text()
+
+
+SOFTPLUS = """
+[classes.SoftplusLayer]
+kind = "elementwise"
+forward = "log(1 + exp(z))"
+points = { forward = 2, gradient = 2, backward = 2 }
+"""
+
+# Imports the kit's starting files as a student would, calls every method of SoftplusLayer and
+# prints what each raised and its docstring.
+PROBE = """
+import json, numpy as np
+from layers import SoftplusLayer
+from Layer import Layer
+layer = SoftplusLayer()
+out = {"is_layer": isinstance(layer, Layer)}
+for name, args in (("forward", (np.ones((2, 3)),)), ("gradient", ()), ("backward", (np.ones((2, 3)),))):
+    try:
+        getattr(layer, name)(*args)
+        raised = None
+    except Exception as exc:
+        raised = type(exc).__name__ + ": " + str(exc)
+    out[name] = {"raised": raised, "doc": getattr(SoftplusLayer, name).__doc__}
+print(json.dumps(out))
+"""
+
+SOFTPLUS_SOLVED = {
+    "forward": "self.setPrevIn(dataIn)\n        self.setPrevOut(np.logaddexp(0, dataIn))\n        return self.getPrevOut()",
+    "gradient": "return 0.5 * (1 + np.tanh(self.getPrevIn() / 2))",
+    "backward": "return gradIn * self.gradient()",
+}
+
+
+def test_kit_has_a_stub_for_a_class_the_spec_adds(tmp_path):
+    spec_file = tmp_path / "hw.toml"
+    spec_file.write_text(DEFAULT.read_text() + SOFTPLUS)
+    spec = load_spec(spec_file)
+    work = build_kit(tmp_path / "kit", spec_file=spec_file) / "my_work"
+    assert sorted(p.name for p in work.iterdir()) == ["Layer.py", "layers.py", "objectives.py"]
+    layers = work / "layers.py"
+    assert layers.read_text().startswith((template_dir() / "layers.py").read_text())  # the template, and the stub after it
+    assert (work / "objectives.py").read_text() == (template_dir() / "objectives.py").read_text()
+    probe = subprocess.run([sys.executable, "-c", PROBE], cwd=work, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    stub = json.loads(probe.stdout)
+    assert stub["is_layer"]
+    for method in ("forward", "gradient", "backward"):
+        assert stub[method]["raised"] == f"NotImplementedError: TODO: SoftplusLayer.{method}"
+    assert "g(z) = log(1 + exp(z))" in stub["forward"]["doc"]  # the rule as the reports print it
+    assert "g′(z) = exp(z)/(1 + exp(z))" in stub["gradient"]["doc"]
+    assert "N×K (the diagonal of each observation's Jacobian), or N×K×K" in stub["gradient"]["doc"]
+    assert "δ_out = g′(z)·δ_in" in stub["backward"]["doc"]
+
+    bare = grade_submission(work, spec=spec, sandbox="process")
+    assert bare.score == 0 and bare.max_score == 106
+    assert {i.name: i.status for i in bare.items} == {i.name: "not_implemented" for i in bare.items}
+    assert [i.name for i in bare.items if i.name.startswith("SoftplusLayer")] == [
+        "SoftplusLayer.forward", "SoftplusLayer.gradient", "SoftplusLayer.backward"]
+
+    text = layers.read_text()
+    for method, body in SOFTPLUS_SOLVED.items():
+        text = text.replace(f'raise NotImplementedError("TODO: SoftplusLayer.{method}")', body)
+    layers.write_text(text)
+    solved = grade_submission(work, spec=spec, sandbox="process")
+    softplus = [i for i in solved.items if i.name.startswith("SoftplusLayer")]
+    assert [(i.name, i.status, i.score) for i in softplus] == [
+        ("SoftplusLayer.forward", "passed", 2), ("SoftplusLayer.gradient", "passed", 2), ("SoftplusLayer.backward", "passed", 2)]
+    assert solved.score == 6
+    readme = (work.parent / "README.md").read_text()
+    assert "This assignment also has `SoftplusLayer`: its starting code is at the end of `my_work/layers.py`" in readme
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def repository_files() -> list[Path]:
+    """The files of the repository as a clone has them (git's list where there is one)."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True)
+    if listed.returncode == 0 and listed.stdout:
+        return [REPO / name for name in listed.stdout.decode().split("\0") if name and (REPO / name).is_file()]
+    skipped = {".git", ".venv", "reports", "__pycache__", "nn_grader.egg-info"}
+    return [p for p in REPO.rglob("*") if p.is_file() and not skipped & set(p.relative_to(REPO).parts)]
+
+
+def test_the_contract_is_in_the_repository_and_in_the_kit(tmp_path):
+    outside, elsewhere = ".." + "/shared", "shared" + "/CONTRACT"  # spelled apart, so that this file does not hold them
+    files = repository_files()
+    assert len(files) > 50
+    for path in files:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        assert outside not in text and elsewhere not in text, f"{path.relative_to(REPO)} points outside the repository"
+    contract = REPO / "grader" / "CONTRACT.md"
+    words = contract.read_text()
+    for topic in ("Rows are observations", "N×K×K", "any ε from 0 to 1e-6", "float32", "Only work earns points",
+                  "not graded", "`ReLULayer`", "placeholder", "`.zip`"):
+        assert topic.lower() in words.lower(), topic
+    assert "(grader/CONTRACT.md)" in (REPO / "README.md").read_text()
+    assert "grader/CONTRACT.md" in DEFAULT.read_text().split("[assignment]")[0]  # the spec's header
+    kit = build_kit(tmp_path / "kit")
+    assert (kit / "CONTRACT.md").read_text() == words and (kit / "grader" / "CONTRACT.md").is_file()
+    assert "[CONTRACT.md](CONTRACT.md)" in (kit / "README.md").read_text()
+    assert '"grader" = ["CONTRACT.md"]' in (kit / "pyproject.toml").read_text()  # installed with the kit's grader
 
 
 def test_kit_refuses_an_existing_folder(tmp_path):
@@ -89,6 +194,7 @@ def test_kit_installs_with_one_pip_command_and_self_checks(tmp_path):
     assert "this is a self-check: 28 hidden checks (in 1 hidden items and others) will run at grading time" in run.stdout
     where = subprocess.run([sys.executable, "-c", "import grader; print(grader.__file__)"], cwd=work, env=env, capture_output=True, text=True)
     assert where.stdout.startswith(str(tmp_path / "site"))  # the kit's grader ran, not this checkout's
+    assert (tmp_path / "site" / "grader" / "CONTRACT.md").is_file()  # package data: the contract installs with the grader
     for path in work.glob("*.py"):
         path.unlink()
     shutil.copy(FIXTURES / "base_submission.py", work / "solution.py")
@@ -128,6 +234,41 @@ def test_hidden_points_come_from_the_secret(tmp_path, monkeypatch):
     assert not (a == b).all()
 
 
+def externally_managed_python(folder: Path) -> Path:
+    """A python3 like Debian's and Ubuntu 24.04's: this interpreter's base installation, copied with
+    its standard library marked EXTERNALLY-MANAGED (PEP 668), so that pip refuses to install into it."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    base = Path(sys.base_prefix)
+    binary, stdlib = base / "bin" / version, base / "lib" / version
+    if not binary.is_file() or not (stdlib / "os.py").is_file():
+        pytest.skip(f"no base interpreter laid out as {base}/bin/{version} with lib/{version}")
+    (folder / "bin").mkdir(parents=True)
+    (folder / "lib" / version).mkdir(parents=True)
+    shutil.copy2(binary, folder / "bin" / version)  # a copy, not a link: its prefix is then `folder`
+    (folder / "bin" / "python3").symlink_to(version)
+    for library in (base / "lib").glob("libpython*"):
+        (folder / "lib" / library.name).symlink_to(library)
+    for entry in stdlib.iterdir():
+        if entry.name != "EXTERNALLY-MANAGED":
+            (folder / "lib" / version / entry.name).symlink_to(entry)
+    (folder / "lib" / version / "EXTERNALLY-MANAGED").write_text(
+        "[externally-managed]\nError=This python3 is managed by the distribution (a test's copy).\n")
+    python = folder / "bin" / "python3"
+    prefix = subprocess.run([str(python), "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True)
+    if prefix.stdout.strip() != str(folder):
+        pytest.skip(f"the copied interpreter does not take its own prefix: {prefix.stdout}{prefix.stderr}")
+    return python
+
+
+def apt_shims(folder: Path) -> Path:
+    """`apt-get` that only records its arguments (in apt.log beside it): setup.sh's apt steps, offline."""
+    folder.mkdir()
+    shim = folder / "apt-get"
+    shim.write_text(f'#!/bin/sh\necho "$*" >> {folder / "apt.log"}\n')
+    shim.chmod(0o755)
+    return folder
+
+
 def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     secret = tmp_path / "secret.txt"
     secret.write_text("instructor-only\n")
@@ -144,16 +285,27 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     for script in ("setup.sh", "run_autograder"):
         os.chmod(root / "source" / script, 0o755)
     shutil.copytree(FIXTURES / "submissions" / "softmax_diagonal_only", root / "submission")
-    site = tmp_path / "site"
-    env = {**os.environ, "PYTHON": sys.executable, "GRADER_SKIP_APT": "1", "PIP_FLAGS": f"-q --no-deps --target {site}",
-           "AUTOGRADER_ROOT": str(root), "GRADE": str(site / "bin" / "grade"), "PYTHONPATH": str(site)}
-    env.pop("HW_SECRET", None)
+    # Gradescope's image as Ubuntu 24.04 has it: python3 refuses system-wide pip installs (PEP 668)
+    python = externally_managed_python(tmp_path / "system-python")
+    refused = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", str(root / "source" / "grader_src")],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "externally-managed-environment" in refused.stderr  # the failure setup.sh must avoid
+    shims = apt_shims(tmp_path / "shims")
+    env = {**os.environ, "PATH": f"{shims}:{python.parent}:/usr/bin:/bin", "AUTOGRADER_ROOT": str(root),
+           "VENV_FLAGS": "--system-site-packages", "PIP_FLAGS": "-q --no-deps"}  # offline: the dependencies are the system's
+    for name in ("HW_SECRET", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+        env.pop(name, None)
     setup = subprocess.run(["bash", "setup.sh"], cwd=root / "source", env=env, capture_output=True, text=True, timeout=300)
     assert setup.returncode == 0, setup.stdout + setup.stderr
+    if os.getuid() == 0:  # setup.sh runs apt only as root, as on Gradescope
+        assert (shims / "apt.log").read_text().splitlines() == ["update -qq", "install -y -qq python3 python3-venv bubblewrap"]
+    where = subprocess.run([str(root / "venv" / "bin" / "python"), "-c", "import grader; print(grader.__file__)"],
+                           cwd=root, env=env, capture_output=True, text=True)
+    assert where.stdout.startswith(str(root / "venv" / "lib")), where.stdout + where.stderr  # the venv's grader grades
     run = subprocess.run([str(root / "source" / "run_autograder")], cwd=root / "source", env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     results = json.loads((root / "results" / "results.json").read_text())
-    assert set(results) <= {"score", "execution_time", "output", "tests", "visibility", "stdout_visibility"}
+    assert set(results) <= {"score", "execution_time", "output", "output_format", "tests", "visibility", "stdout_visibility"}
     monkeypatch.setenv("HW_SECRET", "instructor-only")
     from grader.checking.seeding import choose
 
@@ -176,7 +328,7 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
         handle.write("\n[late]\npercent = 10\n")
     run = subprocess.run([str(root / "source" / "run_autograder")], cwd=root / "source", env=env, capture_output=True, text=True, timeout=300)
     late = json.loads((root / "results" / "results.json").read_text())
-    assert late["score"] == pytest.approx(expected.score - 20.0) and "late penalty −20.00" in late["output"], run.stderr
+    assert late["score"] == pytest.approx(expected.score - 20.0) and "late penalty −20\\.00" in late["output"], run.stderr  # Markdown, escaped
 
 
 def test_autograder_makes_a_secret_when_none_is_given(tmp_path, monkeypatch):

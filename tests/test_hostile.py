@@ -63,6 +63,10 @@ EXPECTED = {
     "forged_deep_reply": ({"TanhLayer"}, {"TanhLayer.forward": "error"}),
     "forged_list_reply": ({"TanhLayer"}, {"TanhLayer.forward": "error"}),
     "fills_tmp": ({"TanhLayer"}, {}),
+    # third pass (issue 19): text the parser cannot hold is a note on its file; everything else is graded
+    "deep_expression_helper": (set(), {}),
+    "deep_expression_notebook": (set(), {}),
+    "deep_json_notebook": (set(), {}),
 }
 
 
@@ -480,3 +484,31 @@ def test_a_submission_that_kills_its_pool_twice_costs_only_itself(monkeypatch, a
     assert scores == {"killer": 0.0, "other": 100.0, "victim": 100.0} and counts["graded"] == 3, [json.loads((arena / "o3" / f"{n}.json").read_text())["items"][0]["feedback"][:300] for n in ("other", "victim")]
     problem = json.loads((arena / "o3" / "killer.json").read_text())["problem"]
     assert problem.startswith("the process grading this submission was killed twice")
+
+
+# Routes to a package the spec does not allow, one item each (tests/fixtures/hostile/imports_around_placeholders):
+# with the real package each would be right; in every sandbox each meets the same placeholder.
+IMPORT_ROUTES = {"LinearLayer.forward": "exec: mpmath", "ReLuLayer.forward": "importlib.import_module: sympy",
+                 "LogisticSigmoidLayer.forward": "__import__: markupsafe", "TanhLayer.forward": "find_spec + module_from_spec: jinja2",
+                 "SoftmaxLayer.forward": "builtins.__import__ and eval: click", "LogLoss.eval": "importlib.__import__: pluggy",
+                 "CrossEntropy.eval": "pickle: pytest"}
+
+
+def test_every_import_route_meets_the_same_placeholder_in_every_sandbox(arena):
+    shutil.copytree(HOSTILE / "imports_around_placeholders", arena / "class" / "routes")
+    verdicts = {}
+    for sandbox in SANDBOXES:
+        result = grade_submission(arena / "class" / "routes", sandbox=sandbox, limits=LIMITS)
+        for name, route in IMPORT_ROUTES.items():
+            item = result.item(name)
+            assert item.status == "error" and item.score == 0, f"{sandbox}, {route}: {item.feedback}"
+            package = route.split(": ")[1]
+            assert f"`{package}` is not available while grading" in item.feedback, f"{sandbox}, {route}: {item.feedback}"
+        # importlib.machinery.PathFinder, which skips sys.meta_path: the package folders' finders do not list it
+        squared = result.item("SquaredError.eval")
+        assert squared.status == "error" and "ImportError: packaging is not installed" in squared.feedback, squared.feedback
+        for name in ("InputLayer.forward", "FullyConnectedLayer.forward", "FullyConnectedLayer.backward"):
+            assert result.item(name).status == "passed", result.item(name).feedback
+        assert {p["package"] for p in result.placeholders} == {r.split(": ")[1] for r in IMPORT_ROUTES.values()} | {"scipy"}
+        verdicts[sandbox] = {i.name: (i.status, round(i.score, 6)) for i in result.items}
+    assert all(v == verdicts["process"] for v in verdicts.values())

@@ -69,7 +69,7 @@ def escape(text):
 
 def test_report_has_the_header_rows_rule_and_network_chain(results):
     page = render_report(results[0])  # softmax_diagonal_only
-    assert "<h1>softmax_diagonal_only</h1>" in page and "89.00 / 100.00" in page and "89.0%" in page
+    assert "<h1>softmax_diagonal_only</h1>" in page and "94.00 / 100.00" in page and "94.0%" in page
     for fact in ("grader 0.1.0", "assignment <b>cs615-objectives-gradients</b>", "sandbox process", "seed 0", "Reproduce:"):
         assert fact in page
     assert page.count('class="item-row') == 27
@@ -216,3 +216,123 @@ document.body.setAttribute("data-scrolled", box.scrollLeft); document.body.setAt
     scrolled = float(re.search(r'data-scrolled="([\d.]+)"', run.stdout).group(1))
     left = float(re.search(r'data-left="([\d.\-]+)"', run.stdout).group(1))
     assert scrolled > 100 and 0 <= left < 40  # scrolled sideways, and the student's name has not moved out
+
+
+# ----------------------------------------------------------------------------- answers of any shape
+
+
+@pytest.fixture(scope="module")
+def every_shape():
+    return grade_submission(SUBMISSIONS / "answers_of_every_shape", sandbox="process", limits=Limits(call_timeout=5.0))
+
+
+def test_answers_of_every_shape_are_reported_in_every_output(every_shape):
+    """5-D (softmax backward by tensordot), 4-D, 0-d, empty, 10⁶ entries, bool, complex, str: each item
+    is judged and every output renders; a heatmap only where it means something, the shape otherwise."""
+    import json
+
+    from grader.outputs.writers import gradescope_json, result_json
+    from grader.outputs.text_report import table
+
+    r = every_shape
+    status = {i.name: i.status for i in r.items}
+    assert status["SoftmaxLayer.backward"] == "failed"
+    assert "Shape mismatch: your result has shape (7, 3, 7, 3, 3), expected (7, 3)." in r.item("SoftmaxLayer.backward").feedback
+    assert "has shape (1000000,), expected (7, 3)" in r.item("LinearLayer.gradient").feedback
+    assert "has shape (), expected (7, 3)" in r.item("TanhLayer.gradient").feedback
+    assert "'the gradient'" in r.item("CrossEntropy.gradient").feedback and "complex" in r.item("LogLoss.gradient").feedback
+    assert status["SoftmaxLayer.forward"] == status["SoftmaxLayer.gradient"] == "passed"
+    page = render_report(r)
+    assert "yours: shape (1, 3, 1, 3, 3), float64, not drawn</figcaption>" in page  # the 5-D answer's single observation
+    assert "yours: shape (1, 1, 7, 5), float64, not drawn</figcaption>" in page
+    assert "yours: shape (), float64, not drawn</figcaption>" in page
+    assert "could not be drawn" not in page  # nothing needed the fallback
+    assert json.loads(gradescope_json(r))["score"] == round(r.score, 4)
+    assert json.loads(result_json(r))["items"][0]["name"] == r.items[0].name
+    assert "SoftmaxLayer.backward" in table(r, verbose=True, width=120)
+
+
+@pytest.mark.parametrize("got", [
+    3.0, [], [[]], [1.0, 2.0], __import__("numpy").zeros((1, 3, 1, 3, 3)), __import__("numpy").zeros(10 ** 6),
+    [[True, False]], [[1 + 2j, 0j]], "the gradient", [[1.0], [1.0, 2.0]], None, {"a": 1}, [["a", "b"]],
+], ids=["0-d", "empty", "empty-2d", "1-d", "5-d", "1e6", "bool", "complex", "str", "ragged", "None", "dict", "str-array"])
+def test_a_heatmap_is_drawn_only_where_it_means_something(got):
+    from grader.outputs.html_report import heatmaps
+
+    maps = heatmaps(got, [[1.0, 2.0], [3.0, 4.0]])
+    assert maps[0]["caption"] == "expected" and maps[0]["svg"].startswith("<svg")
+    yours = maps[1]
+    assert yours["caption"] == "yours" and yours["svg"] or yours["caption"].endswith(", not drawn") and not yours["svg"]
+
+
+def test_a_fault_in_one_section_costs_that_section_with_a_note(monkeypatch, results):
+    import grader.outputs.html_report as html_report
+
+    def broken(got, expected):
+        raise ValueError("too many values to unpack (expected 2)")
+    monkeypatch.setattr(html_report, "heatmaps", broken)
+    page = render_report(synthetic_result())
+    assert page.count("The pictures of this check could not be drawn (ValueError: too many values to unpack (expected 2))") == len(DIAGNOSES)
+    assert "Mismatched elements: 1 / 4 (25%) &lt;b&gt;" in page  # the rest of the item stands
+    monkeypatch.setattr(html_report, "histogram_svg", lambda *a, **k: 1 / 0)
+    summary = render_summary(results)
+    assert "The histogram of scores could not be drawn (ZeroDivisionError: division by zero)" in summary
+    assert summary.count('class="student-row"') == len(results)
+
+
+# ----------------------------------------------------------------------------- a class summary for a real class
+
+
+def _class_of(n: int, absent: int = 3) -> list:
+    """A class that did well (scores from about 88 to 100 %), as real classes do, and a few who handed nothing in."""
+    import random
+
+    rng = random.Random(5)
+    names = ["SquaredError.eval", "SoftmaxLayer.gradient", "TanhLayer.backward", "LogLoss.gradient"]
+    out = []
+    for k in range(n):
+        items = []
+        for name in names:
+            checks = [CheckResult(f"check{c}", rng.random() > 0.03, 1.0, "Mismatched elements: 3 / 21") for c in range(9)]
+            ok = rng.random() > (0.6 if name == "SoftmaxLayer.gradient" else 0.02)
+            checks.append(CheckResult("values", ok, 1.0, "" if ok else "Mismatched elements: 3 / 21",
+                                      diagnosis=None if ok else "only the diagonal of the softmax Jacobian"))
+            items.append(ItemResult(name, 25.0, checks))
+        out.append(SubmissionResult(f"student_{k:03d}", items))
+    for k in range(absent):
+        out.append(SubmissionResult(f"absent_{k}", [ItemResult(name, 25.0, status_override="missing", reason="no Python file")
+                                                    for name in names], problem="no Python file in the submission"))
+    return out
+
+
+def test_a_summary_of_150_students_leads_with_the_overview_and_bins_where_the_class_is():
+    page = render_summary(_class_of(150))
+    # what an instructor acts on first, the histogram after it, the 150-row grid last
+    order = [page.index(f'<span id="{a}"></span><h2>') for a in ("struggles", "checks", "diagnoses", "shared", "similar", "scores", "students")]
+    assert order == sorted(order)
+    assert page.index("<b>Hardest items:</b> <a") < page.index("<h2>Where the class struggles</h2>")
+    assert "<b>Hardest items:</b> <a href=\"#struggles\">SoftmaxLayer.gradient</a>" in page
+    bars = re.findall(r"<title>([^<]*%): (\d+)</title></rect>", page)
+    assert len(bars) >= 6 and max(int(c) for _, c in bars) < 75  # not one bar of everyone
+    assert bars[0][0].startswith("below ") and int(bars[0][1]) >= 3  # the three who handed nothing in, and the few far below
+    assert int(bars[1][0].split("–")[0]) >= 80 and bars[-1][0].endswith("–100%")
+    # per-item figures leave out who handed nothing in, and say so
+    assert "leave out the 3 submissions" in page and "absent_0, absent_1, absent_2" in page
+    softmax = re.search(r"<tr><td>SoftmaxLayer.gradient</td><td>.*?</td>\s*<td class=\"num\">(\d+) / (\d+)", page, re.S)
+    assert softmax.group(2) == "150"
+    assert re.search(r"<td>SoftmaxLayer.gradient</td><td>values</td><td class=\"num\">\d+ / 150</td>", page)
+    assert 'id="filter"' in page and page.count('class="student-row"') == 153  # filterable and sortable, as before
+    assert "and 7" in page or "more</summary>" in page  # a long list of who has a diagnosis folds
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+def test_the_summary_filter_hides_the_students_that_do_not_match(tmp_path):
+    page = render_summary(_class_of(150)).replace("</body>", """<script>
+var f = document.getElementById("filter"); f.value = "student_01"; f.dispatchEvent(new Event("input"));
+document.body.setAttribute("data-shown", document.querySelectorAll("#grid tbody tr:not([hidden])").length);
+</script></body>""")
+    path = tmp_path / "summary.html"
+    path.write_text(page)
+    run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", path.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert 'data-shown="10"' in run.stdout  # student_010 … student_019

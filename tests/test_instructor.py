@@ -155,7 +155,7 @@ def test_the_autograder_reads_the_submission_metadata(tmp_path, late_spec_file):
     assert run.exit_code == 0, run.output
     data = json.loads(results.read_text())
     assert data["score"] == 90.0 and sum(t["score"] for t in data["tests"]) == pytest.approx(100.0)
-    assert "late penalty −10.00" in data["output"]
+    assert "late penalty −10\\.00" in data["output"]  # Markdown, escaped
 
 
 def test_canvas_late_flag_costs_flagged_percent(tmp_path, late_spec_file):
@@ -210,6 +210,25 @@ def test_overrides_apply_to_outputs_never_to_results_and_survive_resume(tmp_path
     overrides.write_text(OVERRIDES_CSV.replace("Bob Jones,total,-5,shared code\n", ""))
     CliRunner().invoke(main, [str(BATCHES / "gradescope"), "--out", str(out), "--sandbox", "process", "-q", "--resume"])
     assert float(rows_of(out)["submission_222222"]["total"]) == pytest.approx(float(team["total"]) + 5)
+
+
+def test_progress_lines_print_the_total_the_gradebook_gets(tmp_path, late_spec_file):
+    """The line printed as each student is done says the total of grades.csv: late penalty and overrides in."""
+    out = tmp_path / "out"
+    overrides = tmp_path / "overrides.csv"
+    overrides.write_text("student,item,points,comment\nsubmission_302,total,-5,shared code\n"
+                         "submission_301,SoftmaxLayer.gradient,+1,regrade\n")
+    run = CliRunner().invoke(main, [str(BATCHES / "gradescope_late"), "--out", str(out), "--spec", str(late_spec_file),
+                                    "--sandbox", "process", "-q", "-j", "2", "--overrides", str(overrides)])
+    assert run.exit_code == 0, run.output
+    printed = dict(re.findall(r"^\[\d/5\] (submission_\d+): (.*)$", run.stderr, re.M))
+    rows = rows_of(out)
+    assert set(printed) == set(rows)
+    for sid, row in rows.items():
+        assert printed[sid].split("/")[0] == row["total"], (sid, printed[sid], row)
+    assert printed["submission_302"] == "75.00/100.00 (late penalty −20.00, instructor's overrides)"
+    assert printed["submission_301"] == "101.00/100.00 (instructor's overrides)"  # an override may give extra credit
+    assert printed["submission_303"] == "0.00/100.00 (late penalty −100.00)"
 
 
 def test_toml_overrides_and_what_an_unknown_student_or_item_says(tmp_path):
@@ -335,3 +354,64 @@ def test_similarity_without_copydetect_says_how_to_install_it(monkeypatch, tmp_p
 def test_overrides_and_similarity_are_for_a_batch(tmp_path):
     run = CliRunner().invoke(main, [str(ROOT / "reference"), "--out", str(tmp_path / "out"), "--similarity"])
     assert run.exit_code == 2 and "for a batch" in run.output
+
+
+# ----------------------------------------------------------------------------- Canvas's own gradebook
+
+GRADEBOOK = ROOT / "tests" / "fixtures" / "canvas_gradebook.csv"
+
+
+def test_canvas_gradebook_round_trip_fills_one_column_and_changes_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    run = CliRunner().invoke(main, [str(BATCHES / "canvas"), "--out", str(out), "--sandbox", "process", "-q",
+                                    "--canvas-gradebook", str(GRADEBOOK), "--canvas-assignment", "HW2 Gradients (222)"])
+    assert run.exit_code == 0, run.output
+    assert "Canvas gradebook: " in run.stderr and "column 'HW2 Gradients (222)' (worth 100.00 points in Canvas), 3 rows to fill" in run.stderr
+    totals = {r["identifier"].rsplit("_", 1)[1]: r["total"] for r in rows_of(out).values()}
+    assert set(totals) == {"1001", "1002", "1003"}
+    before = GRADEBOOK.read_bytes().decode().split("\r\n")
+    after = (out / "canvas_grades.csv").read_bytes().decode().split("\r\n")
+    assert len(after) == len(before) and after[0] == before[0]  # same header, same rows, Canvas's line ends
+    old, new = [list(csv.reader(io.StringIO("\n".join(t)))) for t in (before, after)]
+    column = old[0].index("HW2 Gradients (222)")
+    for line_before, line_after, row_before, row_after in zip(before, after, old + [[]], new + [[]]):
+        if row_before and row_before[1] in totals:
+            # only the assignment's cell changed: the read-only totals and the other assignments are as exported
+            assert row_after == row_before[:column] + [totals[row_before[1]]] + row_before[column + 1:]
+        else:  # Points Possible, Manual Posting, the test student, Eve and Dan who handed nothing in: byte for byte
+            assert line_after == line_before
+    by_id = {r[1]: r for r in new[1:] if r and r[1]}
+    assert by_id["1005"][column] == "" and by_id["9999"][0] == "Student, Test" and by_id["1004"][0] == 'O\'Brien, Dan "DJ"'
+    assert new[2][0].strip() == "Points Possible" and new[2][column] == "100.00" and new[2][8] == "(read only)"
+    # a later run of the batch keeps filling the same gradebook
+    again = CliRunner().invoke(main, [str(BATCHES / "canvas"), "--out", str(out), "--sandbox", "process", "-q", "--resume"])
+    assert again.exit_code == 0 and "named by an earlier run of this batch" in again.stderr
+    assert (out / "canvas_grades.csv").read_bytes().decode().split("\r\n") == after
+
+
+def test_canvas_gradebook_mistakes_are_named_before_grading(tmp_path):
+    def grade(gradebook, assignment, *more):
+        return CliRunner().invoke(main, [str(BATCHES / "canvas"), "--out", str(tmp_path / "out"), "--sandbox", "process", "-q",
+                                         "--canvas-gradebook", str(gradebook), "--canvas-assignment", assignment, *more])
+
+    wrong = grade(GRADEBOOK, "HW2 Gradient")
+    assert wrong.exit_code == 2
+    assert ("--canvas-assignment 'HW2 Gradient': no such column in " in wrong.stderr
+            and "the closest: 'HW2 Gradients (222)'" in " ".join(wrong.stderr.split()))
+    assert not list((tmp_path / "out").glob("*.json"))  # stopped before anything was graded
+    no_id = tmp_path / "no_id.csv"
+    no_id.write_text(GRADEBOOK.read_text().replace("Student,ID,", "Student,Canvas user,", 1))
+    missing_id = grade(no_id, "HW2 Gradients (222)")
+    assert missing_id.exit_code == 2 and "has no ID column" in missing_id.stderr
+    alone = grade(GRADEBOOK, "HW2 Gradients (222)", str(ROOT / "reference"))  # not only a Canvas download: still fine
+    assert alone.exit_code == 0, alone.output
+    only_half = tmp_path / "half.csv"
+    only_half.write_text("".join(line for line in GRADEBOOK.read_text().splitlines(keepends=True)
+                                 if not line.startswith(('"Lee, Carol"', '"Smith, Alice"'))))
+    partial = grade(only_half, "HW2 Gradients")  # the name without Canvas's id finds its one column
+    assert partial.exit_code == 0, partial.output
+    assert ("warning: 2 students of the download have no row in " in partial.stderr and
+            "(not filled in canvas_grades.csv; their totals are in grades.csv): leecarol (ID 1003), smithalice (ID 1001)"
+            in " ".join(partial.stderr.split()))
+    filled = {r[1]: r[6] for r in csv.reader(io.StringIO((tmp_path / "out" / "canvas_grades.csv").read_text())) if r[1]}
+    assert filled["1002"] == rows_of(tmp_path / "out")["jonesbob_1002"]["total"] and "1001" not in filled

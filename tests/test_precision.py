@@ -1,6 +1,7 @@
 """Judging at the student's precision: which dtype is which, and the tolerances each gets."""
 import numpy as np
 
+from grader.checking.checks import input_sensitivity
 from grader.checking.precision import FLOAT64, PRECISIONS, lowest, precision_of
 from grader.assignment.spec import Tolerance
 
@@ -10,21 +11,58 @@ def test_dtypes_map_to_their_precision_and_exact_types_to_float64():
     for exact in ("float64", "int64", "bool", "int8", "", None, "not a dtype"):
         assert precision_of(exact) is FLOAT64
     assert lowest([FLOAT64, PRECISIONS["float32"], FLOAT64]).name == "float32"
+    assert lowest([PRECISIONS["float32"], PRECISIONS["float16"]]).name == "float16"
     assert lowest([]) is FLOAT64
 
 
-def test_float64_keeps_the_specs_tolerances_and_lower_precisions_loosen_them():
+def test_float32_buys_only_its_rounding_error_never_a_wider_band():
     tol = Tolerance()
-    assert FLOAT64.values(tol) == (tol.rtol, tol.atol)
-    assert FLOAT64.finite_differences(tol) == (tol.fd_step, tol.fd_rtol, tol.fd_atol)
     f32 = PRECISIONS["float32"]
-    assert f32.values(tol)[0] > tol.rtol and f32.finite_differences(tol) == (1e-3, 2e-3, 2e-3)  # jax's check_grads figure
-    assert f32.reduced and not FLOAT64.reduced
-    # a spec stricter than the floor never makes float32 stricter than the floor, a looser one wins
+    # the spec's tolerances already hold float32's rounding (measured on the float32 fixture): nothing looser
+    assert f32.values(tol) == FLOAT64.values(tol) == (tol.rtol, tol.atol)
+    assert f32.finite_differences(tol) == (1e-3, tol.fd_rtol, tol.fd_atol)  # a step float32 resolves, the spec's tolerances
+    assert FLOAT64.finite_differences(tol) == (tol.fd_step, tol.fd_rtol, tol.fd_atol)
+    # a spec finer than float32's rounding gets a few rounding errors as a floor, no more
+    eps32 = float(np.finfo(np.float32).eps)
+    assert f32.values(Tolerance(rtol=1e-9, atol=1e-9)) == (8 * eps32, 8 * eps32)
     assert f32.values(Tolerance(rtol=0.5, atol=0.5)) == (0.5, 0.5)
+    assert f32.reduced and not FLOAT64.reduced
+
+
+def test_float16_gets_nothing_coarser_than_float32():
+    tol = Tolerance()
+    f16, f32 = PRECISIONS["float16"], PRECISIONS["float32"]
+    assert f16.values(tol) == f32.values(tol) and f16.finite_differences(tol) == f32.finite_differences(tol)
+    assert f16.rounding(1.0) == f32.rounding(1.0)
+    assert f16.reduced and f16.judged_as == "float32" and f32.judged_as == "float32"
 
 
 def test_rounding_scales_with_magnitude_and_epsilon():
     f32 = PRECISIONS["float32"]
     assert f32.rounding(1000.0) == 8 * np.finfo(np.float32).eps * 1000.0
     assert FLOAT64.rounding(1.0) < 1e-14
+
+
+def test_values_from_large_inputs_get_the_rounding_of_those_inputs_and_no_more():
+    def softmax(X):
+        e = np.exp(X - X.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    X = np.array([[1000.0, 999.0, 998.0], [0.1, 0.2, 0.3]])
+    s = softmax(X)
+    S = input_sensitivity(softmax, X)
+    # Σ_j |∂s_i/∂x_j|·|x_j| = |x|·2 s_i(1 − s_i) on a row of near-equal |x|
+    assert np.allclose(S[0], 2 * s[0] * (1 - s[0]) * 999, rtol=2e-3)
+    assert (S[1] < 0.2).all()
+    # float32's softmax through log-sum-exp there is off by 1.3e-5 relative: inside float32's band, not float64's
+    m = X.astype(np.float32).max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(X.astype(np.float32) - m).sum(axis=1, keepdims=True))
+    off = np.abs(np.exp(X.astype(np.float32) - lse) - s)
+    assert off.max() > 1e-5 * s.max()
+    assert (off <= PRECISIONS["float32"].propagated(S)).all()
+    assert (FLOAT64.propagated(S) < 1e-12).all()
+    # what ε = 1e-4 in a sigmoid gradient changes is far outside the band its ordinary inputs get
+    def sigmoid_gradient(Z):
+        g = 1 / (1 + np.exp(-Z))
+        return g * (1 - g)
+    Z = np.linspace(-5, 5, 11)[None, :]
+    assert (PRECISIONS["float32"].propagated(input_sensitivity(sigmoid_gradient, Z)) < 1e-5).all()

@@ -11,6 +11,8 @@ from grader.intake.submission import discover, normalised
 
 from test_grade import SUBMISSIONS
 
+REFERENCE = SUBMISSIONS.parent.parent.parent / "reference"
+
 LIMITS = Limits(call_timeout=2.0, total_timeout=120.0)
 SANDBOXES = ["process"] + (["bwrap"] if bwrap_available() else [])
 ELEMENTWISE_BACKWARDS = {f"{c}.backward" for c in ("LinearLayer", "ReLuLayer", "LogisticSigmoidLayer", "TanhLayer")}
@@ -20,6 +22,7 @@ EXPECTED = {
     "real_package": {},
     "real_one_module": {},
     "real_notebook": {},
+    "real_type_guards": {},  # isinstance(X, pd.DataFrame), scipy.sparse.issparse(Y), torch.is_tensor(X): all answer no
     "real_package_bug": {"LogisticSigmoidLayer.forward": "error"},        # uses scipy's expit in forward
     "real_names_bug": {"SoftmaxLayer.gradient": "failed"},
     "real_constructor_bug": {"FullyConnectedLayer.forward": "failed"},
@@ -195,3 +198,99 @@ def test_placeholders_absorb_module_level_uses_and_decorators():
 
     with pytest.raises(PlaceholderUsed):
         np.exp(plt.cm)
+
+
+def test_a_librarys_optional_import_of_a_package_not_allowed_finds_nothing_as_under_bubblewrap(tmp_path, monkeypatch):
+    # Under bubblewrap only the allowed packages' files are mounted; in the process sandbox the package
+    # folders' finders list only their names: a library's `try: import fancy` finds nothing in both,
+    # and neither does importlib.machinery.PathFinder, while the student's import_module gets the placeholder.
+    import importlib.machinery
+    import sys
+
+    from grader.sandbox.untrusted_worker import PlaceholderFinder
+
+    site, student = tmp_path / "site", tmp_path / "student"
+    (site / "fancy").mkdir(parents=True)
+    (site / "fancy" / "__init__.py").write_text("def double(x):\n    return 2 * x\n")
+    (site / "libby.py").write_text("try:\n    import fancy\nexcept ImportError:\n    fancy = None\n")
+    student.mkdir()
+    (student / "hw.py").write_text("import importlib\nfancy = importlib.import_module('fancy')\n")
+    monkeypatch.syspath_prepend(str(student))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(sys, "path_hooks", list(sys.path_hooks))
+    monkeypatch.setattr(sys, "path_importer_cache", dict(sys.path_importer_cache))
+    finder = PlaceholderFinder(["numpy", "libby"], [str(student)], [str(student)])
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    for name in ("fancy", "hw", "libby"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    finder.hide_unlisted()
+    import libby
+
+    assert libby.fancy is None and "fancy" not in sys.modules
+    assert importlib.machinery.PathFinder.find_spec("fancy") is None
+    assert importlib.machinery.PathFinder.find_spec("libby") is not None
+    import hw
+
+    assert isinstance(hw.fancy, finder.module_type) and finder.created == [{"module": "fancy", "file": "hw.py", "line": 2}]
+
+
+def test_placeholders_used_as_types_and_predicates_answer_no():
+    import numpy as np
+
+    from grader.sandbox.untrusted_worker import Placeholder, PlaceholderUsed
+
+    pd = Placeholder("pandas", {"module": "pandas", "file": "a.py", "line": 1})
+    sp = Placeholder("scipy", {"module": "scipy", "file": "a.py", "line": 2})
+    X = np.ones((2, 3))
+    assert not isinstance(X, pd.DataFrame) and not isinstance(X, (pd.DataFrame, pd.Series))
+    assert isinstance(X, (np.ndarray, pd.DataFrame)) and isinstance(X, np.ndarray | pd.DataFrame)
+    assert isinstance(None, pd.DataFrame | None) and not issubclass(type(X), pd.DataFrame)
+    assert type(X) != pd.DataFrame and not type(X) == pd.DataFrame  # noqa: E721
+    assert sp.sparse.issparse(X) is False and sp.sparse.isspmatrix_csr(X) is False
+    assert pd.api.types.is_numeric_dtype(X) is False and pd.api.types.is_list_like(X) is False
+    torch = Placeholder("torch", {"module": "torch", "file": "a.py", "line": 3})
+    assert torch.is_tensor(X) is False
+    for computes in (lambda: bool(torch.isnan(X)), lambda: float(pd.isna(X)), lambda: sp.special.expit(X) + 1):
+        with pytest.raises(PlaceholderUsed):
+            computes()
+
+
+NUMERICAL = {"numeric_complex_step": ["complex"], "numeric_finite_differences": ["own-forward"]}
+NUMERICAL_ITEMS = {f"{c}.{m}" for c in ("LogisticSigmoidLayer", "TanhLayer") for m in ("gradient", "backward")}
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+@pytest.mark.parametrize("fixture", sorted(NUMERICAL))
+def test_a_gradient_computed_numerically_gets_full_marks_and_a_note(fixture, sandbox, graded):
+    # Complex step (Im f(z + ih)/h) and central differences of the layer's own forward: the numbers are
+    # right, so full marks; the instructor sees on each such item that no rule was derived.
+    from grader.outputs.writers import gradescope_json
+
+    result = graded(fixture, sandbox)
+    tests = {t["name"]: t["output"] for t in json.loads(gradescope_json(result))["tests"]}
+    for item in result.items:
+        assert item.score == item.max_score, f"{item.name}: {item.feedback}"
+        if item.name in NUMERICAL_ITEMS:
+            assert item.graded_as.get("numeric") == NUMERICAL[fixture], item.name
+            assert "computed its answer numerically" in item.graded_as_text and "computed its answer numerically" in tests[item.name]
+        else:
+            assert "numeric" not in item.graded_as, item.name
+    instructors = [t for t in json.loads(gradescope_json(result))["tests"] if t["name"].startswith("Gradients computed numerically")]
+    assert len(instructors) == 1 and instructors[0]["visibility"] == "hidden", instructors
+    assert all(name in instructors[0]["output"].replace("\\", "") for name in NUMERICAL_ITEMS), instructors[0]["output"]
+
+
+def test_the_reference_computes_no_gradient_numerically():
+    result = grade_submission(REFERENCE, limits=LIMITS, sandbox="process")
+    assert result.score == result.max_score and not [i.name for i in result.items if "numeric" in i.graded_as]
+    from grader.outputs.writers import gradescope_json
+
+    assert not [t for t in json.loads(gradescope_json(result))["tests"] if "numerically" in t["name"]]
+
+
+def test_the_numerical_note_is_in_the_report_and_the_class_summary(graded, tmp_path):
+    from grader.outputs.html_report import render_report, render_summary
+
+    result = graded("numeric_finite_differences")
+    assert "computed its answer numerically (by calling its own forward/eval" in render_report(result)
+    assert render_summary([result]).count('title="computed its answer numerically') == 4

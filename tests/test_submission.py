@@ -1,11 +1,12 @@
 """Static discovery: classes found by ast, import names from import styles, problems named."""
+import json
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from grader.exceptions import SubmissionError
-from grader.intake.submission import copy_submission, discover, submission_name
+from grader.intake.submission import NotParsed, copy_submission, discover, nesting, parse_source, submission_name
 
 SUBMISSIONS = Path(__file__).resolve().parent / "fixtures" / "submissions"
 
@@ -63,7 +64,7 @@ def test_copy_refuses_what_is_not_a_submission(tmp_path):
     with pytest.raises(SubmissionError, match="no such file or folder"):
         copy_submission(tmp_path / "nope", tmp_path)
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(SubmissionError, match="a submission is a folder, a .py file or a .zip"):
+    with pytest.raises(SubmissionError, match=r"a submission is a folder, a .py file, a notebook \(.ipynb\) or a .zip"):
         copy_submission(tmp_path / "notes.txt", tmp_path / "w")
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(SubmissionError, match="not a readable zip file"):
@@ -85,3 +86,50 @@ def test_submission_names():
     assert submission_name(Path("/x/alice.zip")) == "alice"
     assert submission_name(Path("/x/bob.py")) == "bob"
     assert submission_name(Path("/x/carol/")) == "carol"
+
+
+DEEP = {"unary minus": "x = " + "-" * 100000 + "1\n", "not": "x = " + "not " * 100000 + "1\n", "sum": "x = " + "1+" * 100000 + "1\n",
+        "attributes": "x = " + "a." * 100000 + "b\n", "calls": "x = f" + "()" * 100000 + "\n", "lambdas": "x = " + "lambda: " * 100000 + "1\n",
+        "over lines": "x = (" + "-\n" * 100000 + "1)\n", "subscripts": "x = a" + "[0]" * 100000 + "\n"}
+
+
+@pytest.mark.parametrize("kind", sorted(DEEP))
+def test_an_expression_too_deep_to_parse_is_not_parsed(kind):
+    with pytest.raises(NotParsed, match="an expression nested more than 500 levels deep"):
+        parse_source(DEEP[kind].encode())
+
+
+def test_the_depth_estimate_passes_real_code_and_wide_literals():
+    from grader.paths import reference_dir
+
+    for path in [*Path(reference_dir()).rglob("*.py"), *SUBMISSIONS.rglob("*.py")]:
+        assert nesting(path.read_bytes()) < 50, path
+    wide = "W = [" + ", ".join(f"[{-i}.5, {i}e-3]" for i in range(20000)) + "]\nS = '" + "-" * 100000 + "'  # " + "-" * 1000 + "\n"
+    assert parse_source(wide) is not None and nesting(wide.encode()) <= 4
+
+
+def test_a_file_the_parser_cannot_hold_is_a_note_and_costs_only_its_classes(tmp_path, spec):
+    (tmp_path / "mine.py").write_text("class TanhLayer:\n    pass\n")
+    (tmp_path / "deep.py").write_text("class SoftmaxLayer:\n    pass\n\n" + DEEP["unary minus"])
+    found = discover(tmp_path, spec)
+    assert "TanhLayer" in found.found and "SoftmaxLayer" not in found.found
+    assert found.problems["SoftmaxLayer"] == "deep.py was not read: an expression nested more than 500 levels deep"
+    assert found.warnings == ["deep.py: not read: an expression nested more than 500 levels deep; the classes found in the other files are graded"]
+    assert found.syntax_errors == {}
+
+
+def test_a_notebook_too_deep_is_left_out_with_a_note_and_its_other_cells_read(tmp_path, spec):
+    cell = lambda text: {"cell_type": "code", "metadata": {}, "outputs": [], "source": text}  # noqa: E731
+    (tmp_path / "hw.ipynb").write_text(json.dumps({"cells": [cell(DEEP["sum"]), cell("class TanhLayer:\n    pass\n")]}))
+    (tmp_path / "deep.ipynb").write_text('{"cells": ' + "[" * 50000 + "]" * 50000 + "}")
+    found = discover(tmp_path, spec)
+    assert found.found["TanhLayer"].cell == ("hw.ipynb", 2)
+    assert found.warnings == ["deep.ipynb: not read: its JSON is nested more than 100 levels deep; left out",
+                              "hw.ipynb: code cell 1 not read: an expression nested more than 500 levels deep; left out"]
+
+
+def test_a_notebook_alone_is_a_submission(tmp_path):
+    (tmp_path / "hw2.ipynb").write_text('{"cells": []}')
+    dest = copy_submission(tmp_path / "hw2.ipynb", tmp_path / "work")
+    assert dest.name == "hw2" and (dest / "hw2.ipynb").read_text() == '{"cells": []}'
+    assert submission_name(tmp_path / "hw2.ipynb") == "hw2"

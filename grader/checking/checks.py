@@ -72,13 +72,18 @@ class ItemContext:
 
 
 def judge(ctx: ItemContext, name: str, weight: float, got: np.ndarray, expected, situation: Situation, *,
-          rtol: float | None = None, atol: float | None = None, what: str = "your result", note: str = "") -> CheckResult:
+          rtol: float | None = None, atol: float | None = None, what: str = "your result", note: str = "",
+          sensitivity: np.ndarray | None = None) -> CheckResult:
     """Compare at the answer's precision; on a mismatch, name the mistake the numbers support.
 
-    `expected` is an array, or a `Band` whose interval holds every right answer.
+    `expected` is an array, or a `Band` whose interval holds every right answer. `sensitivity`
+    (input_sensitivity) widens it by what holding the inputs at the answer's precision moves the rule.
     """
     band = expected if isinstance(expected, Band) else Band(expected, expected, expected)
     precision = ctx.precision
+    if sensitivity is not None:
+        spread = np.broadcast_to(precision.propagated(sensitivity), np.shape(band.nominal))
+        band = Band(band.nominal, np.minimum(band.lower, band.nominal) - spread, np.maximum(band.upper, band.nominal) + spread)
     value_rtol, value_atol = precision.values(ctx.tol)
     rtol = value_rtol if rtol is None else rtol
     atol = value_atol if atol is None else atol
@@ -94,8 +99,12 @@ def judge(ctx: ItemContext, name: str, weight: float, got: np.ndarray, expected,
 def _with_precision_note(note: str, precision: Precision, method: str) -> str:
     if not precision.reduced:
         return note
-    said = (f"your {method}() computes in {precision.name}: judged at {precision.name}'s precision, "
-            "which costs nothing where the answer is right at it")
+    if precision.judged_as != precision.name:
+        said = (f"your {method}() computes in {precision.name}: judged at {precision.judged_as}'s precision, the coarsest "
+                f"the grader allows, so {precision.name}'s own rounding errors count as differences")
+    else:
+        said = (f"your {method}() computes in {precision.name}: judged with {precision.name}'s rounding errors allowed, "
+                "which costs nothing where the answer is right at it")
     return f"{note}; {said}" if note else said
 
 
@@ -162,6 +171,44 @@ def finite_difference_band(fd: np.ndarray, fd_true: np.ndarray, true_derivative:
     with np.errstate(invalid="ignore"):
         error = np.nan_to_num(np.abs(fd_true - true_derivative), nan=0.0, posinf=0.0) + noise
     return Band(fd, fd - error, fd + error)
+
+
+def measured_noise(ctx: ItemContext, own: list[np.ndarray], truth: list[np.ndarray], h: float) -> list[np.ndarray]:
+    """The rounding noise of each central difference of the student's own answers at ±h.
+
+    `own` and `truth` hold f(x + h) and f(x − h) in turn. The student's difference is the true one
+    plus (err₊ − err₋)/2h, where err is how far each answer is from the truth: that is the noise,
+    measured entry by entry, and never more than the precision's rounding bound allows (an answer
+    noisier than rounding makes does not widen its own band)."""
+    bound = ctx.precision.rounding(max(np.abs(v).max() for v in own)) / h
+    noise = []
+    for i in range(0, len(own), 2):
+        with np.errstate(invalid="ignore"):
+            error = np.abs((own[i] - truth[i]) - (own[i + 1] - truth[i + 1])) / (2 * h)
+        noise.append(np.minimum(np.nan_to_num(error, nan=bound, posinf=bound), bound))
+    return noise
+
+
+def input_sensitivity(f, *arrays: np.ndarray) -> np.ndarray:
+    """Σ over every entry x of the inputs of |∂f/∂x|·|x|, entry by entry of f's value: how far the
+    rule moves when its inputs are rounded relative to their size (Precision.propagated). Central
+    differences of the true rule in float64, with a step relative to each input."""
+    total = np.zeros(np.shape(f(*arrays)), dtype=float)
+    for i, A in enumerate(arrays):
+        A = np.asarray(A, dtype=float)
+        for idx in np.ndindex(A.shape):
+            x = float(A[idx])
+            if x == 0.0 or not np.isfinite(x):
+                continue
+            h = 1e-6 * max(1.0, abs(x))
+            moved = []
+            for sign in (1, -1):
+                B = A.copy()
+                B[idx] = x + sign * h
+                moved.append(np.asarray(f(*arrays[:i], B, *arrays[i + 1:]), dtype=float))
+            with np.errstate(invalid="ignore", over="ignore"):
+                total += np.nan_to_num(np.abs(moved[0] - moved[1]) / (2 * h), nan=0.0, posinf=0.0) * abs(x)
+    return total
 
 
 def own_values(ctx: ItemContext, obj, method: str, calls: list[tuple], truth, shape) -> list[np.ndarray] | None:

@@ -1,8 +1,9 @@
 """The one comparison engine and its one message builder.
 
 Messages follow numpy.testing.assert_allclose's order: shape first, then NaN/inf positions,
-then "Mismatched elements: n / N (p%)", the first few indices with got and expected, and the
-largest absolute and relative differences against the tolerance.
+then "Mismatched elements: n / N (p%)", the first few indices with got and expected, how many
+entries are not finite, and the largest absolute and relative differences among the finite
+entries that differ (never "Max absolute difference: 0" for an answer wrong only by NaN or inf).
 """
 from __future__ import annotations
 
@@ -71,7 +72,10 @@ def compare(got, expected, *, rtol: float, atol: float, what: str = "your result
         lines.append(f"  at {idx if idx else '()'}: got {_num(got[idx])}, expected {_num(expected[idx])}{accepted}")
     if mismatched > len(shown):
         lines.append(f"  … and {mismatched - len(shown)} more")
-    if finite.any():
+    not_finite = int((~np.isfinite(got) & np.isfinite(expected)).sum())
+    if not_finite:  # the differences below are of the finite entries only: say what they leave out
+        lines.append(f"{not_finite} of {total} entries of {what} are not finite (NaN or ±inf) where a finite value was expected.")
+    if (bad & finite).any():
         with np.errstate(all="ignore"):
             rel = np.where(finite & (nearest != 0), diff / np.abs(np.where(nearest == 0, 1, nearest)), np.where(diff > 0, np.inf, 0))
         lines.append(f"Max absolute difference: {_num(diff.max())}  (tolerance atol={atol:g})")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checking import points
-from grader.checking.checks import (ItemContext, cross_checked, exact, finite_difference_band, judge, named, own_values, situation,
-                                    unchanged)
+from grader.checking.checks import (ItemContext, cross_checked, exact, finite_difference_band, input_sensitivity, judge,
+                                    measured_noise, named, own_values, situation, unchanged)
 from grader.checking.compare import compare
 from grader.checking.results import CheckResult
 from grader.checking.student import StudentFailure, array_of
@@ -39,8 +39,9 @@ class LayerKind:
         return exact(self.true_jacobian(ctx.truth, ctx.cls, X, W=W, b=b))
 
     def jacobian_entries(self, own: np.ndarray) -> np.ndarray:
-        """The entries of a student's Jacobian that tell whether it did work."""
-        return own
+        """The entries of a student's Jacobian that tell whether it did work (a diagonal Jacobian:
+        its diagonal, whatever the kind)."""
+        return np.einsum("nkk->nk", own) if _is_diagonal(own) else own
 
     def new_layer(self, ctx: ItemContext, X: np.ndarray, k: int, need_bias: bool) -> tuple[ObjectHandle, np.ndarray | None, np.ndarray | None]:
         return ctx.student.new(ctx.cls, data=X), None, None
@@ -185,8 +186,17 @@ def forward_values(single: bool, name: str):
         got = ctx.student.value(layer, ctx.cls, "forward", X)
         reference = ReferenceTruth().layer(ctx.cls, X, W=W, b=b)
         expected = cross_checked(ctx, exact(true_forward(ctx, X, W, b)), reference.getPrevOut() if reference else None)
-        return ctx.layer.forward_judged(ctx, judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, W=W, b=b)), layer, X, W, b, got)
+        result = judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, W=W, b=b),
+                       sensitivity=layer_sensitivity(ctx, X, W, b))
+        return ctx.layer.forward_judged(ctx, result, layer, X, W, b, got)
     return named(check, name)
+
+
+def layer_sensitivity(ctx: ItemContext, X, W=None, b=None) -> np.ndarray:
+    """input_sensitivity of the true forward, to X and (a layer with weights) to W and b."""
+    if W is not None and b is not None:
+        return input_sensitivity(lambda A, V, c: true_forward(ctx, A, V, c), X, W, b)
+    return input_sensitivity(lambda A: true_forward(ctx, A, W, b), X)
 
 
 def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
@@ -196,19 +206,33 @@ def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     layer, W, b = new_layer(ctx, X, k)
     got = student.value(layer, cls, "forward", X)
     result = judge(ctx, name, weight, got, exact(true_forward(ctx, X, W, b)), situation(ctx, "forward", X=X, W=W, b=b),
-                   what=f"your forward at large inputs {X.tolist()}")
+                   what=f"your forward at large inputs {X.tolist()}", sensitivity=layer_sensitivity(ctx, X, W, b))
     return ctx.layer.forward_judged(ctx, result, layer, X, W, b, got)
 
 
 def forward_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     """forward() keeps its input and output, for gradient() to use."""
-    cls, student = ctx.cls, ctx.student
-    if not (student.has(cls, "getPrevIn") and student.has(cls, "getPrevOut")):
-        return CheckResult(name, False, weight, outcome="missing",
-                           message=f"{cls.name} has no getPrevIn/getPrevOut: inherit the course's Layer base class.")
+    missing = getters_missing(ctx, name, weight)
+    if missing:
+        return missing
     n, d, k = layer_sizes(ctx)
     X = layer_input(ctx, n, d)
     layer, W, b = new_layer(ctx, X, k)
+    return stored_after_forward(ctx, name, weight, layer, X)
+
+
+def getters_missing(ctx: ItemContext, name: str, weight: float) -> CheckResult | None:
+    """A failed storage check when the class cannot say what it stored, else None."""
+    cls, student = ctx.cls, ctx.student
+    if student.has(cls, "getPrevIn") and student.has(cls, "getPrevOut"):
+        return None
+    return CheckResult(name, False, weight, outcome="missing",
+                       message=f"{cls.name} has no getPrevIn/getPrevOut: inherit the course's Layer base class.")
+
+
+def stored_after_forward(ctx: ItemContext, name: str, weight: float, layer, X: np.ndarray) -> CheckResult:
+    """After forward(X), getPrevIn() must give X and getPrevOut() what forward returned."""
+    cls, student = ctx.cls, ctx.student
     out = student.value(layer, cls, "forward", X)
     stored_in = student.value(layer, cls, "getPrevIn")
     stored_out = student.value(layer, cls, "getPrevOut")
@@ -290,7 +314,8 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
     fd_true = np.stack([(forward(X + e) - forward(X - e)) / (2 * h) for e in steps], axis=-1)
     if own is not None:
         fd = np.stack([(own[2 * i] - own[2 * i + 1]) / (2 * h) for i in range(d)], axis=-1)
-        noise = ctx.precision.rounding(max(np.abs(v).max() for v in own)) / h
+        truth = [forward(X + sign * e) for e in steps for sign in (1, -1)]
+        noise = np.stack(measured_noise(ctx, own, truth, h), axis=-1)
         source = "central differences of your own forward()"
     else:
         fd, noise = fd_true, 0.0
@@ -327,6 +352,27 @@ def informative(ctx: ItemContext, own: np.ndarray, true: np.ndarray, X: np.ndarr
     return not (part.shape == X.shape and np.allclose(part, X))
 
 
+def own_jacobian(ctx: ItemContext, got: np.ndarray, n: int, k: int, d: int) -> np.ndarray | None:
+    """The student's gradient() as the Jacobian their backward() may chain: any form the grader reads.
+
+    Beyond the spec's accepted forms, an N×K answer of a layer that keeps its width is read as the
+    diagonal it stands for (a softmax gradient() that returns only g(1 − g) is wrong, and judged so
+    in its own item; a backward() that applies the chain rule to it has done its own job)."""
+    own = as_jacobian(ctx, got, n, k, d)
+    if own is None and got.shape == (n, k) and k == d:
+        return diagonal(got)
+    if own is None and got.shape == (n, k, d):
+        return got
+    return own
+
+
+def _is_diagonal(jac: np.ndarray) -> bool:
+    """True when every observation's matrix is square and zero off its diagonal."""
+    if jac.ndim != 3 or jac.shape[1] != jac.shape[2]:
+        return False
+    return not (jac * (1 - np.eye(jac.shape[1]))).any()
+
+
 def own_chain_credit(ctx: ItemContext, layer, X: np.ndarray, k: int, jac: Band, deltas: list[np.ndarray]) -> bool:
     """True when backward() applies the chain rule to the student's own gradient(): for two
     different δ its answers are δ · J_own, and J_own is an informative Jacobian of the layer's shape."""
@@ -338,7 +384,7 @@ def own_chain_credit(ctx: ItemContext, layer, X: np.ndarray, k: int, jac: Band, 
     except StudentFailure:  # gradient() hangs: there is nothing to credit
         return False
     n, d = X.shape
-    own = as_jacobian(ctx, outcome.value, n, k, d) if outcome.ok else None
+    own = own_jacobian(ctx, outcome.value, n, k, d) if outcome.ok else None
     if own is None or not informative(ctx, own, jac.nominal, X):
         return False
     answers = own_values(ctx, layer, "backward", [(G,) for G in deltas], None, (n, d))

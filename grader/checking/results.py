@@ -57,6 +57,11 @@ class CheckResult:
         return out
 
 
+#: How a graded gradient method computed numerically, as the worker reports it (README: threat model).
+NUMERIC_NOTES = {"complex": "with complex numbers: complex-step differentiation",
+                 "own-forward": "by calling its own forward/eval on perturbed inputs: finite differences"}
+
+
 @dataclass
 class ItemResult:
     """One gradable item: its checks, its status and the feedback a student reads."""
@@ -102,6 +107,9 @@ class ItemResult:
                          f"(`{built.split(': ', 1)[1].replace(' raised', '` raised')}); the grader sets W and b")
         elif built:
             parts.append(f"built as `{built}` (the spec's call lacks a parameter your constructor requires)")
+        how = [NUMERIC_NOTES[c] for c in g.get("numeric", []) if c in NUMERIC_NOTES]
+        if how:
+            parts.append(f"`{self.name}` computed its answer numerically ({' and '.join(how)}), not from a derived rule")
         return "; ".join(parts)
 
     @property
@@ -309,12 +317,22 @@ class SubmissionResult:
 
     @property
     def fix_first(self) -> str:
-        """One line: what to fix first (the item that loses most), or that nothing needs fixing."""
+        """One line: what to fix first (the item that loses most), or, on a template where every item
+        that loses points is not implemented yet, where to start (the first of them in the spec's order)."""
         if self.problem:
             return f"Could not be graded: {self.problem}"
-        worst = next((i for i in self.by_importance() if i.max_score and i.score < i.max_score), None)
+        # an item the instructor's override has settled is not the student's to fix
+        losing = [i for i in self.by_importance() if i.max_score and i.score < i.max_score and not i.adjustments]
+        worst = losing[0] if losing else None
         if worst is None:
-            return "Nothing to fix: every item has full marks."
+            if all(i.score >= i.max_score for i in self.items):
+                return "Nothing to fix: every item has full marks."
+            return "Nothing left to fix: the instructor has settled the items that lose points."
+        if all(i.status == "not_implemented" for i in losing):  # a template, bare or half done: begin at the beginning
+            first = next(i for i in self.items if any(i is lost for lost in losing))
+            rest = len(losing) - 1
+            return (f"Start with {first.name}: it comes first in the assignment and is not implemented yet"
+                    + (f" ({rest} more item{'s' * (rest != 1)} to implement after it, in the assignment's order)." if rest else "."))
         lost = worst.max_score - worst.score
         return f"Fix first: {worst.name} ({lost:.2f} point{'s' * (lost != 1)} lost, {worst.status}): {worst.one_line}"
 

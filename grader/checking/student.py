@@ -47,6 +47,7 @@ class StudentCode:
         self.import_errors: dict[str, dict] = {}  # module -> the error importing it raised
         self.hung: set[tuple[str, str]] = set()  # (class, method) that already ran out of time once
         self.precisions: list[Precision] = []  # of the arrays returned since begin_check()
+        self.numeric: dict[tuple[str, str], set[str]] = {}  # (class, gradient method) -> how it computed numerically
 
     def begin_check(self):
         """Forget the precisions seen so far: a check is judged at the precision of its own answers."""
@@ -173,9 +174,16 @@ class StudentCode:
             raise StudentFailure(Outcome("missing", message=f"{cls.name} has no method {names}"), during)
         if (cls.name, method) in self.hung:  # an endless loop costs its time limit once, not once per check
             raise StudentFailure(Outcome("timeout", message="it ran out of time earlier"), during)
+        watch = ()
+        if method in ("gradient", "backward"):  # a gradient computed from the student's own forward/eval is noted
+            watch = tuple(n for m in ("forward", "eval") if (n := self.methods.get(cls.name, {}).get(m)))
         try:
-            outcomes = self._guard(during, lambda: self.sandbox.call_many(obj, name, arg_lists, return_args=return_args))
+            outcomes = self._guard(during, lambda: self.sandbox.call_many(obj, name, arg_lists, return_args=return_args,
+                                                                          watch=watch))
             self.precisions += [precision_of(o.dtype) for o in outcomes if o.kind == "array"]
+            for o in outcomes:
+                if o.numeric:
+                    self.numeric.setdefault((cls.name, method), set()).update(o.numeric)
             return outcomes
         except StudentFailure as failure:
             if failure.outcome.kind == "timeout" and failure.during == during:

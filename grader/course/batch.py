@@ -15,11 +15,11 @@ import os
 import re
 import shutil
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grader import __version__
-from grader.exceptions import SubmissionError, UsageError
+from grader.exceptions import ClusterError, GradingStopped, SubmissionError, UsageError
 from grader.assignment.spec import Spec
 from grader.outputs.terminal import csv_text
 
@@ -82,7 +82,7 @@ def looks_like_batch(path: Path, spec: Spec) -> bool:
         return True
     children = [p for p in path.iterdir() if (_folder(p) and not p.name.startswith((".", "__")))
                 or (p.suffix.lower() == ".zip" and _regular(p))]
-    if len(children) < 2 or any(p.suffix == ".py" for p in files):
+    if len(children) < 2 or any(p.suffix.lower() in (".py", ".ipynb") for p in files):
         return False
     # A submission split over folders defines each class once; a class defined in two
     # children means each child is a whole submission.
@@ -98,16 +98,18 @@ def _class_names(child: Path, spec: Spec) -> set[str]:
 
     sources = []
     if child.is_dir():
-        sources = [read_source(p) or b"" for p in regular_files(child, (".py",))[:200]]
+        sources = [read_source(p) or b"" for p in regular_files(child, (".py", ".ipynb"))[:200]]
     else:
         try:
             with zipfile.ZipFile(child) as z:
-                sources = [z.read(i) for i in z.infolist()[:200] if i.filename.endswith(".py") and i.file_size <= MAX_SOURCE_BYTES]
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+                sources = [z.read(i) for i in z.infolist()[:200]
+                           if i.filename.lower().endswith((".py", ".ipynb")) and i.file_size <= MAX_SOURCE_BYTES]
+        except Exception:  # noqa: BLE001 - whatever a zip does, it only says "not a batch of these"
             return set()
     names = set()
     for source in sources:
-        for match in re.finditer(rb"^class\s+(\w+)", source, flags=re.M):
+        # a line of a .py file, or of a notebook cell's JSON string ("class X(Layer):\n", …)
+        for match in re.finditer(rb'(?:^|"|\\n)class\s+(\w+)', source, flags=re.M):
             cls = spec.find_class(match.group(1).decode(errors="replace"))
             if cls:
                 names.add(cls.name)
@@ -145,10 +147,10 @@ def detect(root: Path, workdir: Path) -> Detection:
         elif child.suffix.lower() == ".zip":
             zips += 1
             detection.entries.append(Entry(id=_identifier(child.stem), path=child))
-        elif child.suffix.lower() == ".py":
+        elif child.suffix.lower() in (".py", ".ipynb"):
             detection.entries.append(Entry(id=_identifier(child.stem), path=child))
         else:
-            detection.skipped.append((child.name, "not a folder, .zip or .py"))
+            detection.skipped.append((child.name, "not a folder, .zip, .py or .ipynb"))
     if zips and zips == len(detection.entries):
         detection.layout = "zips"
     elif zips:
@@ -253,7 +255,7 @@ def _zip_is_canvas(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if not n.endswith("/")]
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # noqa: BLE001 - a zip that cannot be listed is not a Canvas export
         return False
     return bool(names) and sum(bool(CANVAS.match(Path(n).name)) for n in names) >= max(2, len(names) // 2)
 
@@ -337,11 +339,20 @@ def problem_result(entry: Entry, spec: Spec, reason: str):
                             student_name=entry.name, student_email=entry.email)
 
 
+#: How the errors of a result the grader could not finish begin (a student's own 0 never says so).
+GRADER_FAILED = "the grader failed on this submission: "
+
+
+def grader_failure(result) -> str:
+    """The grader's own failure on `result` (its error text), or "" when the grader did its work."""
+    return next((e[len(GRADER_FAILED):] for e in result.errors if e.startswith(GRADER_FAILED)), "")
+
+
 def _failed_result(entry: Entry, spec: Spec, exc: Exception):
     """A result for a submission the grader itself could not finish: every item an error, nothing lost."""
     from grader.checking.results import ItemResult, SubmissionResult
 
-    message = f"the grader failed on this submission: {type(exc).__name__}: {exc}"
+    message = f"{GRADER_FAILED}{type(exc).__name__}: {exc}"
     items = [ItemResult(name=i.name, max_score=i.points, status_override="error", reason=message) for i in spec.items]
     return SubmissionResult(submission=entry.id, items=items, errors=[message], spec=spec.name, grader_version=__version__,
                             student_name=entry.name, student_email=entry.email, resume_key="")
@@ -349,13 +360,16 @@ def _failed_result(entry: Entry, spec: Spec, exc: Exception):
 
 def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | None = None, seed: int = 0,
                 sandbox: str = "process", limits=None, resume: bool = False, command: str = "", progress=None,
-                dask_address: str | None = None, overrides: dict | None = None, similarity: bool = False) -> dict:
+                dask_address: str | None = None, overrides: dict | None = None, similarity: bool = False,
+                canvas_gradebook=None) -> dict:
     """Grade every entry, writing each result as it is done; return counts {graded, skipped, failed}.
 
     `overrides` ({submission: [Override]}) are applied to the class outputs; with `similarity`,
-    every pair of submissions is compared by code (similarity.json, shown in the summary)."""
+    every pair of submissions is compared by code (similarity.json, shown in the summary); a
+    `canvas_gradebook` (grader.course.canvas_gradebook.Gradebook) is filled as canvas_grades.csv."""
     from grader.outputs.html_report import render_report
     from grader.outputs.writers import result_json, write_atomic
+    from grader.course.overrides import apply as apply_overrides
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -365,15 +379,28 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
     counts = {"graded": 0, "skipped": len(entries) - len(todo), "failed": 0, "total": len(entries)}
     if progress:
         progress("start", counts, None)
+    first_failures: list[str] = []  # the grader's failures, while every result so far is one
+    stop_after = min(STOP_AFTER, len(todo))
 
     def finished(entry, result):
         write_atomic(out_dir / f"{entry.id}.json", result_json(result))
         write_atomic(out_dir / f"{entry.id}.html", render_report(result))
         counts["graded"] += 1
-        counts["failed"] += bool(result.errors and all(i.status == "error" for i in result.items))
-        if progress:
-            progress("done", counts, result)
+        failure = grader_failure(result)
+        counts["failed"] += bool(failure)
+        if progress:  # the total the student will get: with the late penalty (in the result) and the overrides
+            progress("done", counts, apply_overrides([result], overrides or {})[0])
+        if failure and len(first_failures) == counts["graded"] - 1:
+            first_failures.append(_fault_signature(failure, entry))
+            if len(first_failures) >= max(2, stop_after) and len(set(first_failures)) == 1:
+                raise GradingStopped(
+                    f"stopped: the first {len(first_failures)} submissions graded all failed in the grader the same way "
+                    f"({_shorten(failure)}). That is the grader's or its environment's fault, not the students': "
+                    f"no gradebook was written (grades.csv, summary.json and index.html are as they were); the "
+                    f"results written so far are kept in {out_dir}, and a run with --resume grades again only those "
+                    "not done.")
 
+    stopped = False
     try:
         if dask_address:
             _run_dask(todo, spec, seed, sandbox, limits, command, keys, dask_address, finished)
@@ -384,9 +411,26 @@ def grade_batch(entries: list[Entry], *, spec: Spec, out_dir: Path, jobs: int | 
             from grader.paths import template_dir
 
             by_code.write(out_dir, by_code.compare(entries, template_dir()))
+    except (GradingStopped, ClusterError):
+        stopped = True
+        raise
     finally:
-        write_class_outputs(out_dir, [e.id for e in entries], spec, overrides=overrides)
+        if not stopped:
+            write_class_outputs(out_dir, [e.id for e in entries], spec, overrides=overrides, canvas_gradebook=canvas_gradebook)
     return counts
+
+
+#: A batch stops when its first results (this many, or all when fewer) are all the grader's own
+#: failures with one and the same error: a fault that hits every submission alike (a cluster
+#: that cannot import the grader, a broken install) would otherwise give the class a gradebook of
+#: zeros. A student's 0 (no file, a syntax error, nothing right) is never a grader failure.
+STOP_AFTER = 5
+
+
+def _fault_signature(failure: str, entry: Entry) -> str:
+    """The failure's text with what names this submission taken out, so that one fault reads alike for all."""
+    text = failure.replace(str(entry.path), "<submission>")
+    return text.replace(entry.id, "<id>") if len(entry.id) > 3 else text
 
 
 def private_paths(spec: Spec, out_dir: Path) -> tuple[str, ...]:
@@ -429,9 +473,11 @@ def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished,
                             else:
                                 retried.add(entry.id)
                                 batches.append(([entry], 1))
+                        except GradingStopped:
+                            raise
                         except Exception as exc:  # the grader failed on this one: record it, go on
                             finished(entry, _failed_result(entry, spec, exc))
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, GradingStopped):
                 for future in futures:
                     future.cancel()
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -443,14 +489,98 @@ def _run_dask(todo, spec, seed, sandbox, limits, command, keys, address, finishe
         from dask.distributed import Client, as_completed
     except ImportError:
         raise UsageError("--dask needs dask.distributed: pip install 'nn-grader[cluster]'") from None
-    with Client(address) as client:
+    try:
+        client = Client(address, timeout=CLUSTER_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"--dask {address}: no dask scheduler answers there ({type(exc).__name__}: {exc})") from None
+    with client:
+        # The workers read the submissions by path: give them absolute ones (their folder is not ours).
+        todo = [replace(e, path=Path(os.path.abspath(e.path))) for e in todo]
+        check_cluster(client, address, [e.path for e in todo if not e.problem])
         futures = {client.submit(grade_one, e, spec, seed, sandbox, limits, command, keys[e.id], pure=False): e for e in todo}
         for future in as_completed(list(futures)):
             entry = futures[future]
             try:
                 finished(entry, future.result())
-            except Exception as exc:
+            except GradingStopped:
+                raise
+            except Exception as exc:  # the grader (or the cluster) failed on this one: record it, go on
                 finished(entry, _failed_result(entry, spec, exc))
+
+
+#: Seconds to wait for the scheduler named by --dask to answer.
+CLUSTER_TIMEOUT = 30
+#: What a worker imports to grade (and the scheduler to read the tasks it is sent).
+WORKER_MODULES = ("grader.course.batch", "grader.grade")
+SCHEDULER_MODULES = ("grader.course.batch", "grader.assignment.spec")
+
+
+def check_cluster(client, address: str, paths: list[Path]) -> None:
+    """Stop with a ClusterError, before anything is graded, unless the scheduler and every worker of
+    the cluster import this grader at this version and every worker sees every submission's path."""
+    probe = _by_value(_cluster_probe)
+    problems, pythons = [], set()
+    try:
+        where = {"the scheduler": client.run_on_scheduler(probe, [], SCHEDULER_MODULES)}
+        where |= {f"worker {w}": found for w, found in sorted(client.run(probe, [str(p) for p in paths], WORKER_MODULES).items())}
+    except Exception as exc:  # the probe itself cannot run there: a dask that does not match ours
+        raise ClusterError(f"--dask {address}: the cluster cannot run the grader's check ({type(exc).__name__}: "
+                           f"{_shorten(str(exc))}); install nn-grader {__version__} and the same dask as here "
+                           "(pip install 'nn-grader[cluster]') into the scheduler's and every worker's Python") from None
+    if len(where) == 1:
+        raise ClusterError(f"--dask {address}: the cluster has no worker; start some (dask worker {address})")
+    for who, found in where.items():
+        python = f"{found['python']} on {found['host']}"
+        if found["error"] or found["version"] != __version__:
+            what = (f"grader {found['version']} is installed, not {__version__}" if found["version"] not in (None, __version__)
+                    else f"cannot import the grader ({found['error']})")
+            problems.append(f"{who} ({python}) {what}")
+            pythons.add(python)
+        if found["unseen"]:
+            problems.append(f"{who} cannot see {found['unseen_count']} of the {len(paths)} submissions "
+                            f"(e.g. {found['unseen'][0]})")
+    if not problems:
+        return
+    todo = []
+    if pythons:
+        todo.append(f"install nn-grader {__version__} (pip install 'nn-grader[cluster]' from the same source as here) into "
+                    + ", ".join(sorted(pythons)))
+    if any("cannot see" in p for p in problems):
+        todo.append("put the submissions on a file system every worker mounts at the same path as here "
+                    "(a Canvas download or zip is unpacked into a temporary folder: unpack it there first)")
+    raise ClusterError(f"--dask {address}: the cluster cannot grade this batch: {'; '.join(problems)}. "
+                       f"To fix it, {' and '.join(todo)}. Nothing was graded.")
+
+
+def _cluster_probe(paths, modules):
+    """What a scheduler or worker has: the grader at which version, and which of `paths` it cannot see.
+
+    Sent by value, never by reference: it must run where the grader cannot be imported."""
+    import importlib
+    import os
+    import socket
+    import sys
+
+    found = {"python": sys.executable, "host": socket.gethostname(), "version": None, "error": ""}
+    try:
+        found["version"] = getattr(importlib.import_module("grader"), "__version__", "unknown")
+        for name in modules:
+            importlib.import_module(name)
+    except BaseException as exc:  # noqa: BLE001 - whatever stops the import is the answer
+        found["error"] = f"{type(exc).__name__}: {exc}"
+    unseen = [p for p in paths if not os.path.exists(p)]
+    found["unseen"], found["unseen_count"] = unseen[:3], len(unseen)
+    return found
+
+
+def _by_value(function):
+    """A copy of `function` that cloudpickle sends by value (as a function of __main__ is)."""
+    import builtins
+    import types
+
+    copy = types.FunctionType(function.__code__, {"__builtins__": builtins}, function.__name__)
+    copy.__module__ = "__main__"
+    return copy
 
 
 def _warm(spec: Spec):
@@ -521,10 +651,11 @@ def load_results(out_dir: Path, ids: list[str]):
 ADJUSTED_FILE = ".grader-adjusted"
 
 
-def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: dict | None = None):
+def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: dict | None = None, canvas_gradebook=None):
     """Rebuild index.html, grades.csv and summary.json from the results on disk, with the
     instructor's `overrides` ({submission: [Override]}) applied to them and to the reports of
-    the students they touch; the results on disk are never changed."""
+    the students they touch; the results on disk are never changed. canvas_grades.csv is the
+    instructor's `canvas_gradebook` filled, else a file of its own for a Canvas download."""
     from grader.course import shared_answers, similarity
     from grader.outputs.html_report import render_report, render_summary
     from grader.outputs.writers import write_atomic
@@ -546,7 +677,9 @@ def write_class_outputs(out_dir: Path, ids: list[str], spec: Spec, overrides: di
     write_atomic(out_dir / "index.html", render_summary(results, title=f"{spec.title} — class summary",
                                                         shared=groups, similarity=similar))
     write_atomic(out_dir / "grades.csv", gradebook_csv(results, spec))
-    if any(r.canvas_id for r in results):
+    if canvas_gradebook is not None:
+        write_atomic(out_dir / CANVAS_CSV, canvas_gradebook.filled({r.canvas_id: r.score for r in results if r.canvas_id}))
+    elif any(r.canvas_id for r in results):
         write_atomic(out_dir / CANVAS_CSV, canvas_csv(results, spec))
     data = summary(results, spec)
     data["shared_wrong_answers"] = groups
@@ -580,10 +713,43 @@ def _notes(result) -> str:
     if result.late and not result.late_explanation:
         notes.append("marked late by the export")
     if result.errors:
-        notes.append(f"{len(result.errors)} problem{'s' * (len(result.errors) != 1)} while grading (see the report)")
+        more = f" (and {len(result.errors) - 1} more, see the report)" if len(result.errors) > 1 else ""
+        notes.append(f"problem while grading: {_shorten(result.errors[0])}{more}")
+    elif not result.problem and result.raw_score <= 0:
+        notes.append(_why_nothing(result))
     if result.sandbox_note:
         notes.append(f"sandbox: {result.sandbox_note}")
     return "; ".join(notes)
+
+
+def _why_nothing(result) -> str:
+    """Why no item earned a point, in one note: how many items ended how, and the first reason given."""
+    graded = [i for i in result.items if i.max_score > 0] or list(result.items)
+    if not graded:
+        return "0 points: the spec has no graded item"
+    counts: dict[str, int] = {}
+    for i in graded:
+        counts[i.status] = counts.get(i.status, 0) + 1
+    if len(counts) == 1:
+        shape = f"every item {next(iter(counts))}"
+    else:
+        shape = ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    first = next((i for i in graded if _item_reason(i)), None)
+    example = f"; e.g. {first.name}: {_shorten(_item_reason(first))}" if first else ""
+    return f"0 points: {shape}{example}"
+
+
+def _item_reason(item) -> str:
+    """What an item's feedback says first: its reason, else its first failed check's diagnosis or message."""
+    if item.reason:
+        return item.reason
+    check = next((c for c in item.checks if not c.passed and (c.diagnosis or c.message)), None)
+    return (check.diagnosis or check.message) if check else ""
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 #: Written beside grades.csv for a Canvas download: Canvas's gradebook import format.

@@ -16,7 +16,7 @@ import grader
 from grader import __version__
 from grader.exceptions import UsageError
 from grader.paths import template_dir
-from grader.assignment.spec import load_spec
+from grader.assignment.spec import ClassSpec, load_spec
 
 PACKAGE_DIR = Path(grader.__file__).resolve().parent
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "reference", "student_template")
@@ -39,6 +39,7 @@ grade = "grader.cli:program"
 packages = {packages}
 
 [tool.setuptools.package-data]
+"grader" = ["CONTRACT.md"]
 "grader.assignment.specs" = ["*.toml"]
 "grader.outputs.templates" = ["*.j2", "*.css"]
 """
@@ -58,6 +59,9 @@ Then work in `my_work/` (or copy it anywhere) and check yourself as often as you
 `reports/<name>.html` shows it with the expected rules and heatmaps. The self-check uses the
 same ground truth as the final grading{hidden}. `grade . --fail-under 100` exits non-zero below
 full marks, for your own CI.
+
+What to implement, the conventions (rows are observations, the shapes `gradient()` may return,
+ε, float32) and what earns points: [CONTRACT.md](CONTRACT.md).{added}
 """
 
 
@@ -70,6 +74,96 @@ def _copy_grader(dest: Path, *, with_reference: bool):
         shutil.copytree(reference_dir(), dest / "grader" / "reference", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         packages.append("grader.reference")
     return packages
+
+
+#: What a stub's method returns, by kind and method: the first line of its docstring.
+_RETURNS = {
+    ("objective", "eval"): "Return J, one number",
+    ("objective", "gradient"): "Return ∂J/∂Ŷ, N×K, not divided by N",
+    ("input", "forward"): "Return z-scored dataIn, N×D, and store input and output (setPrevIn, setPrevOut)",
+    ("fully_connected", "forward"): "Return h = xW + b, N×K, and store input and output (setPrevIn, setPrevOut)",
+    ("elementwise", "forward"): "Return g(z) element by element, N×K, and store input and output (setPrevIn, setPrevOut)",
+    ("softmax", "forward"): "Return g(z) row by row, N×K, and store input and output (setPrevIn, setPrevOut)",
+    ("fully_connected", "backward"): "Return gradIn · Wᵀ, N×D",
+    ("softmax", "backward"): "Return, for each row n, gradIn[n] @ J[n], N×K",
+    ("elementwise", "backward"): "Return gradIn times the gradient, N×K (element-wise for the diagonal)",
+}
+#: How a gradient() may be shaped, by the spec's gradient_forms.
+_FORMS = {"diagonal": "N×K (the diagonal of each observation's Jacobian)", "jacobian": "N×K×K (one Jacobian per observation)",
+          "matrix": "K×D (Wᵀ)", "per_observation": "N×K×D (Wᵀ for each observation)"}
+_LAYER_HELPERS = {"fully_connected": ("getWeights", "setWeights", "getBiases", "setBiases")}
+_HELPER_ARGS = {"setWeights": "weights", "setBiases": "biases"}
+
+
+def stub_source(cls: ClassSpec) -> str:
+    """Python source of a starting class for the spec's `cls`: the constructor the grader calls,
+    every method (graded or required by the base Layer), each with the rule as the slides write it
+    in its docstring (rendered by `grader.truth.rules`, as the reports show it) and `raise NotImplementedError`."""
+    from grader.truth.rules import rules_for
+
+    rules = rules_for(cls)
+    graded = cls.graded_methods
+    objective = cls.kind == "objective"
+    lines = [f"class {cls.name}:" if objective else f"class {cls.name}(Layer):"]
+
+    def method(name: str, params: str, doc: list[str], body: list[str] = ()):
+        if len(lines) > 1:
+            lines.append("")
+        lines.append(f"    def {name}(self{params}):")
+        if doc:
+            lines.append(f'        """{doc[0]}' + ('"""' if len(doc) == 1 else ""))
+            lines.extend(f"        {line}".rstrip() for line in doc[1:])
+            if len(doc) > 1:
+                lines.append('        """')
+        lines.extend(f"        {line}" for line in body)
+        todo = f"TODO: {cls.name}.{name}" + ("" if name in graded or name in _LAYER_HELPERS.get(cls.kind, ()) or name == "__init__"
+                                             else " (not graded)")
+        lines.append(f'        raise NotImplementedError("{todo}")')
+
+    if cls.kind == "input":
+        method("__init__", ", dataIn", ["Remember the mean and the standard deviation of each column of dataIn."], ["super().__init__()"])
+    elif cls.kind == "fully_connected":
+        method("__init__", ", sizeIn, sizeOut", ["Weights W (sizeIn × sizeOut) and biases b (1 × sizeOut), small random values."],
+               ["super().__init__()"])
+        for helper in _LAYER_HELPERS["fully_connected"]:
+            method(helper, f", {_HELPER_ARGS[helper]}" if helper in _HELPER_ARGS else "", [])
+    methods = ("eval", "gradient") if objective else ("forward", "gradient", "backward")
+    params = {"eval": ", Y, Yhat", "forward": ", dataIn", "backward": ", gradIn", "gradient": ", Y, Yhat" if objective else ""}
+    for name in methods:
+        if name not in graded:
+            method(name, params[name], ["Not graded in this assignment."])
+            continue
+        if name == "gradient" and not objective:
+            doc = ["Return the gradient at the input forward stored."]
+            if getattr(cls.options, "gradient_forms", None):
+                doc += ["", "Its shape: " + ", or ".join(_FORMS[f] for f in cls.options.gradient_forms) + "."]
+        else:
+            doc = [_RETURNS.get((cls.kind, name), _RETURNS.get(("elementwise", name), "Return the result")) + "."]
+        rule = rules.get(name)
+        if rule is not None:
+            doc += ["", f"{rule.text}:", f"    {rule.plain}"]
+        method(name, params[name], doc)
+    return "\n".join(lines) + "\n"
+
+
+def _add_missing_stubs(spec, work: Path) -> list[str]:
+    """Append a stub to the starting files for every class of the spec they do not define (found as
+    the grader would find it): layers to layers.py, objectives to objectives.py. Returns their names."""
+    from grader.intake.submission import discover
+
+    found = discover(work, spec).found
+    added = []
+    for cls in spec.classes.values():
+        if cls.name in found:
+            continue
+        target = work / ("objectives.py" if cls.kind == "objective" else "layers.py")
+        if not target.exists():
+            target.write_text("import numpy as np\n" if cls.kind == "objective" else "import numpy as np\n\nfrom Layer import Layer\n",
+                              encoding="utf-8")
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write("\n\n" + stub_source(cls))
+        added.append(cls.name)
+    return added
 
 
 def build_kit(out: Path, *, spec_file: Path | None = None) -> Path:
@@ -85,22 +179,32 @@ def build_kit(out: Path, *, spec_file: Path | None = None) -> Path:
     (out / "pyproject.toml").write_text(PYPROJECT.format(
         name="nn-grader-selfcheck", version=__version__, description=f"Self-check for {spec.title}", packages=packages))
     shutil.copytree(template_dir(), out / "my_work", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py"))
+    added = _add_missing_stubs(spec, out / "my_work")  # a class the instructor's spec adds reaches the students too
     hidden = ""
     if spec.hidden is not None:
         hidden = (", except the hidden checks: the self-check says how many will run at grading time, "
                   "on test points you do not see")
-    (out / "README.md").write_text(KIT_README.format(title=spec.title, folder=f"./{out.name}", hidden=hidden))
+    if added:
+        added = (f" This assignment also has {', '.join(f'`{name}`' for name in added)}: "
+                 "its starting code is at the end of `my_work/layers.py` or `my_work/objectives.py`.")
+    shutil.copyfile(PACKAGE_DIR / "CONTRACT.md", out / "CONTRACT.md")
+    (out / "README.md").write_text(KIT_README.format(title=spec.title, folder=f"./{out.name}", hidden=hidden, added=added or ""))
     return out
 
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, in /autograder/source, to build the grading image.
+# The grader goes into a virtual environment of its own, which run_autograder uses: a system-wide
+# pip install is refused on images whose python3 is externally managed (PEP 668, Ubuntu 24.04).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
 if [ -z "${GRADER_SKIP_APT:-}" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip bubblewrap
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv bubblewrap
 fi
-"${PYTHON:-python3}" -m pip install ${PIP_FLAGS:-} "$HERE/grader_src"
+rm -rf "$ROOT/venv"
+"${PYTHON:-python3}" -m venv ${VENV_FLAGS:-} "$ROOT/venv"
+"$ROOT/venv/bin/python" -m pip install ${PIP_FLAGS:-} "$HERE/grader_src"
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -118,7 +222,7 @@ METADATA=()
 if [ -f "$ROOT/submission_metadata.json" ]; then
     METADATA=(--submission-metadata "$ROOT/submission_metadata.json")  # dates, for the spec's [late] policy
 fi
-"${GRADE:-grade}" "$ROOT/submission" --spec "$SOURCE/spec.toml" --out "$ROOT/results/reports" \\
+"${GRADE:-$ROOT/venv/bin/grade}" "$ROOT/submission" --spec "$SOURCE/spec.toml" --out "$ROOT/results/reports" \\
     --gradescope "$ROOT/results/results.json" --quiet ${METADATA[@]+"${METADATA[@]}"}
 status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then

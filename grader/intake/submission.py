@@ -27,6 +27,11 @@ MAX_FILES = 2000
 MAX_BYTES = 50 * 1024**2
 MAX_DEPTH = 24  # folders deep inside a submission
 MAX_SOURCE_BYTES = 2 * 1024**2  # a .py or .ipynb file larger than this is not read
+#: Deepest expression read (an estimate from the tokens, never below the real depth): deeper ones make
+#: `ast.parse` raise MemoryError or RecursionError in the grader's process, so such a file is not parsed.
+MAX_NESTING = 500
+MAX_JSON_NESTING = 100  # a notebook's JSON nested deeper than this is not decoded (nbformat needs 5 levels)
+SUBMISSION_SUFFIXES = (".zip", ".py", ".ipynb")
 SKIPPED_DIRS = {"__pycache__", ".git", ".venv", "venv", "env", "node_modules", "__MACOSX", ".ipynb_checkpoints"}
 
 
@@ -78,7 +83,7 @@ class Discovery:
 def submission_name(path: Path) -> str:
     """The name results and reports use for a submission: its folder or file name without suffix."""
     name = path.resolve().name
-    for suffix in (".zip", ".py"):
+    for suffix in SUBMISSION_SUFFIXES:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     return name or "submission"
@@ -135,14 +140,14 @@ def copy_submission(path: Path, into: Path) -> Path:
         _copy_tree(path, dest)
     elif path.suffix.lower() == ".zip":
         unzip_into(path, dest)
-    elif path.suffix.lower() == ".py":
+    elif path.suffix.lower() in (".py", ".ipynb"):
         source = read_source(path)
         if source is None:
             raise SubmissionError(f"{path}: not a readable file of at most {MAX_SOURCE_BYTES // 1024**2} MiB")
         dest.mkdir(parents=True)
         (dest / path.name).write_bytes(source)
     else:
-        raise SubmissionError(f"{path}: a submission is a folder, a .py file or a .zip")
+        raise SubmissionError(f"{path}: a submission is a folder, a .py file, a notebook (.ipynb) or a .zip")
     return dest
 
 
@@ -198,7 +203,9 @@ def unzip_into(path: Path, dest: Path):
                 except OSError as exc:
                     raise SubmissionError(f"{path}: the zip cannot be unpacked: {member.filename[:120]!r}: "
                                           f"{exc.strerror or exc}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError):
+    except RuntimeError as exc:  # an encrypted member
+        raise SubmissionError(f"{path}: the zip cannot be unpacked ({exc})") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError, RecursionError):
         raise SubmissionError(f"{path}: not a readable zip file") from None
     except OSError as exc:
         raise SubmissionError(f"{path}: not a readable zip file ({exc.strerror or exc})") from None
@@ -225,13 +232,15 @@ def discover(root: Path, spec: Spec) -> Discovery:
             result.warnings.append(f"{rel}: not read (larger than {MAX_SOURCE_BYTES // 1024**2} MiB, or unreadable)")
             continue
         try:
-            tree = ast.parse(source, filename=rel)
+            tree = parse_source(source, rel)
+        except NotParsed as exc:
+            result.warnings.append(f"{rel}: not read: {exc}; the classes found in the other files are graded")
+            _blame_classes(result, spec, source, f"{rel} was not read: {exc}")
+            continue
         except (SyntaxError, ValueError) as exc:
             line = getattr(exc, "lineno", None)
             result.syntax_errors[rel] = f"{rel}, line {line}: {getattr(exc, 'msg', exc)}" if line else f"{rel}: {exc}"
-            for name in re.findall(rb"^\s*class\s+(\w+)", source, flags=re.M):
-                for cls in _items_named(spec, name.decode()):
-                    result.problems.setdefault(cls.name, f"syntax error in {result.syntax_errors[rel]}")
+            _blame_classes(result, spec, source, f"syntax error in {result.syntax_errors[rel]}")
             continue
         trees[rel] = tree
         for node in tree.body:
@@ -260,6 +269,7 @@ def discover(root: Path, spec: Spec) -> Discovery:
         for option in options:
             claimed.setdefault((option.name, option.file), cls.name)
     _no_class_twice(result, spec)
+    _say_which_copies(result, defined, claimed)
     for cls in spec.classes.values():
         if cls.name not in result.found and cls.name not in result.problems:
             result.problems[cls.name] = _not_found(cls, defined, result.found)
@@ -270,6 +280,68 @@ def discover(root: Path, spec: Spec) -> Discovery:
     result.sys_path = [str(root), *folders]
     result.sys_path_last = [str(root.parent)]
     return result
+
+
+class NotParsed(Exception):
+    """Student text the grader does not parse (nested too deep, or too much for the parser); the message says why."""
+
+
+#: The tokens that nest an expression one level deeper (operators, `.`, keywords, an opening bracket),
+#: the ones that start a sibling (`,` `;`, a line's end outside brackets), and what is skipped (strings, comments).
+_TOKENS = re.compile(rb"""
+    (?P<skip>[rRbBuUfF]{0,2}(?:\'\'\'(?:\\.|[^\\])*?\'\'\'|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^\\'\n])*'|"(?:\\.|[^\\"\n])*")
+             |\#[^\n]*|\\\r?\n)
+  | (?P<open>[(\[{])
+  | (?P<close>[)\]}])
+  | (?P<sibling>[,;])
+  | (?P<newline>\n)
+  | (?P<chain>[-+~*/%@&|^<>!.]|\b(?:not|and|or|if|else|lambda|await|yield|in|is|for)\b)
+""", re.X)
+
+
+def nesting(source: bytes, limit: int = MAX_NESTING) -> int:
+    """How deep the deepest expression of `source` may nest, counted from its tokens (stops past `limit`).
+
+    Each operator, `.`, keyword or bracket after the last `,` of its bracket counts one level, as
+    it may wrap everything before it; the count is never below the depth `ast.parse` builds.
+    """
+    stack, total = [0], 0
+    for match in _TOKENS.finditer(source):
+        kind = match.lastgroup
+        if kind == "chain" or kind == "open":
+            stack[-1] += 1
+            total += 1
+            if total > limit:
+                return total
+            if kind == "open":
+                stack.append(0)
+        elif kind == "close":
+            if len(stack) > 1:
+                total -= stack.pop()  # the bracket's own level stays: `f(x)(y)` chains on
+        elif kind == "sibling" or (kind == "newline" and len(stack) == 1):
+            total -= stack[-1]
+            stack[-1] = 0
+    return total
+
+
+def parse_source(source: bytes | str, filename: str = "<unknown>") -> ast.Module:
+    """`ast.parse` of student text, bounded: NotParsed when it is nested too deep to parse safely (or the
+    parser gives up on it), SyntaxError or ValueError when it is not Python."""
+    data = source.encode("utf-8", errors="surrogateescape") if isinstance(source, str) else source
+    depth = nesting(data)
+    if depth > MAX_NESTING:
+        raise NotParsed(f"an expression nested more than {MAX_NESTING} levels deep")
+    try:
+        return ast.parse(source, filename=filename)
+    except (RecursionError, MemoryError) as exc:  # the parser's own stack, on what the estimate let through
+        raise NotParsed(f"too complex for Python's parser ({type(exc).__name__})") from None
+
+
+def _blame_classes(result: Discovery, spec: Spec, source: bytes, why: str) -> None:
+    """The spec classes a file that could not be read seems to define: each gets `why` as its problem."""
+    for name in re.findall(rb"^[ \t]*class[ \t]+(\w+)", source, flags=re.M)[:200]:
+        for cls in _items_named(spec, name.decode(errors="replace")):
+            result.problems.setdefault(cls.name, why)
 
 
 def normalised(name: str) -> str:
@@ -320,6 +392,22 @@ def _no_class_twice(result: Discovery, spec: Spec):
                 del result.found[canonical]
                 result.problems[canonical] = (f"`{name}` in {file} could be any of {', '.join(sorted(items))}; "
                                               "the instructor can pin one in the spec ([classes.<Name>] pin)")
+
+
+def _say_which_copies(result: Discovery, defined: list[FoundClass], claimed: dict) -> None:
+    """When several classes are defined more than once (a v1/ and a v2/), one line saying which files were graded."""
+    copies: dict[str, int] = {}
+    for canonical in claimed.values():
+        copies[canonical] = copies.get(canonical, 0) + 1
+    if sum(count > 1 for count in copies.values()) < 2:
+        return  # one class twice: its own warning says which copy
+    graded: dict[str, list[str]] = {}
+    for found in result.found.values():
+        graded.setdefault(found.file, []).append(found.canonical)
+    passed_over = sorted({f.file for f in defined if (f.name, f.file) in claimed} - set(graded))
+    if passed_over:
+        result.warnings.append("files graded: " + "; ".join(f"{file} ({', '.join(sorted(names))})" for file, names in sorted(graded.items()))
+                               + "; other copies not graded: " + ", ".join(passed_over))
 
 
 def _not_found(cls, defined: list[FoundClass], found: dict) -> str:
@@ -385,15 +473,15 @@ def notebook_modules(root: Path, warnings: list[str]) -> dict[str, tuple[str, li
     for path in regular_files(root, (".ipynb",)):
         rel = path.relative_to(root)
         try:
-            cells = json.loads((read_source(path) or b"").decode("utf-8", errors="replace")).get("cells", [])
-        except (ValueError, AttributeError, RecursionError):
-            warnings.append(f"{rel.as_posix()}: not a readable notebook; left out")
+            cells = read_notebook(path)
+        except NotParsed as exc:
+            warnings.append(f"{rel.as_posix()}: not read: {exc}; left out")
             continue
         module = path.with_suffix(".py")
         if module.exists():
             module = path.with_name(f"{path.stem}_notebook.py")
         lines, starts, number, skipped = [f"# Made by the grader from {path.name}: imports, definitions and simple assignments.\n"], [], 0, 0
-        for cell in cells if isinstance(cells, list) else []:
+        for cell in cells:
             if not isinstance(cell, dict) or cell.get("cell_type") != "code":
                 continue
             number += 1
@@ -403,21 +491,49 @@ def notebook_modules(root: Path, warnings: list[str]) -> dict[str, tuple[str, li
                 continue  # a cell magic: the whole cell is another language
             source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
             try:
-                tree = ast.parse(source)
-            except SyntaxError:
+                tree = parse_source(source)
+                kept = [ast.unparse(node) + "\n" for node in tree.body if isinstance(node, KEPT_STATEMENTS) or _simple_assignment(node)]
+            except NotParsed as exc:
+                warnings.append(f"{rel.as_posix()}: code cell {number} not read: {exc}; left out")
+                continue
+            except (SyntaxError, ValueError, RecursionError):  # RecursionError: ast.unparse of a deep expression
                 skipped += 1
                 continue
-            kept = [node for node in tree.body if isinstance(node, KEPT_STATEMENTS) or _simple_assignment(node)]
             if not kept:
                 continue
             starts.append(("".join(lines).count("\n") + 2, number))
             lines.append(f"\n# --- code cell {number} ---\n")
-            lines += [ast.unparse(node) + "\n" for node in kept]
+            lines += kept
         if skipped:
             warnings.append(f"{rel.as_posix()}: {skipped} code cell{'s' * (skipped != 1)} could not be parsed and were left out")
         module.write_text("".join(lines), encoding="utf-8")
         out[module.relative_to(root).as_posix()] = (rel.as_posix(), starts)
     return out
+
+
+#: What the depth of a notebook's JSON is counted from: strings (skipped whole) and brackets.
+_JSON_TOKENS = re.compile(rb'"(?:\\.|[^"\\])*"|[\[{]|[\]}]')
+
+
+def read_notebook(path: Path) -> list:
+    """The cells of a notebook, read as JSON within bounds; NotParsed saying why it cannot be read."""
+    data = read_source(path)
+    if data is None:
+        raise NotParsed(f"larger than {MAX_SOURCE_BYTES // 1024**2} MiB, or unreadable")
+    depth = 0
+    for match in _JSON_TOKENS.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_NESTING:
+                raise NotParsed(f"its JSON is nested more than {MAX_JSON_NESTING} levels deep")
+        elif token in (b"]", b"}"):
+            depth -= 1
+    try:
+        cells = json.loads(data.decode("utf-8", errors="replace")).get("cells", [])
+    except (ValueError, AttributeError, RecursionError, MemoryError):
+        raise NotParsed("not a readable notebook (not JSON, or not a notebook)") from None
+    return cells if isinstance(cells, list) else []
 
 
 def _simple_assignment(node) -> bool:

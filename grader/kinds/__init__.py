@@ -132,11 +132,15 @@ register(Kind("fully_connected", ("forward", "gradient", "backward"),
 register(Kind(
     "input", ("forward",), LAYER_HELPERS, options=InputOptions,
     checks={
+        # A layer like the others: the same two auxiliary checks as a layer's forward (0.1 each); the
+        # storage check's 0.1 comes from the batch values (0.4 → 0.3), so that the constant column
+        # keeps the 0.2 of a layer's edges and new data (the constructor's μ, σ) its own 0.2.
         "forward": (
-            CheckDef("values", 0.4),
+            CheckDef("values", 0.3),
             CheckDef("new_data", 0.2),
             CheckDef("constant_column", 0.2),
             CheckDef("single_observation", 0.1),
+            CheckDef("stores_input_output", 0.1, AUXILIARY),
             CheckDef("input_not_mutated", 0.1, AUXILIARY),
         ),
     }))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checking import points
-from grader.checking.checks import ItemContext, cross_checked, exact, judge, named, situation, unchanged
+from grader.checking.checks import ItemContext, cross_checked, exact, input_sensitivity, judge, named, situation, unchanged
+from grader.checking.layer_checks import getters_missing, stored_after_forward
 from grader.checking.diagnose import Situation
 from grader.checking.results import CheckResult
 from grader.checking.student import array_of
@@ -45,8 +46,18 @@ def input_values(case: str):
         expected = cross_checked(ctx, exact(ctx.truth.input_forward(data, X, cls.options.ddof)), reference.getPrevOut() if reference else None)
         what = {"batch": "forward(X) on the constructor's data", "constant_column": "forward with a constant column (σ = 0 counts as 1)",
                 "new_data": "forward of new data (the constructor's μ and σ apply)", "single": "forward of one observation"}[case]
-        return judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, data=data), what=what)
+        sensitivity = input_sensitivity(lambda A, B: ctx.truth.input_forward(B, A, cls.options.ddof), X, data)
+        return judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, data=data), what=what, sensitivity=sensitivity)
     return named(check, f"input.forward.{ {'batch': 'values', 'single': 'single_observation'}.get(case, case)}")
+
+
+def input_stores(ctx: ItemContext, name: str, weight: float) -> CheckResult:
+    """The input layer's forward() keeps its input and output too: it is a layer like the others."""
+    missing = getters_missing(ctx, name, weight)
+    if missing:
+        return missing
+    data = points.input_data(ctx.rng, N, D)
+    return stored_after_forward(ctx, name, weight, ctx.student.new(ctx.cls, data), data)
 
 
 def input_unchanged(ctx: ItemContext, name: str, weight: float) -> CheckResult:
@@ -87,5 +98,5 @@ MISTAKES = {"forward": _input_forward}
 CHECKS = {
     "forward": {"values": input_values("batch"), "new_data": input_values("new_data"),
                 "constant_column": input_values("constant_column"), "single_observation": input_values("single"),
-                "input_not_mutated": input_unchanged},
+                "stores_input_output": input_stores, "input_not_mutated": input_unchanged},
 }

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checking import points
-from grader.checking.checks import ItemContext, cross_checked, finite_difference_band, judge, named, own_values, situation, unchanged
+from grader.checking.checks import (ItemContext, cross_checked, finite_difference_band, judge, measured_noise, named, own_values,
+                                    situation, unchanged)
 from grader.checking.diagnose import Situation, diagnose, spec_mistakes
 from grader.checking.results import CheckResult
 from grader.checking.student import array_of
@@ -99,7 +100,8 @@ def objective_finite_differences(ctx: ItemContext, name: str, weight: float) -> 
     note = ""
     if own is not None:
         fd = np.array([(own[2 * i] - own[2 * i + 1]) / (2 * h) for i in range(n * k)]).reshape(n, k) * scale
-        noise = ctx.precision.rounding(max(abs(float(v)) for v in own)) / h * scale
+        truth = [value(Yhat + sign * e) for e in steps for sign in (1, -1)]
+        noise = np.array(measured_noise(ctx, own, truth, h)).reshape(n, k) * scale
         source = "central differences of your own eval()"
     else:
         fd, noise = fd_true, 0.0

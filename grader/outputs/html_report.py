@@ -50,8 +50,11 @@ def ready_report(mathml: tuple[str, ...] = ()) -> None:
 
 
 def render_report(result: SubmissionResult) -> str:
-    """Return the HTML page of one submission's result."""
-    items = [_item_view(i) for i in result.by_importance()]  # what matters first: most points lost
+    """Return the HTML page of one submission's result.
+
+    A fault while drawing one part of the page (an item's heatmaps, an item) costs that part, with
+    a note saying so where it would have been, never the page: the result is on it whatever arrived."""
+    items = [_guarded_item_view(i) for i in result.by_importance()]  # what matters first: most points lost
     counts = Counter(i["status"] for i in items)
     summary = ", ".join(f"{n} {STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items(), key=lambda kv: kv[0] != "passed"))
     percent = 100.0 * result.score / result.max_score if result.max_score else 0.0
@@ -60,22 +63,48 @@ def render_report(result: SubmissionResult) -> str:
         r=result, items=items, percent=percent, counts=summary, css=_css(), output=output)
 
 
+def fault_note(part: str, exc: BaseException) -> str:
+    """What a reader sees where a part of a report could not be drawn."""
+    return f"{part} could not be drawn ({type(exc).__name__}: {str(exc)[:200]}); the rest of the report stands."
+
+
+def status_text(item) -> str:
+    """The status as a report shows it, saying when the instructor's override credited the item."""
+    text = STATUS_TEXT.get(item.status, item.status)
+    if item.adjustments and item.score > item.graded_score:
+        return "credited by the instructor" if item.score >= item.max_score else f"{text}, credited in part"
+    return text + (", adjusted by the instructor" if item.adjustments else "")
+
+
+def _guarded_item_view(item) -> dict:
+    try:
+        return _item_view(item)
+    except Exception as exc:  # noqa: BLE001 - this item's section only
+        return {"name": item.name, "anchor": item.name.replace(".", "-"), "score": item.score, "max_score": item.max_score,
+                "status": item.status, "status_text": status_text(item), "mark": MARKS.get(item.status, "?"),
+                "one_line": fault_note("This item's details", exc), "reason": "", "rule": "", "rule_mathml": "",
+                "checks": [], "adjusted": []}
+
+
 def _item_view(item) -> dict:
     checks = []
     drawn = False  # one set of heatmaps per item: the first failing check's
     for c, diagnosis in zip(item.checks, item.named_diagnoses()):
         view = {"name": c.name, "passed": c.passed, "score": item.earned(c), "max_score": c.max_score, "message": c.message,
-                "diagnosis": diagnosis, "note": c.note, "heatmaps": [], "stages": []}
-        if not c.passed and not drawn and "got" in c.details and "expected" in c.details:
-            view["heatmaps"] = heatmaps(c.details["got"], c.details["expected"])
-            drawn = bool(view["heatmaps"])
-        if "stages" in c.details:
-            view["stages"] = _stages(c.details["stages"])
+                "diagnosis": diagnosis, "note": c.note, "heatmaps": [], "stages": [], "fault": ""}
+        try:
+            if not c.passed and not drawn and "got" in c.details and "expected" in c.details:
+                view["heatmaps"] = heatmaps(c.details["got"], c.details["expected"])
+                drawn = bool(view["heatmaps"])
+            if "stages" in c.details:
+                view["stages"] = _stages(c.details["stages"])
+        except Exception as exc:  # noqa: BLE001 - a picture lost, not the report
+            view["heatmaps"], view["stages"], view["fault"] = [], [], fault_note("The pictures of this check", exc)
         checks.append(view)
     return {
         "name": item.name, "anchor": item.name.replace(".", "-"), "score": item.score, "max_score": item.max_score,
-        "status": item.status, "status_text": STATUS_TEXT.get(item.status, item.status), "mark": MARKS[item.status],
-        "one_line": item.one_line, "reason": item.reason,
+        "status": item.status, "status_text": status_text(item), "mark": MARKS[item.status],
+        "one_line": item.one_line, "reason": item.reason, "numeric": _numeric(item),
         "rule": item.rule, "rule_mathml": safe_mathml(item.rule_mathml), "checks": checks,
         "adjusted": item.adjustment_lines,
     }
@@ -127,31 +156,63 @@ def _stages(stages: list[dict]) -> list[dict]:
 
 
 def heatmaps(got, expected) -> list[dict]:
-    """Expected, the student's and their difference as small SVG heatmaps (first observation of a 3-D array)."""
-    g, e = _as_array(got), _as_array(expected)
-    if e.ndim == 0 or g.ndim == 0 or e.size > 400 or g.size > 400:
+    """Expected, the student's and their difference as small SVG heatmaps (first observation of a 3-D array).
+
+    An answer of any shape, dtype and size arrives here: each side is drawn only where a heatmap
+    means something (1-D to 3-D real numbers, at most 400 entries); the other gets a caption giving
+    its shape and type instead of a picture."""
+    e, e_label = _drawable(expected)
+    g, g_label = _drawable(got, like=_shape_of(expected))
+    if e is None and g is None:
         return []
-    label = ""
-    if e.ndim == 3:
-        if g.ndim == 2 and g.shape == e.shape[:2]:  # a diagonal given where a full Jacobian was due
-            g = np.einsum("nk,kj->nkj", g, np.eye(g.shape[1]))
-        e, label = e[0], " (first observation)"
-    if g.ndim == 3:
-        g = g[0]
-    if e.ndim == 1:
-        e = e[None, :]
-    if g.ndim == 1:
-        g = g[None, :]
-    out = [{"svg": heatmap_svg(e, "expected"), "caption": f"expected{label}"},
-           {"svg": heatmap_svg(g, "yours"), "caption": f"yours{label}"}]
-    if g.shape == e.shape:
+    out = [{"svg": heatmap_svg(e, "expected") if e is not None else "", "caption": f"expected{e_label}"},
+           {"svg": heatmap_svg(g, "yours") if g is not None else "", "caption": f"yours{g_label}"}]
+    if e is not None and g is not None and g.shape == e.shape:
         with np.errstate(all="ignore"):
             out.append({"svg": heatmap_svg(g - e, "difference", mark_nonzero=True), "caption": "yours − expected (× marks a difference)"})
     return out
 
 
-def _as_array(values) -> np.ndarray:
-    return np.array(values if values is not None else np.nan, dtype=float)
+HEATMAP_LIMIT = 400
+
+
+def _drawable(values, like: tuple | None = None) -> tuple[np.ndarray | None, str]:
+    """(a 2-D float matrix to draw, or None; the caption's tail). A 3-D array is drawn by its first
+    observation; a diagonal given where a full Jacobian (of shape `like`) was due is drawn as that Jacobian."""
+    summary = f": {describe(values)}, not drawn"
+    try:
+        a = np.asarray(values if values is not None else np.nan)
+    except Exception:  # a ragged list, an object that will not become an array
+        return None, summary
+    if a.dtype.kind not in "biuf" or a.ndim == 0 or a.ndim > 3 or a.size == 0 or a.size > HEATMAP_LIMIT:
+        return None, summary
+    a = a.astype(float)
+    label = ""
+    if like is not None and len(like) == 3 and a.ndim == 2 and a.shape == like[:2]:
+        a = np.einsum("nk,kj->nkj", a, np.eye(a.shape[1]))  # a diagonal given where a full Jacobian was due
+    if a.ndim == 3:
+        a, label = a[0], " (first observation)"
+    if a.ndim == 1:
+        a = a[None, :]
+    return a, label
+
+
+def _shape_of(values) -> tuple | None:
+    try:
+        return np.shape(values)
+    except Exception:  # ragged
+        return None
+
+
+def describe(values) -> str:
+    """An answer in a few words: "shape (7, 3, 7, 3, 3), float64", "a str", "shape (), complex128"."""
+    try:
+        a = np.asarray(values)
+    except Exception:
+        return f"a {type(values).__name__}"
+    if a.dtype.kind in "OUS":
+        return f"a {type(values).__name__}" if a.ndim == 0 else f"shape {a.shape}, {type(values).__name__} of objects"
+    return f"shape {a.shape}, {a.dtype}"
 
 
 def heatmap_svg(matrix: np.ndarray, title: str, *, mark_nonzero: bool = False, cell: int = 22) -> str:
@@ -199,14 +260,17 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
                      "percent": 100 * r.score / r.max_score if r.max_score else 0.0,
                      "cells": [_cell(by_name.get(n)) for n in item_names], "errors": len(r.errors),
                      "problem": r.problem, "problem_short": r.problem if len(r.problem) < 60 else r.problem[:57] + "…"})
+    # per-item figures leave out who handed nothing gradable in: their zeros say nothing of the item
+    absent = [r.submission for r in results if r.problem]
     rates = []
     for n in item_names:
-        graded = [i for r in results for i in r.items if i.name == n]
+        graded = [i for r in results if not r.problem for i in r.items if i.name == n]
         top = graded[0].max_score if graded else 0.0
         mean = float(np.mean([i.score for i in graded])) if graded else 0.0
         full = sum(i.score >= i.max_score for i in graded)
         rates.append({"name": n, "mean": mean, "max_score": top, "mean_percent": 100 * mean / top if top else 0.0,
                       "full": full, "total": len(graded), "full_percent": 100 * full / len(graded) if graded else 0.0})
+    rates.sort(key=lambda r: (r["mean_percent"], r["full_percent"]))  # what the class struggles with first
     failing_checks = Counter((i.name, c.name) for r in results for i in r.items if i.max_score for c in i.checks if not c.passed)
     failing = [{"item": item, "check": check, "count": n} for (item, check), n in
                sorted(failing_checks.items(), key=lambda kv: (-kv[1], kv[0]))][:20]
@@ -224,21 +288,44 @@ def render_summary(results: list[SubmissionResult], *, title: str = "Class summa
         pairs.append({**p, "href_a": quote(f"{p['a']}.html"), "href_b": quote(f"{p['b']}.html"),
                       "percent_a": 100 * p["similarity_a"], "percent_b": 100 * p["similarity_b"]})
     groups = [{"students": [(s, quote(f"{s}.html")) for s in g["students"]], "answers": g["answers"]} for g in shared or []]
+    overview = {"hardest": [r for r in rates if r["mean_percent"] < 100][:3], "diagnosis": diagnoses[0] if diagnoses else None,
+                "groups": len(groups), "pairs": len(pairs)}
     return _environment().get_template("summary.html.j2").render(
-        sandbox_notes=sandbox_notes, failing=failing, show_late=any(r.late_penalty for r in results),
+        overview=overview, sandbox_notes=sandbox_notes, failing=failing, show_late=any(r.late_penalty for r in results),
         groups=groups, similarity=similarity, pairs=pairs,
-        similarity_histogram=histogram_svg([100 * s for s in similarity["scores"]], label="pairs by similarity",
-                                             axis="pairs of submissions by similarity (%)") if similarity and similarity.get("scores") else "",
+        similarity_histogram=_guarded_svg(lambda: histogram_svg([100 * s for s in similarity["scores"]], label="pairs by similarity",
+                                                                axis="pairs of submissions by similarity (%)"), "The histogram of similarities")
+        if similarity and similarity.get("scores") else "",
         title=title, rows=rows, items=item_names, short=[_short(n) for n in item_names], rates=rates, diagnoses=diagnoses,
-        histogram=histogram_svg(scores), count=len(rows), mean=float(np.mean(scores)) if scores else 0.0,
+        histogram=_guarded_svg(lambda: histogram_svg(scores, fit=True), "The histogram of scores"), count=len(rows), absent=absent, graded_count=len(rows) - len(absent), mean=float(np.mean(scores)) if scores else 0.0,
         median=float(np.median(scores)) if scores else 0.0, css=_css(),
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _guarded_svg(draw, part: str) -> str:
+    """A picture, or where it would be, a note that it could not be drawn: the page goes on."""
+    try:
+        return draw()
+    except Exception as exc:  # noqa: BLE001 - this picture only
+        return f'<p class="warn">{html.escape(fault_note(part, exc))}</p>'
 
 
 def _cell(item) -> dict:
     if item is None:
         return {"status": "missing", "text": "–", "value": -1}
-    return {"status": item.status, "text": f"{item.score:.1f}", "value": round(item.score, 3), "mark": MARKS[item.status]}
+    if item.adjustments:  # never a bare ✗ on an item the instructor credited
+        return {"status": item.status, "text": f"{item.score:.1f}", "value": round(item.score, 3), "mark": "✎",
+                "title": status_text(item), "numeric": _numeric(item)}
+    return {"status": item.status, "text": f"{item.score:.1f}", "value": round(item.score, 3), "mark": MARKS[item.status],
+            "numeric": _numeric(item)}
+
+
+def _numeric(item) -> str:
+    """The note on a gradient the student's code computed numerically (README), or ''."""
+    from grader.checking.results import NUMERIC_NOTES
+
+    how = [NUMERIC_NOTES[c] for c in item.graded_as.get("numeric", []) if c in NUMERIC_NOTES]
+    return f"computed its answer numerically ({' and '.join(how)}), not from a derived rule" if how else ""
 
 
 def _short(name: str) -> str:
@@ -249,22 +336,48 @@ def _short(name: str) -> str:
 
 
 def histogram_svg(percents: list[float], *, bins: int = 10, width: int = 420, height: int = 160, label: str = "scores",
-                  axis: str = "score (%)") -> str:
-    """A distribution of percentages in 10-point bins, as an inline SVG bar chart with counts written on the bars."""
+                  axis: str = "score (%)", fit: bool = False) -> str:
+    """A distribution of percentages as an inline SVG bar chart with counts written on the bars: in
+    10-point bins from 0 to 100, or with `fit`, in bins of 1, 2, 5 or 10 points over the range where
+    the class actually is (from its 5th percentile up; fewer, lower scores share one bar "below"):
+    150 students between 91 and 100 % get nine bars, not one."""
+    start, step, under = 0.0, 100 / bins, 0
+    if fit and percents:
+        ordered = sorted(percents)
+        low = ordered[int(0.05 * len(ordered))] if len(ordered) >= 20 else ordered[0]
+        high = ordered[-1]
+        step = next((s for s in (1, 2, 5, 10) if (high - low) / s <= bins), 10)
+        start = min(math.floor(low / step) * step, 100 - step)
+        bins = max(1, math.ceil((min(max(high, start + step), 100.0) - start) / step))
+        if high >= start + bins * step and start + bins * step < 100:
+            bins += 1
+        under = sum(p < start for p in percents)
     counts = [0] * bins
     for p in percents:
-        counts[min(int(p // (100 / bins)), bins - 1)] += 1
+        if p >= start:
+            counts[max(0, min(int((p - start) // step), bins - 1))] += 1
+    edges = [(start + k * step, min(100.0, start + (k + 1) * step)) for k in range(bins)]
+    if under:  # the few far below the class: one bar, labelled as such
+        counts, edges = [under] + counts, [(0.0, start)] + edges
+        bins += 1
     top = max(counts) or 1
     bar_w = (width - 40) / bins
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" viewBox="0 0 {width} {height + 30}" '
              f'role="img" aria-label="histogram of {html.escape(label)}">']
-    for k, c in enumerate(counts):
+    every = max(1, math.ceil(bins / 12))  # labels that do not overlap
+    for k, (c, (lo, hi)) in enumerate(zip(counts, edges)):
         h = (height - 20) * c / top
         x = 30 + k * bar_w
-        parts.append(f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" fill="#4b6cb7"><title>{k * 10}–{k * 10 + 10}%: {c}</title></rect>')
+        below = under and k == 0
+        parts.append(f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{max(bar_w - 4, 1):.1f}" height="{h:.1f}" fill="{"#9aa0a6" if below else "#4b6cb7"}">'
+                     f'<title>{"below " + format(hi, "g") if below else format(lo, "g") + "–" + format(hi, "g")}%: {c}</title></rect>')
         if c:
             parts.append(f'<text x="{x + bar_w / 2 - 2:.1f}" y="{height - h - 4:.1f}" font-size="11" text-anchor="middle">{c}</text>')
-        parts.append(f'<text x="{x + bar_w / 2 - 2:.1f}" y="{height + 14}" font-size="10" text-anchor="middle">{k * 10}</text>')
+        if below:
+            parts.append(f'<text x="{x + bar_w / 2 - 2:.1f}" y="{height + 14}" font-size="10" text-anchor="middle">&lt;{hi:g}</text>')
+        elif k % every == 0:
+            parts.append(f'<text x="{x:.1f}" y="{height + 14}" font-size="10" text-anchor="middle">{lo:g}</text>')
+    parts.append(f'<text x="{30 + bins * bar_w:.1f}" y="{height + 14}" font-size="10" text-anchor="middle">{edges[-1][1]:g}</text>')
     parts.append(f'<line x1="28" y1="{height}" x2="{width - 8}" y2="{height}" stroke="#333"/>')
     parts.append(f'<text x="{width / 2}" y="{height + 28}" font-size="10" text-anchor="middle">{html.escape(axis)}</text></svg>')
     return "".join(parts)

@@ -11,6 +11,13 @@ import textwrap
 from grader.checking.results import SubmissionResult
 
 
+def status_text(item) -> str:
+    """The status as the table shows it, saying when the instructor's override credited the item."""
+    from grader.outputs.html_report import status_text as shown
+
+    return shown(item)
+
+
 def table(result: SubmissionResult, *, verbose: bool = False, width: int | None = None) -> str:
     width = width or shutil.get_terminal_size((110, 20)).columns
     name_w = max(len(i.name) for i in result.items) if result.items else 10
@@ -27,7 +34,7 @@ def table(result: SubmissionResult, *, verbose: bool = False, width: int | None 
     for item in result.by_importance():
         points = f"{item.score:5.2f}/{item.max_score:<5.2f}" if item.max_score else "   diag    "
         reason = textwrap.wrap(item.one_line.replace("\n", " "), room, break_on_hyphens=False) or [""]
-        row = f"{item.name:<{name_w}}  {points:>11}  {item.status:<15}"
+        row = f"{item.name:<{name_w}}  {points:>11}  {status_text(item) if item.adjustments else item.status:<15}"
         if beside:
             lines.append(f"{row}  {reason[0]}")
             lines += [" " * indent + more for more in reason[1:]]
@@ -52,8 +59,12 @@ def table(result: SubmissionResult, *, verbose: bool = False, width: int | None 
         lines += textwrap.wrap(note, width, subsequent_indent="  ", break_on_hyphens=False)
     if verbose:
         for item in result.by_importance():
-            if item.status != "passed":
-                lines += ["", f"== {item.name} ({item.status}, {item.score:.2f}/{item.max_score:.2f})", item.feedback]
+            if item.status not in ("passed", "not_implemented"):
+                lines += ["", f"== {item.name} ({status_text(item)}, {item.score:.2f}/{item.max_score:.2f})", item.feedback]
+        # one line per item not implemented yet, in the assignment's order: its checks would only repeat it
+        not_yet = [f"== {i.name}: not implemented yet ({i.score:.2f}/{i.max_score:.2f})" for i in result.items if i.status == "not_implemented"]
+        if not_yet:
+            lines += ["", "Not implemented yet, in the assignment's order:"] + not_yet
     return "\n".join(lines)
 
 

@@ -138,6 +138,7 @@ class Outcome:
     traceback: str = ""
     args_after: list = field(default_factory=list)
     dtype: str = ""  # the numpy dtype the student's code returned, before it became float64
+    numeric: tuple = ()  # how a gradient method computed numerically: "complex", "own-forward" (NUMERIC_CODES)
 
     @property
     def ok(self) -> bool:
@@ -188,14 +189,20 @@ def decode_outcome(data) -> Outcome:
         except BadReply:
             return Outcome("other", type=_text(data.get("type"), 200) or "?", detail="unreadable array data")
         value = np.frombuffer(raw, dtype="<f8").reshape(shape).astype(np.float64)
+        numeric = data.get("numeric")
         return Outcome("array", value=value, type=_text(data.get("type"), 200), args_after=_after(data),
-                       dtype=_text(data.get("dtype"), 32))
+                       dtype=_text(data.get("dtype"), 32),
+                       numeric=tuple(c for c in NUMERIC_CODES if isinstance(numeric, list) and c in numeric))
     if kind == "none":
         return Outcome("none", args_after=_after(data))
     if kind == "error":
         return Outcome("error", error_type=_text(data.get("type"), 200) or "Exception", message=_text(data.get("message")),
                        traceback=_text(data.get("traceback")), args_after=_after(data))
     return Outcome("other", type=_text(data.get("type"), 200) or "?", detail=_text(data.get("detail")), args_after=_after(data))
+
+
+#: What the worker may say about how a gradient method computed (plain codes, never student text).
+NUMERIC_CODES = ("complex", "own-forward")
 
 
 def _after(data) -> list:
@@ -509,9 +516,14 @@ class Sandbox:
         """Call a method whose return value does not matter (a setter); posted like `new`."""
         self.post({"op": "call", "obj": handle.id, "method": method, "calls": [[encode_arg(a) for a in args]]}, during)
 
-    def call_many(self, handle: ObjectHandle, method: str, calls: list[tuple], *, return_args=False) -> list[Outcome]:
-        data = self.request({"op": "call", "obj": handle.id, "method": method, "return_args": return_args,
-                             "calls": [[encode_arg(a) for a in args] for args in calls]})
+    def call_many(self, handle: ObjectHandle, method: str, calls: list[tuple], *, return_args=False,
+                  watch: tuple[str, ...] = ()) -> list[Outcome]:
+        """`watch`: the object's forward/eval names, to note a gradient computed numerically (Outcome.numeric)."""
+        message = {"op": "call", "obj": handle.id, "method": method, "return_args": return_args,
+                   "calls": [[encode_arg(a) for a in args] for args in calls]}
+        if watch:
+            message["watch"] = list(watch)
+        data = self.request(message)
         results = data.get("results")
         if data.get("kind") != "ok" or not isinstance(results, list) or len(results) != len(calls):
             return [decode_outcome(data)] * len(calls)

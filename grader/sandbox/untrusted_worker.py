@@ -11,6 +11,7 @@ nothing; every comparison happens in the parent, which also bounds what it reads
 import base64
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -52,6 +53,8 @@ class Placeholder:
         return Placeholder(f"{self._name}.{attr}", self._origin)
 
     def __call__(self, *args, **kwargs):
+        if _PREDICATE.match(self._name.rpartition(".")[2]):
+            return False  # scipy.sparse.issparse(Y), torch.is_tensor(X): nothing here is one of theirs
         if len(args) == 1 and not kwargs and callable(args[0]) and not isinstance(args[0], Placeholder):
             return args[0]
         return Placeholder(f"{self._name}(…)", self._origin)
@@ -74,6 +77,20 @@ class Placeholder:
     def __repr__(self):
         return f"<{self._name}: not available while grading>"
 
+    # Used as a type (`isinstance(X, pd.DataFrame)`, `pd.DataFrame | None` in an annotation) it is a
+    # class nothing is an instance of: a guard answers False and the method goes on with numpy.
+    def __instancecheck__(self, instance):
+        return False
+
+    def __subclasscheck__(self, subclass):
+        return False
+
+    def __or__(self, other):
+        return (*_types(self), *_types(other))
+
+    def __ror__(self, other):
+        return (*_types(other), *_types(self))
+
     def _used(self, *args, **kwargs):
         raise PlaceholderUsed(self._origin)
 
@@ -82,6 +99,26 @@ class Placeholder:
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _used
     __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _used
     __neg__ = __pos__ = __abs__ = __lt__ = __le__ = __gt__ = __ge__ = _used
+
+
+#: "Is this a …" predicates of the packages students import, called on a placeholder: they answer
+#: False (scipy.sparse.issparse, isspmatrix_csr, pandas.api.types.is_numeric_dtype, torch.is_tensor,
+#: tf.is_tensor). Element-wise tests that compute (torch.isnan, pd.isna) stay computations.
+_PREDICATE = re.compile(r"(is_[A-Za-z0-9_]+|issparse|isspmatrix[A-Za-z0-9_]*)$")
+
+
+def _types(value):
+    """`value` as members of an isinstance tuple (None stands for its type, as in `X | None`)."""
+    if value is None:
+        return (type(None),)
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, Placeholder) or isinstance(value, type):
+        return (value,)
+    args = getattr(value, "__args__", None)  # int | str, typing.Union[...]
+    if isinstance(args, tuple):
+        return tuple(a for v in args for a in _types(v))
+    return (value,)
 
 
 def _placeholder_module_type():
@@ -98,20 +135,25 @@ def _placeholder_module_type():
             where = finder.student_frame(1)  # `from pandas import DataFrame` names its own line
             if where is not None:
                 origin = dict(origin, file=where[0], line=where[1])
-                if len(finder.created) < 200:
-                    finder.created.append(origin)
+                finder.record(origin)
             return Placeholder(f"{self.__name__}.{attr}", origin)
 
     return PlaceholderModule
 
 
 class PlaceholderFinder:
-    """Resolves the student's imports of packages the spec does not allow to placeholder modules.
+    """Resolves imports of packages the spec does not allow to placeholder modules, whatever the route.
 
-    Standard library, the allowed packages and the submission's own modules import as usual; an
-    import made by a library (numpy's optional imports, say) is never touched. So an unused
-    `import matplotlib.pyplot as plt` costs nothing, and the verdict does not depend on what else
-    happens to be installed where the grader runs.
+    Standard library, the allowed packages and the submission's own modules import as usual. Any
+    other top-level package becomes a placeholder when student code asks for it, by whatever route
+    (an import statement, `exec`/`eval`, `importlib.import_module`, `__import__`, `find_spec`): the
+    nearest frame that is neither the import machinery, the standard library nor this file decides.
+    When that frame is an installed library's (numpy's optional imports), the package is simply
+    not there, as under bubblewrap, where only the allowed packages' files are mounted: the
+    package folders' own finders are filtered to the allowed names (`hide_unlisted`), so
+    `importlib.machinery.PathFinder` does not find them either. So an unused `import
+    matplotlib.pyplot as plt` costs nothing, and the verdict does not depend on the sandbox nor on
+    what else happens to be installed where the grader runs.
     """
 
     def __init__(self, allowed, roots, own_paths):
@@ -124,7 +166,20 @@ class PlaceholderFinder:
         self.roots = [r.rstrip("/") + "/" for r in roots]
         self.own_paths = list(own_paths)
         self.created = []  # [{"module", "file", "line"}]
+        self.seen = set()
         self.module_type = _placeholder_module_type()
+        self.stdlib = _stdlib_folders()
+
+    def record(self, origin):
+        """Remember where a placeholder was made or used, once per place (a method runs many times)."""
+        key = (origin["module"], origin["file"], origin["line"])
+        if key not in self.seen and len(self.created) < 200:
+            self.seen.add(key)
+            self.created.append(origin)
+
+    def listed(self, top):
+        """True for what every sandbox offers: the allowed packages and the standard library."""
+        return top in self.allowed or top in getattr(sys, "stdlib_module_names", ()) or top in sys.builtin_module_names
 
     def find_spec(self, fullname, path=None, target=None):
         if self.busy:
@@ -141,39 +196,139 @@ class PlaceholderFinder:
         if "." in fullname:
             if not isinstance(parent, self.module_type):
                 return None
-        elif top in self.allowed or top in getattr(sys, "stdlib_module_names", ()) or top in sys.builtin_module_names:
+        elif self.listed(top):
             return None
         elif self.machinery.PathFinder.find_spec(top, self.own_paths) is not None:
             return None  # one of the submission's own modules
         else:
             where = self._student_importer()
             if where is None:
-                return None  # a library's import: found or not, as usual
+                return None  # a library's import: not found, as under bubblewrap (hide_unlisted)
             origin = {"module": fullname, "file": where[0], "line": where[1]}
-            self.created.append(origin)
+            self.record(origin)
             return self.util.spec_from_loader(fullname, _PlaceholderLoader(self, origin), is_package=True)
         where = self._student_importer()  # a submodule is named where it is imported, when that is the student's
         origin = dict(parent.__dict__["_grader_origin"], module=fullname)
         if where is not None:
             origin.update(file=where[0], line=where[1])
-            self.created.append(origin)
+            self.record(origin)
         return self.util.spec_from_loader(fullname, _PlaceholderLoader(self, origin), is_package=True)
 
     def _student_importer(self):
-        return self.student_frame(3)
+        """(file, line) of the student's code asking for an import, or None when a library asks.
+
+        The nearest frame outside the import machinery, the standard library (importlib,
+        pickle, runpy) and this file decides: an installed library's file is a library's import;
+        anything else (the student's files, code made by exec/eval/compile) is the student's,
+        named by the nearest of the student's own files on the stack."""
+        frame = sys._getframe(3)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if not (name.startswith("<frozen") or name in _OWN_FILES or self._in_stdlib(name)):
+                break
+            frame = frame.f_back
+        if frame is not None and not frame.f_code.co_filename.startswith("<") and self._root_of(frame.f_code.co_filename) is None:
+            return None
+        fallback = frame.f_code.co_filename if frame is not None else "<unknown>"
+        line = frame.f_lineno if frame is not None else 0
+        while frame is not None:
+            root = self._root_of(frame.f_code.co_filename)
+            if root is not None:
+                return os.path.relpath(frame.f_code.co_filename, root), frame.f_lineno
+            frame = frame.f_back
+        return fallback, line
+
+    def _root_of(self, name):
+        for root in self.roots:
+            if name.startswith(root):
+                return root
+        return None
+
+    def _in_stdlib(self, name):
+        for folder in self.stdlib:
+            if name.startswith(folder):
+                first = name[len(folder):].split("/", 1)[0]
+                return first not in ("site-packages", "dist-packages")
+        return False
 
     def student_frame(self, depth):
         """(file, line) of the nearest caller outside the import machinery and this file, if it is the student's."""
         frame = sys._getframe(depth)
         while frame is not None:
             name = frame.f_code.co_filename
-            if not name.startswith("<frozen") and name != __file__:
-                for root in self.roots:
-                    if name.startswith(root):
-                        return os.path.relpath(name, root), frame.f_lineno
-                return None
+            if not name.startswith("<frozen") and name not in _OWN_FILES:
+                root = self._root_of(name)
+                return (os.path.relpath(name, root), frame.f_lineno) if root is not None else None
             frame = frame.f_back
         return None
+
+    def hide_unlisted(self):
+        """Filter the package folders' finders to the allowed names, as bubblewrap mounts only theirs.
+
+        Every sys.path entry but the submission's folders and the standard library's: its finder
+        (cached, or made by a path hook later, for a folder student code adds) finds a top-level
+        module only when it is listed. The packages' own submodules are found through their
+        `__path__`, which is not filtered."""
+        keep = {os.path.realpath(p) for p in self.own_paths}
+
+        def wrap(entry, finder):
+            if finder is None or isinstance(finder, _ListedOnly):
+                return finder
+            real = os.path.realpath(entry) if isinstance(entry, str) and entry else ""
+            if real in keep or any(p in keep for p in _parents(real)) or self._in_stdlib(real + "/"):
+                return finder
+            return _ListedOnly(finder, self.listed)
+
+        for entry, finder in list(sys.path_importer_cache.items()):
+            sys.path_importer_cache[entry] = wrap(entry, finder)
+
+        def hook_for(hook):
+            def filtered(entry):
+                return wrap(entry, hook(entry))
+            return filtered
+        sys.path_hooks[:] = [hook_for(h) for h in sys.path_hooks]
+
+
+class _ListedOnly:
+    """A path entry's finder that finds a top-level module only when it is listed."""
+
+    def __init__(self, finder, listed):
+        self._finder, self._listed = finder, listed
+
+    def find_spec(self, fullname, target=None):
+        if "." not in fullname and not self._listed(fullname):
+            return None
+        return self._finder.find_spec(fullname, target)
+
+    def invalidate_caches(self):
+        method = getattr(self._finder, "invalidate_caches", None)
+        if method is not None:
+            method()
+
+    def __getattr__(self, name):
+        return getattr(self._finder, name)
+
+
+def _parents(path):
+    while path not in ("", "/"):
+        path = os.path.dirname(path)
+        yield path
+
+
+def _stdlib_folders():
+    """The standard library's folders (stdlib, platstdlib, lib-dynload), with a trailing slash."""
+    import sysconfig
+
+    folders = set()
+    for key in ("stdlib", "platstdlib"):
+        folders.add(sysconfig.get_paths().get(key, ""))
+    folders.add(os.path.dirname(os.__file__))
+    for name in ("_json", "math", "_ctypes"):
+        module = sys.modules.get(name)
+        if getattr(module, "__file__", None):
+            folders.add(os.path.dirname(module.__file__))
+    folders |= {os.path.realpath(f) for f in folders if f}
+    return sorted(f.rstrip("/") + "/" for f in folders if f)
 
 
 class _PlaceholderLoader:
@@ -201,6 +356,7 @@ class Worker:
         self.current = ""  # the student method being called, for messages
         self.finder = None
         self.reported = 0  # placeholders already sent to the parent
+        self.given = {}  # object -> fingerprints of the arrays the grader passed it
 
     # ------------------------------------------------------------------ encoding
 
@@ -331,6 +487,7 @@ class Worker:
         for entry in request.get("path_last", []):
             if entry not in sys.path:
                 sys.path.append(entry)
+        self.finder.hide_unlisted()
         modules, failed = {}, {}
         for module_name in request["modules"]:
             try:
@@ -363,17 +520,73 @@ class Worker:
         method = getattr(target, request["method"])
         results = []
         self.current = request["method"]
+        watch = request.get("watch")
+        known = self.given.setdefault(request["obj"], set())
         for args in request["calls"]:
             values = [self.decode(a) for a in args]
+            known.update(_fingerprint(v) for v in values if isinstance(v, np.ndarray))
+            numeric = set()
             try:
-                result = self.encode_result(method(*values))
+                if isinstance(watch, list) and watch:
+                    result = self.encode_result(_watched(np, target, method, values, watch, known, numeric, self.roots))
+                else:
+                    result = self.encode_result(method(*values))
             except BaseException as exc:  # anything the student raises, SystemExit included
                 result = self.error(exc)
+            if numeric:
+                result["numeric"] = sorted(numeric)
             if request.get("return_args"):
                 result["args_after"] = [self.encode_result(v) if isinstance(v, (np.ndarray, list)) else {"kind": "none"} for v in values]
             results.append(result)
         self.current = ""
         return self.with_placeholders({"kind": "ok", "results": results})
+
+
+def _fingerprint(array):
+    return (array.shape, array.dtype.str, array.tobytes()[:1 << 16])
+
+
+def _watched(np, target, method, values, watch, known, numeric, roots):
+    """Call a graded gradient method, noting whether it computed its answer numerically:
+    "complex" when a frame returned a complex number or array, or a frame of the student's files
+    ended holding one in a variable (complex-step differentiation), "own-forward" when the object's own
+    forward/eval (the methods named in `watch`) ran on inputs the grader never gave this object
+    (finite differences of it). A profile hook while this one call runs, removed after it."""
+    codes = set()
+    for name in watch:
+        function = getattr(getattr(type(target), name, None), "__func__", getattr(type(target), name, None))
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            codes.add(code)
+    own = getattr(getattr(method, "__func__", method), "__code__", None)
+    roots = tuple(roots)
+
+    def is_complex(value):
+        return isinstance(value, complex) or (isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "c")
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            code = frame.f_code
+            for name in code.co_varnames[1:code.co_argcount]:
+                value = frame.f_locals.get(name)
+                if isinstance(value, np.ndarray):
+                    if value.dtype.kind == "c":
+                        numeric.add("complex")
+                    if _fingerprint(value) not in known:
+                        numeric.add("own-forward")
+        elif event == "return":
+            if is_complex(arg):
+                numeric.add("complex")
+            elif (frame.f_code is own or frame.f_code.co_filename.startswith(roots)) and \
+                    any(is_complex(v) for v in list(frame.f_locals.values())):
+                numeric.add("complex")
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        return method(*values)
+    finally:
+        sys.setprofile(previous)
 
 
 def _missing_parameters(cls, args):
@@ -626,6 +839,10 @@ def serve(read_fd, write_fd):
             except Exception:
                 pass
         write_message(write_fd, response)
+
+
+#: This file's names for itself (its source, and the name its bytecode was compiled under).
+_OWN_FILES = frozenset({__file__, _stdlib_folders.__code__.co_filename})
 
 
 def main():
