@@ -143,7 +143,7 @@ def _canvas_gradebook(path: Path | None, assignment: str | None, entries, spec, 
     """The instructor's Canvas gradebook export to fill (None without one), from the options or an
     earlier run of this batch; UsageError when it cannot be, and a warning naming each student of
     the download it has no row for."""
-    from grader import canvas_gradebook
+    from grader.course import canvas_gradebook
 
     pointer = out_dir / CANVAS_POINTER
     if path is None:
