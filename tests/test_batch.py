@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from grader.batch import Entry, content_hash, detect, grade_batch, looks_like_batch
+from grader.batch import grade_one as _REAL_GRADE_ONE
 from grader.sandbox import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -171,19 +172,18 @@ def test_dask_local_cluster_gives_the_same_results(tmp_path, spec):
     assert [(s["submission"], s["score"], s["items"]) for s in local] == [(s["submission"], s["score"], s["items"]) for s in remote]
 
 
+def _flaky(entry, *args):
+    """grade_one, but the grader fails on the student called "b" (pickled by name, so a pool's
+    process runs it whether it was forked or started afresh)."""
+    if entry.id == "b":
+        raise RuntimeError("simulated grader bug")
+    return _REAL_GRADE_ONE(entry, *args)
+
+
 def test_a_grader_failure_on_one_submission_is_recorded_and_the_batch_goes_on(tmp_path, spec, monkeypatch):
     import grader.batch as batch
 
-    real = batch.grade_one
-
-    def flaky(entry, *args):
-        if entry.id == "b":
-            raise RuntimeError("simulated grader bug")
-        return real(entry, *args)
-
-    # Pickled by name as grader.batch.grade_one, which the forked pool resolves to this patch.
-    flaky.__module__, flaky.__qualname__ = real.__module__, real.__qualname__
-    monkeypatch.setattr(batch, "grade_one", flaky)
+    monkeypatch.setattr(batch, "grade_one", _flaky)
     entries = [Entry("a", SUBMISSIONS / "fc_gradient_w"), Entry("b", SUBMISSIONS / "tanh_missing")]
     counts = grade_batch(entries, spec=spec, out_dir=tmp_path, jobs=2, sandbox="process")
     assert counts == {"graded": 2, "skipped": 0, "failed": 1, "total": 2}
