@@ -43,7 +43,11 @@ def pytest_warning_recorded(warning_message, when, nodeid, location):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _forked_while_threaded:
-        names = sorted(set(_forked_while_threaded))
-        print(f"\n{len(_forked_while_threaded)} fork() of a multi-threaded process, in: {', '.join(names)}")
+    if _forked_while_threaded and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _forked_while_threaded:
+        names = ", ".join(sorted(set(_forked_while_threaded)))
+        terminalreporter.write_line(f"FAILED: {len(_forked_while_threaded)} fork() of a multi-threaded process, in: {names}", red=True)
