@@ -416,11 +416,12 @@ def test_a_worker_that_cannot_start_is_the_graders_failure_not_the_students_zero
 
     with monkeypatch.context() as patch:
         patch.setattr(process, "_BOOT", NO_START)
+        patch.setattr(process.ForkServer, "_shared", None)  # a single run may take the fork server: a new one, broken too
         run = CliRunner().invoke(main, [str(ROOT / "reference"), "--sandbox", sandbox, "--out", str(tmp_path / "single"),
                                         "--gradescope", str(tmp_path / "results.json")])
     assert run.exit_code == 1, run.output
-    assert f"internal error: the sandbox ({sandbox}) could not start its worker, before any of the submission's code ran: " \
-           "exited with status 127" in run.output and "your code" not in run.output
+    assert f"internal error: the sandbox ({sandbox}) could not start its worker" in run.output, run.output
+    assert "exited with status 127" in run.output and "your code" not in run.output
     assert not (tmp_path / "results.json").exists()
 
     monkeypatch.setattr(batch, "grade_one", _with_a_worker_that_cannot_start)

@@ -384,6 +384,10 @@ class Sandbox:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        try:  # stopped before it was ready, it may not be in a session of its own yet
+            os.kill(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         try:
             self.proc.wait(timeout=5)
         except (subprocess.TimeoutExpired, OSError, ValueError):

@@ -408,8 +408,15 @@ class ForkServer:
         message = {"op": "spawn", "cwd": cwd, "env": env, "limits": limits, "uid": identity.uid, "gid": identity.gid,
                    "hide": hidden if identity.uid is not None else []}
         with self.lock:
-            socket.send_fds(self.control, [json.dumps(message).encode()], fds)
-            return int(json.loads(self.control.recv(4096))["pid"])
+            try:
+                socket.send_fds(self.control, [json.dumps(message).encode()], fds)
+                return int(json.loads(self.control.recv(4096))["pid"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # no answer: say why, if the server has gone
+                try:
+                    code = self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    raise OSError(f"the fork server did not answer ({type(exc).__name__})") from None
+                raise OSError(f"the fork server exited with status {code}") from None
 
     def wait(self, pid: int) -> int | None:
         with self.lock:
