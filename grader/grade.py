@@ -23,7 +23,7 @@ from grader.kinds import CHECK_TABLE, checks_for
 from grader.sandbox.environment import resolve as resolve_environment
 from grader.exceptions import SubmissionError
 from grader.checking.results import CheckResult, ItemResult, SubmissionResult
-from grader.sandbox import ForkServer, Limits, Sandbox, SandboxChoice, WorkerDied, WorkerTimeout, resolve_sandbox
+from grader.sandbox import ForkServer, Limits, Sandbox, SandboxChoice, WorkerDied, WorkerStartFailed, WorkerTimeout, resolve_sandbox
 from grader.checking.seeding import Seeding, secret_seed
 from grader.assignment.spec import Item, Spec, load_spec
 from grader.intake.submission import copy_submission, discover, submission_name, workspace
@@ -253,6 +253,8 @@ def _run_check(check, ctx: ItemContext, name: str, weight: float, result: Submis
             message += "\n" + outcome.traceback.strip()
         # "ok" means the code ran but gave no usable numbers (None, a string): a wrong answer, not a crash.
         return CheckResult(name, False, weight, message=message, outcome=status)
+    except WorkerStartFailed:  # no worker can run this submission: the whole run is the grader's failure
+        raise
     except Exception as exc:  # a fault of the grader: recorded loudly, the run goes on
         result.errors.append(f"internal error in check {ctx.item.name}/{name}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
         return CheckResult(name, False, weight, outcome="error", message=f"the grader failed on this check ({type(exc).__name__}); this is not your fault, please report it")
@@ -263,6 +265,8 @@ def _guarded_network(net, spec, student, seed, result) -> ItemResult:
 
     try:
         return run_network(net, spec, student, seed)
+    except WorkerStartFailed:
+        raise
     except Exception as exc:
         result.errors.append(f"internal error in {net.item_name}: {type(exc).__name__}: {exc}")
         return ItemResult(name=net.item_name, max_score=0.0, status_override="error", reason="the grader failed on this diagnostic")

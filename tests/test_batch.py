@@ -18,6 +18,7 @@ from grader import __version__
 from grader.course.batch import Entry, content_hash, detect, grade_batch, looks_like_batch
 from grader.exceptions import ClusterError, GradingStopped
 from grader.assignment.spec import load_spec
+from grader.course.batch import grade_one as _REAL_GRADE_ONE
 from grader.sandbox import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -180,19 +181,18 @@ def test_dask_local_cluster_gives_the_same_results(tmp_path, spec):
     assert [(s["submission"], s["score"], s["items"]) for s in local] == [(s["submission"], s["score"], s["items"]) for s in remote]
 
 
+def _flaky(entry, *args):
+    """grade_one, but the grader fails on the student called "b" (pickled by name, so a pool's
+    process runs it whether it was forked or started afresh)."""
+    if entry.id == "b":
+        raise RuntimeError("simulated grader bug")
+    return _REAL_GRADE_ONE(entry, *args)
+
+
 def test_a_grader_failure_on_one_submission_is_recorded_and_the_batch_goes_on(tmp_path, spec, monkeypatch):
     import grader.course.batch as batch
 
-    real = batch.grade_one
-
-    def flaky(entry, *args):
-        if entry.id == "b":
-            raise RuntimeError("simulated grader bug")
-        return real(entry, *args)
-
-    # Pickled by name as grader.course.batch.grade_one, which the forked pool resolves to this patch.
-    flaky.__module__, flaky.__qualname__ = real.__module__, real.__qualname__
-    monkeypatch.setattr(batch, "grade_one", flaky)
+    monkeypatch.setattr(batch, "grade_one", _flaky)
     entries = [Entry("a", SUBMISSIONS / "fc_gradient_w"), Entry("b", SUBMISSIONS / "tanh_missing")]
     counts = grade_batch(entries, spec=spec, out_dir=tmp_path, jobs=2, sandbox="process")
     assert counts == {"graded": 2, "skipped": 0, "failed": 1, "total": 2}
@@ -200,6 +200,52 @@ def test_a_grader_failure_on_one_submission_is_recorded_and_the_batch_goes_on(tm
     assert b["errors"] == ["the grader failed on this submission: RuntimeError: simulated grader bug"]
     assert {i["status"] for i in b["items"]} == {"error"}
     assert json.loads((tmp_path / "a.json").read_text())["score"] == 96.0
+
+
+def test_a_process_with_threads_of_its_own_starts_its_pool_without_forking(tmp_path, spec):
+    """Forking a multi-threaded process may deadlock the child (Python 3.12+ warns): a caller with a
+    thread of its own gets a pool of fresh interpreters, which grade the same."""
+    import threading
+    import warnings
+
+    from grader.course.batch import pool_context
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert pool_context().get_start_method() == "spawn"
+        entries = [Entry("a", SUBMISSIONS / "fc_gradient_w"), Entry("b", SUBMISSIONS / "tanh_missing")]
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            counts = grade_batch(entries, spec=spec, out_dir=tmp_path, jobs=2, sandbox="process", limits=FAST)
+    finally:
+        stop.set()
+        other.join()
+    assert [str(w.message) for w in seen if "multi-threaded" in str(w.message)] == []
+    assert counts == {"graded": 2, "skipped": 0, "failed": 0, "total": 2}
+    assert json.loads((tmp_path / "a.json").read_text())["score"] == 96.0
+
+
+def test_a_batch_run_by_a_threaded_caller_forks_no_threaded_process(tmp_path):
+    """The same through the command, in a process of its own with a thread already running (as a
+    caller's event loop or plugin may have): with every warning shown (-W always; -W error would
+    hide this one, which os.fork drops when it is an error), neither the grader nor its pool's
+    processes say they forked a multi-threaded process (Python 3.12+ would), and the batch grades."""
+    import subprocess
+    import sys
+
+    for name in ("fc_gradient_w", "tanh_missing"):
+        shutil.copytree(SUBMISSIONS / name, tmp_path / "class" / name)
+    code = ("import sys, threading; threading.Thread(target=threading.Event().wait, daemon=True).start(); "
+            "from grader.cli import main; main(sys.argv[1:])")
+    run = subprocess.run([sys.executable, "-W", "always::DeprecationWarning", "-c", code, str(tmp_path / "class"),
+                          "--sandbox", "process", "-j", "2", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "multi-threaded" not in run.stderr, run.stderr[-2000:]
+    scores = {s["submission"]: s["score"] for s in json.loads((tmp_path / "out" / "summary.json").read_text())["submissions"]}
+    assert scores == {"fc_gradient_w": 96.0, "tanh_missing": 88.0}
 
 
 def broken_export(root: Path) -> Path:

@@ -369,15 +369,19 @@ def test_a_grader_that_is_not_dumpable_keeps_its_environment_from_same_user_code
 
 
 @pytest.mark.skipif(not AS_ROOT or shutil.which("unshare") is None, reason="needs root and unshare (a private mount namespace)")
-def test_a_fresh_worker_under_a_job_uid_starts_although_the_grader_is_covered(tmp_path):
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_a_fresh_worker_under_a_job_uid_starts_although_the_grader_is_covered(tmp_path, sandbox):
     """One submission in the process sandbox starts a fresh interpreter (no fork server) as the
     job's user, in a mount namespace that covers the grader's folders, its worker's among them:
     the worker's files are read from a copy outside them (this graded 0 before that copy). The
     job's user must be able to run the interpreter: where this one lies in a folder it may not
     enter (pyenv under /root), the same interpreter is run through a bind mount it may, in a
-    private mount namespace, so the host stays as it was."""
+    private mount namespace, so the host stays as it was. An interpreter built with a shared
+    libpython (pyenv's) still names it at its own path, which the job's user cannot enter and
+    bubblewrap does not bind: both sandboxes make that file visible (exit 127 before, a 0)."""
     site = str(Path(np.__file__).resolve().parent.parent)
-    if not all(os.stat(folder).st_mode & 0o005 == 0o005 for folder in [Path(np.__file__).resolve().parent, *Path(site).parents]):
+    if sandbox == "process" and not all(os.stat(folder).st_mode & 0o005 == 0o005
+                                        for folder in [Path(np.__file__).resolve().parent, *Path(site).parents]):
         pytest.skip("numpy is installed where another user may not read it")
     python, setup = sys.executable, ""
     if not others_can_run(sys.executable):
@@ -385,11 +389,55 @@ def test_a_fresh_worker_under_a_job_uid_starts_although_the_grader_is_covered(tm
         python = str(Path("/mnt/grade-test-python", Path(sys.executable).resolve().relative_to(base)))
         setup = f"mount -t tmpfs tmpfs /mnt && mkdir /mnt/grade-test-python && mount --bind {base} /mnt/grade-test-python && "
     code = "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; from grader.cli import main; main(sys.argv[3:])"
-    script = (setup + f"{python} -S -c '{code}' {ROOT} {site} {ROOT / 'reference'} --sandbox process "
+    script = (setup + f"{python} -S -c '{code}' {ROOT} {site} {ROOT / 'reference'} --sandbox {sandbox} "
               f"--out {tmp_path / 'out'} -q")
     run = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", script], capture_output=True, text=True,
                          timeout=300, env={"PATH": "/usr/bin:/bin", "GRADER_CACHE_DIR": str(tmp_path / "cache")})
     assert run.returncode == 0 and run.stdout.strip().endswith("100.00/100.00"), run.stdout[-2000:] + run.stderr[-2000:]
+
+
+NO_START = "import os, sys; sys.stderr.write('error while loading shared libraries: libpython'); sys.stderr.flush(); os._exit(127)"
+
+
+def _with_a_worker_that_cannot_start(entry, *args, **kwargs):
+    """grade_one where no worker can start (pickled by name: the pool's process runs it whether it
+    was forked or started afresh), as on an interpreter whose libpython the sandbox cannot see."""
+    from grader.sandbox import process
+
+    process._BOOT = NO_START
+    return _REAL_GRADE_ONE(entry, *args, **kwargs)
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_a_worker_that_cannot_start_is_the_graders_failure_not_the_students_zero(sandbox, monkeypatch, tmp_path, arena, spec):
+    """A single run stops with exit status 1 and writes no result (Gradescope then says the
+    autograder failed, not 0 for the student); a batch records a grader failure for each."""
+    from click.testing import CliRunner
+
+    import grader.course.batch as batch
+    from grader.cli import main
+    from grader.sandbox import process
+
+    with monkeypatch.context() as patch:
+        patch.setattr(process, "_BOOT", NO_START)
+        patch.setattr(process.ForkServer, "_shared", None)  # a single run may take the fork server: a new one, broken too
+        run = CliRunner().invoke(main, [str(ROOT / "reference"), "--sandbox", sandbox, "--out", str(tmp_path / "single"),
+                                        "--gradescope", str(tmp_path / "results.json")])
+    assert run.exit_code == 1, run.output
+    assert f"internal error: the sandbox ({sandbox}) could not start its worker" in run.output, run.output
+    assert "exited with status 127" in run.output and "your code" not in run.output
+    assert not (tmp_path / "results.json").exists()
+
+    monkeypatch.setattr(batch, "grade_one", _with_a_worker_that_cannot_start)
+    (arena / "class" / "other").mkdir()
+    shutil.copy(BASE, arena / "class" / "other" / "submission.py")
+    entries = [Entry(p.name, p) for p in sorted((arena / "class").iterdir())]
+    counts = grade_batch(entries, spec=spec, out_dir=tmp_path / "batch", jobs=2, sandbox=sandbox, limits=LIMITS)
+    assert counts == {"graded": 2, "skipped": 0, "failed": 2, "total": 2}
+    for name in ("other", "victim"):
+        result = json.loads((tmp_path / "batch" / f"{name}.json").read_text())
+        assert [e.split(":", 2)[:2] for e in result["errors"]] == [["the grader failed on this submission", " WorkerStartFailed"]]
+        assert {i["status"] for i in result["items"]} == {"error"}
 
 
 def test_the_staged_worker_is_a_read_only_copy_outside_the_grader(tmp_path):
@@ -444,13 +492,9 @@ def test_a_fresh_worker_that_could_not_drop_to_its_uid_is_refused_not_run_as_roo
 def test_a_batch_without_its_fork_server_leaves_no_copy_of_the_worker_behind(monkeypatch, arena, spec):
     """Without a fork server the pool's processes start fresh workers, each process from its own
     copy of the worker's files; a pool's process leaves without exit handlers, yet the copy goes."""
-    from grader.sandbox import process
+    import grader.course.batch as batch
 
-    def no_fork_server(cls):
-        raise OSError("no fork server here")
-
-    monkeypatch.setattr(process.ForkServer, "shared", classmethod(no_fork_server))
-    process.staged_worker.cache_clear()  # the pool's processes make their own
+    monkeypatch.setattr(batch, "grade_one", _without_fork_server)
     before = set(Path(tempfile.gettempdir()).glob("grade-worker-*"))
     for name in ("first", "second", "third"):
         (arena / "class" / name).mkdir()
@@ -460,6 +504,21 @@ def test_a_batch_without_its_fork_server_leaves_no_copy_of_the_worker_behind(mon
     scores = {s["submission"]: s["score"] for s in json.loads((arena / "out3" / "summary.json").read_text())["submissions"]}
     assert counts["failed"] == 0 and set(scores.values()) == {100.0}, scores
     assert set(Path(tempfile.gettempdir()).glob("grade-worker-*")) == before
+
+
+def _no_fork_server(cls):
+    raise OSError("no fork server here")
+
+
+def _without_fork_server(entry, *args, **kwargs):
+    """grade_one in a pool process that has no fork server (pickled by name: the pool's process runs
+    it whether it was forked or started afresh); it then makes its own copy of the worker's files."""
+    from grader.sandbox import process
+
+    if process.ForkServer.shared.__func__ is not _no_fork_server:  # once per pool process
+        process.ForkServer.shared = classmethod(_no_fork_server)
+        process.staged_worker.cache_clear()  # a forked one makes its own
+    return _REAL_GRADE_ONE(entry, *args, **kwargs)
 
 
 def _killer(entry, *args, **kwargs):

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from grader.paths import reference_dir
-from grader.sandbox import OUTPUT_LIMIT, ForkServer, Limits, Sandbox, WorkerDied, WorkerTimeout, bwrap_available
+from grader.sandbox import OUTPUT_LIMIT, ForkServer, Limits, Sandbox, WorkerDied, WorkerStartFailed, WorkerTimeout, bwrap_available
 
 from grader.sandbox.process import fresh_worker_isolated
 
-# A fresh interpreter ("process") is refused as root where a job's uid may not run it (pyenv under
-# /root): the fork server serves there, and the refusal has its own test in test_hostile.py.
-KINDS = (["process"] if fresh_worker_isolated() else []) + ["process+fork-server"] + (["bwrap"] if bwrap_available() else [])
+# A fresh interpreter per worker ("process") only where it can run as the job's uid: as root with an
+# interpreter other users may not run (pyenv under /root), it is refused by design (test_hostile.py).
+KINDS = [pytest.param("process", marks=pytest.mark.skipif(not fresh_worker_isolated(), reason="a job's uid may not run this interpreter")),
+         "process+fork-server"] + (["bwrap"] if bwrap_available() else [])
 
 PROBE = '''
 import os, sys, time
@@ -174,3 +175,48 @@ def test_a_probe_begun_in_the_background_is_the_one_waited_for(monkeypatch):
     finally:
         monkeypatch.undo()
         bubblewrap._probe.cache_clear()
+
+
+#: A worker that dies before it is ready, as one whose interpreter cannot find its libpython does.
+NO_START = "import os, sys; sys.stderr.write('error while loading shared libraries: libpython'); sys.stderr.flush(); os._exit(127)"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_worker_that_dies_before_it_is_ready_is_the_graders_fault(kind, tmp_path, monkeypatch):
+    """Nothing of the submission has run before the worker says it is ready: a death (or no worker
+    at all) until then is the grader's failure, never "sys.exit or os._exit in your code?"."""
+    from grader.sandbox import process
+
+    root = tmp_path / "sub"
+    root.mkdir()
+    (root / "probe.py").write_text(PROBE)
+    monkeypatch.setattr(process, "_BOOT", NO_START)
+    kind, _, server = kind.partition("+")
+    fork_server = ForkServer() if server else False  # started with the broken boot: it dies at once
+    box = Sandbox(root, kind=kind, limits=Limits(call_timeout=2.0), load_request={
+        "path": [str(root)], "path_last": [], "modules": ["probe"], "classes": {"P": ["probe", "Probe"]}},
+        fork_server=fork_server)
+    try:
+        with pytest.raises(WorkerStartFailed) as failed:
+            box.start()
+    finally:
+        box.close()
+        if fork_server:
+            fork_server.stop()
+    said = str(failed.value)
+    assert said.startswith(f"the sandbox ({kind}) could not start its worker") and "your code" not in said
+    if not server:
+        assert "before any of the submission's code ran: exited with status 127" in said and "libpython" in said
+
+
+def test_a_worker_not_ready_in_time_is_the_graders_fault(tmp_path):
+    root = tmp_path / "sub"
+    root.mkdir()
+    (root / "probe.py").write_text(PROBE)
+    box = Sandbox(root, kind="process", limits=Limits(load_timeout=1e-6), load_request={
+        "path": [str(root)], "path_last": [], "modules": ["probe"], "classes": {"P": ["probe", "Probe"]}})
+    try:
+        with pytest.raises(WorkerStartFailed, match="before any of the submission's code ran: it was not ready in time"):
+            box.start()
+    finally:
+        box.close()

@@ -442,15 +442,14 @@ def private_paths(spec: Spec, out_dir: Path) -> tuple[str, ...]:
 
 
 def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished, hidden=()):
-    import multiprocessing  # here, not at the top: a self-check, which imports this module, never needs a pool
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     jobs = jobs or os.cpu_count() or 1
     if not todo:
         return
-    _warm(spec)  # ground truth once, before forking: every pool process inherits it
-    context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    _warm(spec)  # ground truth once, before the pool starts: forked, its processes inherit it; spawned, they read its cache
+    context = pool_context()
     # A pool whose process dies (killed by student code, or out of memory) breaks for every job in
     # it: those are graded again, each alone in a pool of its own, so one that kills its pool again
     # only costs itself; it is not tried a third time.
@@ -482,6 +481,31 @@ def _run_local(todo, spec, seed, sandbox, limits, command, keys, jobs, finished,
                     future.cancel()
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
+
+
+def pool_context():
+    """How the pool's processes start: forked where this process runs no other thread (the `grade`
+    command: one BLAS thread), which is quick and hands them the ground truth already derived; a
+    fresh interpreter each (spawn) otherwise. Forking a threaded process may deadlock the child (a
+    lock another thread held at the fork stays held in it; Python 3.12 warns), so a library caller
+    with threads of its own (a BLAS thread pool, an event loop) gets spawned processes."""
+    import multiprocessing  # here, not at the top: a self-check, which imports this module, never needs a pool
+
+    if "fork" in multiprocessing.get_all_start_methods() and _threads() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _threads() -> int:
+    """This process's threads, the system's and the libraries' included (0 where it cannot be read)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _run_dask(todo, spec, seed, sandbox, limits, command, keys, address, finished):

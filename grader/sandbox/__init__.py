@@ -21,6 +21,7 @@ from grader.sandbox.parent import (
     Sandbox,
     SandboxChoice,
     WorkerDied,
+    WorkerStartFailed,
     WorkerTimeout,
     bwrap_available,
     decode_outcome,
@@ -29,4 +30,4 @@ from grader.sandbox.parent import (
 )
 
 __all__ = ["OUTPUT_LIMIT", "SANDBOXES", "ForkServer", "Limits", "ObjectHandle", "Outcome", "PostFailed", "Sandbox",
-           "SandboxChoice", "WorkerDied", "WorkerTimeout", "bwrap_available", "decode_outcome", "encode_arg", "resolve_sandbox"]
+           "SandboxChoice", "WorkerDied", "WorkerStartFailed", "WorkerTimeout", "bwrap_available", "decode_outcome", "encode_arg", "resolve_sandbox"]

@@ -2,9 +2,9 @@
 
 Inside, student code sees only what it needs: the system's programs and libraries (`/usr` and
 the `/lib*` links, read-only) with every package folder and the grader's own files covered by
-empty filesystems; the interpreter and its standard library; the packages the spec allows,
-mounted one by one at /opt/site; the two files of the untrusted side at /opt/worker; and its own
-copy of the submission, read-only, at /sandbox/<name>. /tmp (also HOME) is a size-capped tmpfs.
+empty filesystems; the interpreter, its shared libpython and its standard library; the packages
+the spec allows, mounted one by one at /opt/site; the two files of the untrusted side at
+/opt/worker; and its own copy of the submission, read-only, at /sandbox/<name>. /tmp (also HOME) is a size-capped tmpfs.
 No network, no other process, a new session, no capabilities.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.sandbox.process import WORKER_FILES, WORKER_SCRIPT, worker_arguments, worker_bytecode
+from grader.sandbox.process import WORKER_FILES, WORKER_SCRIPT, shared_libpython, worker_arguments, worker_bytecode
 from grader.sandbox.visibility import grader_paths, hidden_paths, inside
 
 SANDBOX_BASE = "/sandbox"
@@ -98,6 +98,13 @@ def command(*, read_fd: int, write_fd: int, copy: Path, mounts, tmp_bytes: int =
     if not inside(python, roots):  # a virtual environment's python links to the base interpreter: run that
         cmd += ["--ro-bind", str(Path(python).parent), str(Path(python).parent)]
         roots.append(str(Path(python).parent))
+    # A shared libpython (pyenv's, most distributions' builds) is found as in the grader: the same
+    # file, at the same path (bound where it lies outside the rest), and no loader cache inside.
+    library = shared_libpython()
+    if library:
+        if not inside(library, roots):
+            cmd += ["--ro-bind", library, library]
+        cmd += ["--setenv", "LD_LIBRARY_PATH", str(Path(library).parent)]
     # Every package folder and the grader's own files, where they lie inside what is bound, are
     # covered: a system-wide `pip install` puts the grader in /usr/local/lib/python3.X/dist-packages.
     for path in hidden_paths():

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader.exceptions import GraderError
 from grader.sandbox import bubblewrap, process
 from grader.sandbox.protocol import BadReply, HEADER, array_to_wire, frame, parse_reply, wire_to_bytes
 
@@ -45,6 +46,12 @@ class Limits:
 
 class WorkerDied(Exception):
     """Raised when the worker process exits or breaks the protocol (os._exit, a crash, a kill, a bad reply)."""
+
+
+class WorkerStartFailed(GraderError):
+    """Raised when a worker cannot be started, or dies or hangs before it says it is ready: before
+    any of the submission's code has run, so it is the grader's (or its machine's) fault, never the
+    student's: a single run stops with exit status 1, a batch records a grader failure."""
 
 
 class WorkerTimeout(Exception):
@@ -245,6 +252,7 @@ class Sandbox:
         self._next_obj = 0
         self._pending: list[str] = []
         self._launched = False  # a worker launch() began and start() has not yet taken
+        self._ready = False  # the worker said it is ready: what kills it from then on may be the student's code
         self.load_result: dict | None = None
         self.placeholders: list[dict] = []  # packages the student imported that grading does not provide
         self.constructed: dict[str, str] = {}  # class -> the constructor call that worked, when not the spec's
@@ -304,19 +312,26 @@ class Sandbox:
         except WorkerDied:
             pass  # it could not start: the answer below says why
         _warm_up(while_waiting)
+        # The worker says it is ready before it reads the load request, so before it imports any
+        # of the submission's files: what stops it until then is the grader's, not the student's.
         try:
             ready = self._receive(timeout=self.limits.load_timeout)
-        except WorkerDied as exc:
+        except (WorkerDied, WorkerTimeout) as exc:
             self.close()
             said = self.output_log.pop() if self.output_log else ""
-            raise WorkerDied(f"the sandbox ({self.kind}) could not start Python: {exc}; it said: {said[-500:]}") from None
+            why = "it was not ready in time" if isinstance(exc, WorkerTimeout) else exc
+            raise WorkerStartFailed(f"the sandbox ({self.kind}) could not start its worker, before any of the submission's code "
+                                    f"ran: {why}" + (f"; it said: {said[-500:]}" if said else "")) from None
         if ready.get("kind") != "ready":
-            raise WorkerDied("the worker did not start")
+            self.close()
+            raise WorkerStartFailed(f"the sandbox ({self.kind}) could not start its worker: it did not say it was ready")
+        self._ready = True
         self.load_result = self._absorb(self._receive(self._limit(self.limits.load_timeout)))
         return self.load_result
 
     def _spawn(self) -> None:
         """Create the worker process (not yet answering), with its pipes and output drains."""
+        self._ready = False
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
@@ -331,6 +346,7 @@ class Sandbox:
                     os.close(err_w)
                 self.proc = process.Forked(self.fork_server, pid, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
             else:
+                env = self._env()
                 if self.kind == "process":
                     # As another user, the grader's folders are covered before the interpreter starts: the
                     # worker's files are then read from a copy outside them.
@@ -338,14 +354,17 @@ class Sandbox:
                     command = [sys.executable, *process.worker_arguments(folder, str(to_child_r), str(from_child_w),
                                                                          *process.numpy_site())]
                     preexec = process.preexec(self.limits, self.identity, self.hidden)
+                    env = {**env, **process.library_env(folder if self.identity.uid is not None else None)}
                 else:
                     command = bubblewrap.command(read_fd=to_child_r, write_fd=from_child_w, copy=self.workdir,
                                                  mounts=self.mounts, tmp_bytes=self.limits.tmp_bytes)
                     preexec = _limits_only(self.limits)
                 self.proc = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    pass_fds=(to_child_r, from_child_w), cwd=str(self.workdir), env=self._env(),
+                    pass_fds=(to_child_r, from_child_w), cwd=str(self.workdir), env=env,
                     start_new_session=True, preexec_fn=preexec)
+        except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:  # no worker at all: the grader's fault
+            raise WorkerStartFailed(f"the sandbox ({self.kind}) could not start its worker: {type(exc).__name__}: {exc}") from None
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -370,6 +389,10 @@ class Sandbox:
             return
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:  # stopped before it was ready, it may not be in a session of its own yet
+            os.kill(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         try:
@@ -494,7 +517,7 @@ class Sandbox:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
             hint = {"SIGKILL": " (killed: memory or CPU limit?)", "SIGXCPU": " (CPU time limit)", "SIGSEGV": " (crash)"}.get(name, "")
             return f"killed by {name}{hint}"
-        return f"exited with status {code} (sys.exit or os._exit in your code?)"
+        return f"exited with status {code}" + (" (sys.exit or os._exit in your code?)" if self._ready else "")
 
     # ------------------------------------------------------------------ student objects
 

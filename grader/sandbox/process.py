@@ -65,9 +65,62 @@ def staged_worker() -> str:
         (folder / "__pycache__").mkdir()
         for _, path in cached:
             shutil.copy2(path, folder / "__pycache__" / Path(path).name)
+    library = unreachable_libpython()
+    if library:
+        # The job's user cannot reach the interpreter's libpython (a pyenv under /root, say): an
+        # empty file stands in its place, which the job's mount namespace binds it onto (`preexec`).
+        (folder / "lib").mkdir()
+        (folder / "lib" / Path(library).name).touch()
     for path in [folder, *folder.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return str(folder)
+
+
+@functools.lru_cache(maxsize=1)
+def shared_libpython() -> str | None:
+    """The shared libpython this interpreter runs on, None where it is linked statically.
+
+    A worker's interpreter is this one, so it needs that file too, wherever its sandbox lets it
+    look (Python built with --enable-shared: pyenv's, most distributions' own builds). Read from
+    this process's memory map, which holds the loader's own answer whatever found the file
+    (RUNPATH, the loader's cache, LD_LIBRARY_PATH); from sysconfig where /proc cannot be read.
+    """
+    import sysconfig
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(None, 5)
+                path = fields[5].strip() if len(fields) == 6 else ""
+                path = path[:-len(" (deleted)")] if path.endswith(" (deleted)") else path  # replaced since: the new file
+                if path.startswith("/") and Path(path).name.startswith("libpython") and ".so" in Path(path).name:
+                    return path
+        return None
+    except OSError:
+        pass
+    name, folder = sysconfig.get_config_var("INSTSONAME"), sysconfig.get_config_var("LIBDIR")
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED") or not name or not folder:
+        return None
+    path = os.path.join(folder, name)
+    return path if os.path.exists(path) else None
+
+
+def unreachable_libpython() -> str | None:
+    """The interpreter's shared libpython when a job's user cannot read it where it lies."""
+    library = shared_libpython()
+    return library if library and not others_can_read(library) else None
+
+
+def library_env(staged: str | None = None) -> dict[str, str]:
+    """What a worker's (scrubbed) environment needs to find libpython where this process found it,
+    whatever found it here; under a job's uid that cannot reach it, the folder of the `staged`
+    worker where the real file is bound. Nothing for a statically linked interpreter."""
+    library = shared_libpython()
+    if not library:
+        return {}
+    if staged is not None and unreachable_libpython():
+        return {"LD_LIBRARY_PATH": str(Path(staged) / "lib")}
+    return {"LD_LIBRARY_PATH": str(Path(library).parent)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -235,6 +288,15 @@ def fresh_worker_isolated() -> bool:
     return not as_root() or others_can_run(sys.executable)
 
 
+def others_can_read(file: str) -> bool:
+    """True when any user can reach `file` and read it (a shared library is read, then mapped)."""
+    path = Path(file).resolve()
+    try:
+        return all(os.stat(folder).st_mode & stat.S_IXOTH for folder in path.parents) and bool(os.stat(path).st_mode & stat.S_IROTH)
+    except OSError:
+        return False
+
+
 def preexec(limits, identity: JobIdentity, hidden: list[str]):
     """What runs in a fresh interpreter's child before exec (no fork server): limits, mounts, uid.
 
@@ -247,6 +309,10 @@ def preexec(limits, identity: JobIdentity, hidden: list[str]):
         raise OSError(f"the process sandbox cannot run {sys.executable} as a job's own uid (a folder above it is "
                       "closed to other users) and does not run student code as root: use --sandbox bwrap, or an "
                       "interpreter other users may run")
+    library = unreachable_libpython() if uid is not None else None
+    # libpython where the job's user cannot reach it: bound onto the staged worker's stand-in
+    # (LD_LIBRARY_PATH names that folder: `library_env`), in the job's own mount namespace.
+    bind = (library, str(Path(staged_worker(), "lib", Path(library).name))) if library else None
 
     def apply():
         import resource
@@ -257,7 +323,13 @@ def preexec(limits, identity: JobIdentity, hidden: list[str]):
             except (ValueError, OSError, AttributeError):
                 pass
         if uid is not None:
-            hide(hidden)
+            private = hide(hidden)
+            if bind is not None and not (private and bind_file(*bind)):
+                # Said on the worker's stderr (an exception here would reach the grader without its
+                # message); the worker then dies before it is ready: the grader's failure, not the student's.
+                os.write(2, f"the job's user cannot read {bind[0]}, and it could not be bound where it can "
+                            "(no mount namespace here)\n".encode())
+                os._exit(126)
             os.setgroups([])
             os.setgid(identity.gid)
             os.setuid(uid)
@@ -283,6 +355,20 @@ def hide(paths: list[str]) -> bool:
         return False
 
 
+def bind_file(source: str, target: str) -> bool:
+    """Bind `source` read-only onto the existing file `target`, in this process's mount namespace."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mount(source.encode(), target.encode(), None, 0x1000, None) != 0:  # MS_BIND
+            return False
+        libc.mount(b"none", target.encode(), None, 0x1000 | 0x20 | 0x1, None)  # MS_BIND | MS_REMOUNT | MS_RDONLY
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 class ForkServer:
     """A numpy-warm process that forks one worker per submission (plain process sandbox only).
 
@@ -301,7 +387,7 @@ class ForkServer:
         self.proc = subprocess.Popen(
             [sys.executable, *worker_arguments(str(WORKER_SCRIPT.parent), "--fork-server", str(theirs.fileno()), *numpy_site())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),), env=scrubbed_env("/"), cwd="/", start_new_session=True)
+            pass_fds=(theirs.fileno(),), env={**scrubbed_env("/"), **library_env()}, cwd="/", start_new_session=True)
         theirs.close()
         self.lock = threading.Lock()
         self.pid_owner = os.getpid()  # a forked copy of this object must start its own server
@@ -322,8 +408,15 @@ class ForkServer:
         message = {"op": "spawn", "cwd": cwd, "env": env, "limits": limits, "uid": identity.uid, "gid": identity.gid,
                    "hide": hidden if identity.uid is not None else []}
         with self.lock:
-            socket.send_fds(self.control, [json.dumps(message).encode()], fds)
-            return int(json.loads(self.control.recv(4096))["pid"])
+            try:
+                socket.send_fds(self.control, [json.dumps(message).encode()], fds)
+                return int(json.loads(self.control.recv(4096))["pid"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # no answer: say why, if the server has gone
+                try:
+                    code = self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    raise OSError(f"the fork server did not answer ({type(exc).__name__})") from None
+                raise OSError(f"the fork server exited with status {code}") from None
 
     def wait(self, pid: int) -> int | None:
         with self.lock:
