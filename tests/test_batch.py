@@ -492,14 +492,24 @@ def test_a_scheduler_without_the_grader_an_old_worker_and_a_blind_worker_are_eac
     assert not (tmp_path / "out" / "grades.csv").exists() and not list((tmp_path / "out").glob("*.json"))
 
 
+def _broken(entry, *args):
+    raise RuntimeError(f"Error during deserialization of the task graph (at {entry.path})")
+
+
+_BUGS = {"bug0": "an index out of range", "bug1": "a key missing", "bug2": "a shape mismatch", "bug3": "a type error",
+         "bug4": "a division by zero"}
+
+
+def _differing_bugs(entry, *args):
+    if entry.id in _BUGS:
+        raise RuntimeError(f"simulated bug: {_BUGS[entry.id]}")
+    return _REAL_GRADE_ONE(entry, *args)
+
+
 def test_the_same_grader_failure_on_the_first_submissions_stops_the_batch(tmp_path, spec, monkeypatch):
     import grader.course.batch as batch
 
-    def broken(entry, *args):
-        raise RuntimeError(f"Error during deserialization of the task graph (at {entry.path})")
-
-    broken.__module__, broken.__qualname__ = batch.grade_one.__module__, batch.grade_one.__qualname__
-    monkeypatch.setattr(batch, "grade_one", broken)
+    monkeypatch.setattr(batch, "grade_one", _broken)  # module-level: reaches forked and spawned pools alike
     entries = [Entry(f"s{n}", SUBMISSIONS / name) for n, name in enumerate(["fc_gradient_w", "tanh_missing"] * 4)]
     (tmp_path / "grades.csv").write_text("an earlier gradebook\n")
     with pytest.raises(GradingStopped) as stopped:
@@ -518,18 +528,7 @@ def test_a_class_of_zeros_and_differing_failures_are_graded_to_the_end(tmp_path,
     """A student's 0 is not a grader failure, and failures that differ are not one fault."""
     import grader.course.batch as batch
 
-    real = batch.grade_one
-
-    bugs = {"bug0": "an index out of range", "bug1": "a key missing", "bug2": "a shape mismatch", "bug3": "a type error",
-            "bug4": "a division by zero"}
-
-    def flaky(entry, *args):
-        if entry.id in bugs:
-            raise RuntimeError(f"simulated bug: {bugs[entry.id]}")
-        return real(entry, *args)
-
-    flaky.__module__, flaky.__qualname__ = real.__module__, real.__qualname__
-    monkeypatch.setattr(batch, "grade_one", flaky)
+    monkeypatch.setattr(batch, "grade_one", _differing_bugs)  # module-level: reaches forked and spawned pools alike
     for n in range(6):
         (tmp_path / "class" / f"zero{n}").mkdir(parents=True)
     (tmp_path / "class" / "zero0" / "layers.py").write_text("class SquaredError:\n    def eval(self, Y, Yhat)\n")

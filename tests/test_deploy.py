@@ -248,9 +248,26 @@ def externally_managed_python(folder: Path) -> Path:
     (folder / "bin" / "python3").symlink_to(version)
     for library in (base / "lib").glob("libpython*"):
         (folder / "lib" / library.name).symlink_to(library)
+    # The standard library copied as a distribution's is (a file tree of its own: under bubblewrap only
+    # the interpreter's own prefix is mounted, so links into another would not resolve there); its
+    # packages (site-packages) and the test suite linked, not copied.
+    # Its site-packages reaches the packages the test's own interpreter has (a .pth file): the suite may
+    # run in a virtual environment (CI's Python 3.10 and 3.13 do) whose base has no click or numpy.
+    import site
+
+    (folder / "lib" / version / "site-packages").mkdir()
+    (folder / "lib" / version / "site-packages" / "test-deps.pth").write_text(
+        "\n".join(dict.fromkeys([*site.getsitepackages(), str(stdlib / "site-packages")])) + "\n")
     for entry in stdlib.iterdir():
-        if entry.name != "EXTERNALLY-MANAGED":
+        if entry.name == "site-packages":
+            continue
+        if entry.name in ("test", "idlelib", "tkinter", "ensurepip"):
             (folder / "lib" / version / entry.name).symlink_to(entry)
+        elif entry.is_dir():
+            shutil.copytree(entry, folder / "lib" / version / entry.name, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "EXTERNALLY-MANAGED"))
+        elif entry.name != "EXTERNALLY-MANAGED":
+            shutil.copy2(entry, folder / "lib" / version / entry.name)
     (folder / "lib" / version / "EXTERNALLY-MANAGED").write_text(
         "[externally-managed]\nError=This python3 is managed by the distribution (a test's copy).\n")
     python = folder / "bin" / "python3"
@@ -312,7 +329,7 @@ def test_autograder_zip_runs_like_on_gradescope(tmp_path, monkeypatch):
     spec = load_spec(hidden_spec(tmp_path))
     expected = grade_submission(root / "submission", spec=spec, sandbox="auto", seed=choose(spec, official=True))
     assert expected.seed_kind == "secret" and expected.seed is None
-    assert results["score"] == pytest.approx(expected.score) and expected.score < 100
+    assert results["score"] == pytest.approx(expected.score) and expected.score < 100, results["output"] + run.stdout[-3000:] + run.stderr[-3000:]
     for test in results["tests"]:
         assert set(test) == {"name", "number", "score", "max_score", "status", "output", "output_format", "visibility"}
         assert isinstance(test["name"], str) and test["status"] in ("passed", "failed")

@@ -70,7 +70,11 @@ def test_a_named_mistake_has_a_stable_code_beside_its_text_and_keeps_it_through_
     checks = {c.name: c for c in result.item("SoftmaxLayer.gradient").checks}
     assert checks["jacobian"].diagnosis == "only the diagonal of the softmax Jacobian, g(1 − g)"  # the text, unchanged
     assert checks["jacobian"].diagnosis.code == "softmax.diagonal_only"
-    backward = next(c for c in result.item("SoftmaxLayer.backward").checks if c.name == "chain_rule")
+    # its backward chains its own (diagonal) gradient: credited, no diagnosis (one mistake, one item);
+    # a backward that uses only the diagonal beside a right gradient() is named in backward's item
+    assert next(c for c in result.item("SoftmaxLayer.backward").checks if c.name == "chain_rule").passed
+    own = grade_submission(fixture.parent / "softmax_backward_diagonal_only", sandbox="process")
+    backward = next(c for c in own.item("SoftmaxLayer.backward").checks if c.name == "chain_rule")
     assert backward.diagnosis.code == "softmax.diagonal_only_backward"
     as_json = result.to_dict()
     row = next(c for i in as_json["items"] if i["name"] == "SoftmaxLayer.gradient" for c in i["checks"] if c["name"] == "jacobian")

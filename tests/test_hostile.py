@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from grader.course.batch import Entry, grade_batch
+from grader.exceptions import GradingStopped
 from grader.course.batch import grade_one as _REAL_GRADE_ONE
 from grader.grade import grade_submission
 from grader.sandbox import OUTPUT_LIMIT, Limits, bwrap_available
@@ -432,8 +433,10 @@ def test_a_worker_that_cannot_start_is_the_graders_failure_not_the_students_zero
     (arena / "class" / "other").mkdir()
     shutil.copy(BASE, arena / "class" / "other" / "submission.py")
     entries = [Entry(p.name, p) for p in sorted((arena / "class").iterdir())]
-    counts = grade_batch(entries, spec=spec, out_dir=tmp_path / "batch", jobs=2, sandbox=sandbox, limits=LIMITS)
-    assert counts == {"graded": 2, "skipped": 0, "failed": 2, "total": 2}
+    # the same fault on every submission stops the batch (no gradebook of zeros); each result kept says why
+    with pytest.raises(GradingStopped, match="failed in the grader the same way \\(WorkerStartFailed"):
+        grade_batch(entries, spec=spec, out_dir=tmp_path / "batch", jobs=2, sandbox=sandbox, limits=LIMITS)
+    assert not (tmp_path / "batch" / "grades.csv").exists()
     for name in ("other", "victim"):
         result = json.loads((tmp_path / "batch" / f"{name}.json").read_text())
         assert [e.split(":", 2)[:2] for e in result["errors"]] == [["the grader failed on this submission", " WorkerStartFailed"]]
