@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader import __version__
-from grader.kinds import CHECK_TABLE, checks_for
+from grader.kinds import CHECK_TABLE, checks_for, implementation
 from grader.sandbox.environment import resolve as resolve_environment
 from grader.exceptions import SubmissionError
 from grader.checking.results import CheckResult, ItemResult, SubmissionResult
@@ -213,6 +213,9 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
             out.checks.append(_run_check(check, ctx, name, weight, result))
         out.checks[-1].hidden = hidden
         out.checks[-1].auxiliary = definition.auxiliary
+    recorded = getattr(implementation(cls.kind), "graded_as", None)  # what a kind adds (the update step: the signature called)
+    if recorded is not None and out.graded_as:
+        out.graded_as.update(recorded(item, student))
     if all(c.outcome == "timeout" for c in out.checks if not c.passed) and any(not c.passed for c in out.checks):
         out.reason = "your code did not answer in time in some checks (an endless loop?)"
     return out

@@ -31,7 +31,8 @@ def rules_for(cls: ClassSpec) -> dict[str, Rule]:
     arrives as new objects, and deriving the rules again costs more than grading.
     """
     written = tuple(sorted(cls.rule_formulas.items()))
-    return _cached_rules(cls.kind, cls.formula, tuple(sorted(cls.rules.items())), cls.reduction, written)
+    reduction = cls.update_reduction if cls.kind == "fully_connected" else cls.reduction  # what each kind's rules reduce
+    return _cached_rules(cls.kind, cls.formula, tuple(sorted(cls.rules.items())), reduction, written)
 
 
 @functools.lru_cache(maxsize=None)
