@@ -465,16 +465,21 @@ def update_next_forward(ctx: ItemContext, name: str, weight: float) -> CheckResu
     X = points.layer_input(ctx.rng, cls, N, D)
     u = updated(ctx, X, points.upstream(ctx.rng, N, K), ETA)
     X2 = points.layer_input(ctx.rng, cls, 4, D)
-    got = student.value(u.layer, cls, "forward", X2)
+    outcome = student.call(u.layer, cls, "forward", X2)
+    if outcome.kind != "array" or outcome.value.shape != (4, K):  # forward's own fault, judged in its item
+        return CheckResult(name, True, weight, note="forward() gave no usable answer, so whether it uses the updated W and b "
+                                                    f"was not judged here (see {cls.name}.forward)")
+    got = outcome.value
     expected = ctx.truth.layer_forward(cls, X2, W=u.W_after, b=u.b_after)
-    source = "the true h = XW + b with W and b read back after the update"
-    if student.has(cls, "setWeights") and student.has(cls, "setBiases"):
-        probe, _, _ = student.fully_connected(cls, u.W_after, u.b_after)
-        own = own_values(ctx, probe, "forward", [(X2,)], None, (4, K))
-        if own is not None:
-            expected, source = own[0], "your forward() on a fresh layer given the W and b read back after the update"
+    rtol, atol = ctx.precision.values(ctx.tol)
+    if not compare(got, expected, rtol=rtol, atol=atol).passed:
+        # Wrong: the update's fault only if forward() itself is right (else it is judged in its own item).
+        probe, Wp, bp = student.fully_connected(cls, u.W, u.b)
+        if own_values(ctx, probe, "forward", [(X2,)], ctx.truth.layer_forward(cls, X2, W=Wp, b=bp), (4, K)) is None:
+            return CheckResult(name, True, weight, note="your forward() is not right, so whether it uses the updated W and b "
+                                                        f"was not judged here (see {cls.name}.forward)")
     result = judge(ctx, name, weight, got, exact(expected), situation(ctx, "updateWeights", X=X2, W=u.W_after, b=u.b_after),
-                   what=f"forward(X) after updateWeights vs {source}")
+                   what="forward(X) after updateWeights vs the true h = XW + b with W and b read back after the update")
     if not result.passed:
         result.diagnosis = ("forward() after the update does not use the W and b the getters return: does updateWeights "
                             "change other attributes (or copies) than those forward() reads?")
