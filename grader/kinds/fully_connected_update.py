@@ -27,7 +27,7 @@ import numpy as np
 from grader.checking import points
 from grader.checking.checks import ItemContext, exact, finite_difference_band, judge, named, own_values, situation
 from grader.checking.compare import close, compare
-from grader.checking.results import CheckResult
+from grader.checking.results import CheckResult, Diagnosis
 from grader.checking.student import StudentFailure, array_of
 from grader.sandbox import Outcome
 from grader.truth.symbolic import Band
@@ -302,21 +302,21 @@ def update_mistakes(u: Update, reduction: str, rows: slice = slice(None)):
     other = n if reduction == "mean" else 1.0 / n
     stack = lambda w, b_: np.vstack([w, b_])[rows]  # noqa: E731
     if n > 1:
-        yield (f"summed instead of averaged: Xᵀδ, N (= {n}) times too large" if reduction == "mean"
-               else f"averaged instead of summed: Xᵀδ/N, N (= {n}) times too small"), stack(gW * other, gb * other)
-    yield "gradient ascent: W + η ∂J/∂W (the sign of the step)", stack(-gW, -gb)
-    yield "bias not updated", stack(gW, 0 * gb)
+        yield ("update.summed", f"summed instead of averaged: Xᵀδ, N (= {n}) times too large") if reduction == "mean" else (
+            "update.averaged", f"averaged instead of summed: Xᵀδ/N, N (= {n}) times too small"), stack(gW * other, gb * other)
+    yield ("update.ascent", "gradient ascent: W + η ∂J/∂W (the sign of the step)"), stack(-gW, -gb)
+    yield ("update.bias_not_updated", "bias not updated"), stack(gW, 0 * gb)
     if n > 1:
-        yield ("bias summed over the observations instead of averaged" if reduction == "mean"
-               else "bias averaged over the observations instead of summed"), stack(gW, gb * other)
+        yield ("update.bias_summed", "bias summed over the observations instead of averaged") if reduction == "mean" else (
+            "update.bias_averaged", "bias averaged over the observations instead of summed"), stack(gW, gb * other)
     H = X @ u.W + u.b
     if H.shape[1] == X.shape[1]:
         oW, ob = update_gradients(H, G, reduction)
-        yield "the layer's output used instead of its input: Hᵀδ instead of Xᵀδ", stack(oW, ob)
+        yield ("update.output_for_input", "the layer's output used instead of its input: Hᵀδ instead of Xᵀδ"), stack(oW, ob)
     if n > 1:
         first_W, first_b = update_gradients(X[:1], G[:1], reduction)
-        yield "only the first observation used", stack(first_W, first_b)
-        yield "only the first observation used", stack(first_W / n, first_b / n)
+        yield ("update.first_observation", "only the first observation used"), stack(first_W, first_b)
+        yield ("update.first_observation", "only the first observation used"), stack(first_W / n, first_b / n)
 
 
 def name_mistake(ctx: ItemContext, result: CheckResult, u: Update, got: np.ndarray, rows: slice = slice(None)) -> CheckResult:
@@ -324,23 +324,23 @@ def name_mistake(ctx: ItemContext, result: CheckResult, u: Update, got: np.ndarr
     if result.passed or not np.isfinite(got).all():
         return result
     if not np.abs(u.applied).max() > 0:
-        result.diagnosis = "W and b did not change (no update, or an update of a copy)"
+        result.diagnosis = Diagnosis("W and b did not change (no update, or an update of a copy)", "update.no_change")
         return result
     rtol, atol = _tolerances(ctx, u)
     mistakes = list(update_mistakes(u, ctx.cls.update_reduction, rows))
     if rows.start is not None and rows.start > 0:  # b alone: its own mistakes' names first
-        mistakes.sort(key=lambda m: not m[0].startswith("bias"))
-    for name, numbers in mistakes:
+        mistakes.sort(key=lambda m: not m[0][1].startswith("bias"))
+    for (code, name), numbers in mistakes:
         if numbers.shape == got.shape and close(got, numbers, rtol, atol):
-            result.diagnosis = name
+            result.diagnosis = Diagnosis(name, code)
             return result
     gW, gb = update_gradients(u.X, u.G, ctx.cls.update_reduction)
     truth = np.vstack([gW, gb])[rows]
     if not u.estimated and got.shape == truth.shape and np.abs(got).max() > 0:
         c = float(got.ravel() @ truth.ravel()) / float(truth.ravel() @ truth.ravel())
         if c > 0 and close(got, c * truth, rtol, atol):
-            result.diagnosis = (f"η ignored: the step is {c:.4g} × η·∂J/∂W (a rate of its own, η ≈ {c * u.eta:.4g}, "
-                                f"where η = {u.eta:g} was asked)")
+            result.diagnosis = Diagnosis(f"η ignored: the step is {c:.4g} × η·∂J/∂W (a rate of its own, η ≈ {c * u.eta:.4g}, "
+                                         f"where η = {u.eta:g} was asked)", "update.eta_ignored")
     return result
 
 
@@ -402,7 +402,7 @@ def update_learning_rate(ctx: ItemContext, name: str, weight: float) -> CheckRes
         if not result.passed:
             break
     if not result.passed and plan.rate_given and np.allclose(first.W_after, second.W_after) and not np.allclose(first.W_after, W):
-        result.diagnosis = f"η ignored: the same step for η = {ETAS[0]:g} and η = {ETAS[1]:g}"
+        result.diagnosis = Diagnosis(f"η ignored: the same step for η = {ETAS[0]:g} and η = {ETAS[1]:g}", "update.eta_ignored")
     return result
 
 
@@ -481,8 +481,8 @@ def update_next_forward(ctx: ItemContext, name: str, weight: float) -> CheckResu
     result = judge(ctx, name, weight, got, exact(expected), situation(ctx, "updateWeights", X=X2, W=u.W_after, b=u.b_after),
                    what="forward(X) after updateWeights vs the true h = XW + b with W and b read back after the update")
     if not result.passed:
-        result.diagnosis = ("forward() after the update does not use the W and b the getters return: does updateWeights "
-                            "change other attributes (or copies) than those forward() reads?")
+        result.diagnosis = Diagnosis("forward() after the update does not use the W and b the getters return: does updateWeights "
+                                     "change other attributes (or copies) than those forward() reads?", "update.forward_uses_old_weights")
     return result
 
 
@@ -514,6 +514,7 @@ def updated_inside_backward(X, W, G, got, reduction: str, rtol: float, atol: flo
         return None
     eta = float((got - base).ravel() @ direction.ravel()) / scale
     if eta > 0 and not close(got, base, rtol, atol) and close(got, base + eta * direction, rtol, atol):
-        return (f"W updated inside backward() before its result was computed (with a rate of η ≈ {eta:.3g}): "
-                "backward must return δ·Wᵀ with the W the forward pass used; update the weights after it, in updateWeights")
+        return Diagnosis(f"W updated inside backward() before its result was computed (with a rate of η ≈ {eta:.3g}): "
+                         "backward must return δ·Wᵀ with the W the forward pass used; update the weights after it, in updateWeights",
+                         "fully_connected.updated_inside_backward")
     return None

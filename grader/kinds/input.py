@@ -3,8 +3,11 @@ spec, 1 by default) of the data its constructor was given; a zero deviation coun
 """
 from __future__ import annotations
 
+import numpy as np
+
 from grader.checking import points
 from grader.checking.checks import ItemContext, cross_checked, exact, judge, named, situation, unchanged
+from grader.checking.diagnose import Situation
 from grader.checking.results import CheckResult
 from grader.checking.student import array_of
 from grader.truth.reference_truth import ReferenceTruth
@@ -37,6 +40,32 @@ def input_unchanged(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     outcome = ctx.student.call(layer, ctx.cls, "forward", data, return_args=True)
     array_of(outcome, f"{ctx.cls.name}.forward()")
     return unchanged(ctx, name, weight, outcome, [("X", original)])
+
+
+# ----------------------------------------------------------------------------- named mistakes
+
+
+def _input_forward(s: Situation):
+    data, X, cls = s.data, s.X, s.cls
+    other = 1 - cls.ddof
+    zscore = lambda A, by, ddof: (A - by.mean(axis=0)) / _safe_std(by.std(axis=0, ddof=ddof))  # noqa: E731
+    with np.errstate(all="ignore"):
+        yield "input.other_ddof", f"z-scored with ddof={other} instead of ddof={cls.ddof}", lambda: zscore(X, data, other)
+        yield "input.whole_matrix", "z-scored over the whole matrix (one mean and std for all columns)", lambda: (X - data.mean()) / data.std(ddof=cls.ddof)
+        yield "input.whole_matrix", "z-scored over the whole matrix (one mean and std for all columns)", lambda: (X - data.mean()) / data.std(ddof=other)
+        yield "input.new_data_statistics", "z-scored with the new data's own mean and std, not the constructor's", lambda: zscore(X, X, cls.ddof)
+        yield "input.new_data_statistics", "z-scored with the new data's own mean and std, not the constructor's", lambda: zscore(X, X, other)
+        yield "input.zero_std_kept", "a zero standard deviation not replaced by 1 (division by zero)", lambda: (X - data.mean(axis=0)) / data.std(axis=0, ddof=cls.ddof)
+        yield "input.zero_std_kept", "a zero standard deviation not replaced by 1 (division by zero)", lambda: (X - data.mean(axis=0)) / data.std(axis=0, ddof=other)
+        yield "input.only_centred", "only centred: not divided by the standard deviation", lambda: X - data.mean(axis=0)
+        yield "input.over_rows", "z-scored over rows instead of columns", lambda: (X - X.mean(axis=1, keepdims=True)) / _safe_std(X.std(axis=1, ddof=cls.ddof, keepdims=True))
+
+
+def _safe_std(std):
+    return np.where(std == 0, 1.0, std)
+
+
+MISTAKES = {"forward": _input_forward}
 
 
 CHECKS = {
