@@ -95,6 +95,8 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
                                                 spec=spec, secret=secret))
             for net in spec.networks:
                 result.items.append(_guarded_network(net, spec, student, seed, result))
+            if _trains(spec):
+                result.items.append(_guarded_training(spec, student, seed, result))
             note_used(spec)
         finally:
             box.close()
@@ -255,6 +257,22 @@ def _run_check(check, ctx: ItemContext, name: str, weight: float, result: Submis
     except Exception as exc:  # a fault of the grader: recorded loudly, the run goes on
         result.errors.append(f"internal error in check {ctx.item.name}/{name}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
         return CheckResult(name, False, weight, outcome="error", message=f"the grader failed on this check ({type(exc).__name__}); this is not your fault, please report it")
+
+
+def _trains(spec: Spec) -> bool:
+    from grader.checking.training import applies
+
+    return applies(spec)
+
+
+def _guarded_training(spec, student, seed, result) -> ItemResult:
+    from grader.checking.training import ITEM, run_training
+
+    try:
+        return run_training(spec, student, seed)
+    except Exception as exc:
+        result.errors.append(f"internal error in {ITEM}: {type(exc).__name__}: {exc}")
+        return ItemResult(name=ITEM, max_score=0.0, status_override="error", reason="the grader failed on this diagnostic")
 
 
 def _guarded_network(net, spec, student, seed, result) -> ItemResult:

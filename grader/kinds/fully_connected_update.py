@@ -170,7 +170,11 @@ _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def call_plan(ctx: ItemContext) -> CallPlan:
     """The call plan of the student's updateWeights (read once per submission)."""
-    student, cls = ctx.student, ctx.cls
+    return call_plan_for(ctx.student, ctx.cls)
+
+
+def call_plan_for(student, cls) -> CallPlan:
+    """The call plan of `cls`'s updateWeights in the student's code (read once per submission)."""
     plans = _PLANS.setdefault(student, {})
     if cls.name not in plans:
         where = student.discovery.found.get(cls.name)
@@ -272,11 +276,11 @@ def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=Non
     W_after, b_after = read_back(ctx, layer, d, k)
     estimated = not plan.rate_given
     if estimated:
-        eta = _estimated_rate(W_after - W, b_after - b, *update_gradients(X, G, cls.update_reduction))
+        eta = estimated_rate(W_after - W, b_after - b, *update_gradients(X, G, cls.update_reduction))
     return Update(X, G, W, b, W_after, b_after, eta, estimated, layer)
 
 
-def _estimated_rate(dW, db, gW, gb) -> float:
+def estimated_rate(dW, db, gW, gb) -> float:
     """η̂ of a step against the true gradient, by least squares over W and b together (its magnitude:
     a step uphill is judged, and named, as the right rate's ascent)."""
     step, truth = np.concatenate([dW.ravel(), db.ravel()]), np.concatenate([gW.ravel(), gb.ravel()])
@@ -323,25 +327,32 @@ def name_mistake(ctx: ItemContext, result: CheckResult, u: Update, got: np.ndarr
     """A failed update check with the known mistake its numbers show, when one does."""
     if result.passed or not np.isfinite(got).all():
         return result
-    if not np.abs(u.applied).max() > 0:
-        result.diagnosis = Diagnosis("W and b did not change (no update, or an update of a copy)", "update.no_change")
-        return result
     rtol, atol = _tolerances(ctx, u)
-    mistakes = list(update_mistakes(u, ctx.cls.update_reduction, rows))
+    result.diagnosis = mistake_of(u, ctx.cls.update_reduction, rtol, atol, rows) or result.diagnosis
+    return result
+
+
+def mistake_of(u: Update, reduction: str, rtol: float, atol: float, rows: slice = slice(None)) -> Diagnosis | None:
+    """The named mistake an update's step shows (on the rows of [W; b] given), or None."""
+    got = u.applied[rows]
+    if not np.isfinite(got).all():
+        return None
+    if not np.abs(u.applied).max() > 0:
+        return Diagnosis("W and b did not change (no update, or an update of a copy)", "update.no_change")
+    mistakes = list(update_mistakes(u, reduction, rows))
     if rows.start is not None and rows.start > 0:  # b alone: its own mistakes' names first
         mistakes.sort(key=lambda m: not m[0][1].startswith("bias"))
     for (code, name), numbers in mistakes:
         if numbers.shape == got.shape and close(got, numbers, rtol, atol):
-            result.diagnosis = Diagnosis(name, code)
-            return result
-    gW, gb = update_gradients(u.X, u.G, ctx.cls.update_reduction)
+            return Diagnosis(name, code)
+    gW, gb = update_gradients(u.X, u.G, reduction)
     truth = np.vstack([gW, gb])[rows]
     if not u.estimated and got.shape == truth.shape and np.abs(got).max() > 0:
         c = float(got.ravel() @ truth.ravel()) / float(truth.ravel() @ truth.ravel())
-        if c > 0 and close(got, c * truth, rtol, atol):
-            result.diagnosis = Diagnosis(f"η ignored: the step is {c:.4g} × η·∂J/∂W (a rate of its own, η ≈ {c * u.eta:.4g}, "
-                                         f"where η = {u.eta:g} was asked)", "update.eta_ignored")
-    return result
+        if c > 0 and not np.isclose(c, 1.0, rtol=1e-3) and close(got, c * truth, rtol, atol):
+            return Diagnosis(f"η ignored: the step is {c:.4g} × η·∂J/∂W (a rate of its own, η ≈ {c * u.eta:.4g}, "
+                             f"where η = {u.eta:g} was asked)", "update.eta_ignored")
+    return None
 
 
 # ----------------------------------------------------------------------------- the checks
