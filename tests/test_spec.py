@@ -20,9 +20,9 @@ def test_default_spec_is_the_contract_assignment(spec):
     assert spec.find_class("RELULAYER").name == "ReLuLayer"
     assert spec.find_class("SigmoidLayer").name == "LogisticSigmoidLayer"
     assert spec.classes["FullyConnectedLayer"].method_names("getBiases") == ("getBiases", "getBias")
-    assert spec.classes["SoftmaxLayer"].gradient_forms == ("jacobian",)
-    assert spec.classes["ReLuLayer"].kinks == (0.0,)
-    assert spec.classes["CrossEntropy"].reduction == "mean_rows"
+    assert spec.classes["SoftmaxLayer"].options.gradient_forms == ("jacobian",)
+    assert spec.classes["ReLuLayer"].options.kinks == (0.0,)
+    assert spec.classes["CrossEntropy"].options.reduction == "mean_rows"
     assert [n.item_name for n in spec.networks] == ["Network.classifier", "Network.binary"]
 
 
@@ -116,7 +116,7 @@ def test_formula_declared_activations_get_the_derived_gradient(tmp_path):
     np.testing.assert_allclose(truth.elementwise_derivative(softplus, z), 1 / (1 + np.exp(-z)), rtol=1e-12)
     np.testing.assert_allclose(truth.elementwise_forward(softplus, z), np.logaddexp(0, z), rtol=1e-12, atol=1e-15)
     leaky = spec.classes["LeakyReLuLayer"]
-    assert leaky.kinks == (0.0,)
+    assert leaky.options.kinks == (0.0,)
     np.testing.assert_allclose(truth.elementwise_derivative(leaky, z), np.where(z < 0, 0.01, 1.0))
     assert sp.simplify(sp.diff(softplus.expr, Z) - sp.exp(Z) / (1 + sp.exp(Z))) == 0
     assert "e^{z}" in rules_for(softplus)["gradient"].latex

@@ -118,7 +118,7 @@ def _sum_spec(tmp_path) -> Path:
 
 def test_the_spec_names_the_reduction_a_sum_course_grades_the_mean_as_its_mistake(tmp_path):
     spec = load_spec(_sum_spec(tmp_path))
-    assert spec.classes["FullyConnectedLayer"].update_reduction == "sum"
+    assert spec.classes["FullyConnectedLayer"].options.update_reduction == "sum"
     item = grade_submission(reference_dir(), spec=spec, sandbox="process", limits=FAST).item(UPDATE)
     assert item.status == "partial" and item.score == pytest.approx(1.25)  # one observation: a mean is a sum
     assert "averaged instead of summed: Xᵀδ/N, N (= 7) times too small" in item.diagnoses

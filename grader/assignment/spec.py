@@ -129,20 +129,13 @@ class ClassSpec:
     epsilon: float
     epsilon_range: tuple[float, float] = EPSILON_RANGE
     formula: str | None = None
-    reduction: str = "mean"
-    targets: str = "real"
-    estimates: str = "real"
-    domain: tuple[float, float] = (-3.0, 3.0)
-    kinks: tuple[float, ...] = ()
-    gradient_forms: tuple[str, ...] = ()
-    ddof: int = 1
+    #: What the spec says of this class that only its kind has (`grader.kinds`: LayerOptions,
+    #: InputOptions, ObjectiveOptions): gradient forms and test-point domain, ddof, reduction…
+    options: object = None
     mistakes: tuple[Mistake, ...] = ()
     pin: str = ""  # "ClassName" or "path/file.py:ClassName": the one class graded as this item
     #: {method: text}: the rule as the slides write it, equal to the derived one at ε = 0.
     rule_formulas: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-    squared_error: bool = False  # the loss of one entry is (y − ŷ)² (a diagnosis only such a loss has)
-    #: a fully connected layer's updateWeights: ∂J/∂W = Xᵀδ/N ("mean", the course's) or Xᵀδ ("sum")
-    update_reduction: str = "mean"
 
     @property
     def expr(self):
@@ -306,7 +299,8 @@ def load_spec(path: str | Path | None = None) -> Spec:
     derived = cache.read(key, ".spec.json", lambda text, _: _derived_from_json(text))
     spec = parse_spec(data, source=source, fingerprint=fingerprint, derived=derived)
     if derived is None:
-        cache.write(key, ".spec.json", json.dumps({name: {"kinks": list(c.kinks), "squared_error": c.squared_error}
+        cache.write(key, ".spec.json", json.dumps({name: {"kinks": list(getattr(c.options, "kinks", ())),
+                                                          "squared_error": getattr(c.options, "squared_error", False)}
                                                    for name, c in spec.classes.items()}))
     return spec
 
@@ -443,7 +437,14 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
     if not isinstance(pin, str) or (pin and not pin.rpartition(":")[2].isidentifier()):
         raise SpecError(source, 'must be "ClassName" or "path/file.py:ClassName"', item=name, key="pin")
     fields["pin"] = pin
+    options = KINDS[kind].options
+    given = {key: fields.pop(key) for key in _OPTION_KEYS if key in fields}
+    fields["options"] = options(**{key: value for key, value in given.items() if key in options.__dataclass_fields__})
     return ClassSpec(**fields)
+
+
+#: What `_class` reads that belongs in a kind's options object.
+_OPTION_KEYS = ("reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof", "update_reduction")
 
 
 def _elementwise(name, body, source, derived=None) -> dict:

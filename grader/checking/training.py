@@ -125,7 +125,7 @@ def _train(net, spec, student, seed) -> CheckResult:
                 outcome = student.call(handle, cls, "updateWeights", *args)
                 if outcome.kind not in ("array", "none", "other"):
                     raise StudentFailure(outcome, f"{cls.name}.updateWeights()")
-                gW, gb = update_gradients(stored, true_upstream, cls.update_reduction)
+                gW, gb = update_gradients(stored, true_upstream, cls.options.update_reduction)
                 if i not in rates:
                     rates[i] = ETA if plan.rate_given else _student_rate(student, cls, handle, W0, b0, gW, gb, read_back)
                 step.W, step.b = W0 - rates[i] * gW, b0 - rates[i] * gb
@@ -133,7 +133,7 @@ def _train(net, spec, student, seed) -> CheckResult:
                     W1, b1 = read_back_quietly(student, cls, handle, read_back, W0.shape)
                     if W1 is not None and not (_agrees(W1, step.W) and _agrees(b1, step.b)):
                         u = Update(stored, true_upstream, W0, b0, W1, b1, rates[i], not plan.rate_given, handle)
-                        last_update[i] = mistake_of(u, cls.update_reduction, RTOL, ATOL)
+                        last_update[i] = mistake_of(u, cls.options.update_reduction, RTOL, ATOL)
                         trace.first_bad = (f"epoch {epoch + 1}: W and b after {cls.name}.updateWeights (layer {i + 1} of "
                                            f"{len(layers)}) differ from the truth's")
                         trace.diagnosis = last_update[i]

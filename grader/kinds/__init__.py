@@ -25,6 +25,46 @@ from grader.assignment.check_table import AUXILIARY, LAYER_CHECKS, CheckDef
 LAYER_HELPERS = ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut")
 
 
+# ----------------------------------------------------------------------------- options: what a spec says of one class
+# Module-level and frozen: specs travel to pool and dask workers by pickle.
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """A layer class's options: the gradient() forms it accepts; for an element-wise one, where its
+    test points lie (`domain`) and the kinks they keep clear of."""
+
+    gradient_forms: tuple[str, ...] = ()
+    domain: tuple[float, float] = (-3.0, 3.0)
+    kinks: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class FullyConnectedOptions(LayerOptions):
+    """A fully connected layer's options: how its update step reduces over the batch's observations,
+    ∂J/∂W = Xᵀδ/N ("mean", the course's) or Xᵀδ ("sum")."""
+
+    update_reduction: str = "mean"
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """The input layer's options: the ddof of its standard deviation."""
+
+    ddof: int = 1
+
+
+@dataclass(frozen=True)
+class ObjectiveOptions:
+    """An objective's options: how J reduces its entries, what its targets and estimates are, and
+    whether the loss of one entry is (y − ŷ)² (a diagnosis only such a loss has)."""
+
+    reduction: str = "mean"
+    targets: str = "real"
+    estimates: str = "real"
+    squared_error: bool = False
+
+
 @dataclass(frozen=True)
 class Kind:
     """A kind of item as declared: what a spec, the sandbox and the reports know of it (no numpy)."""
@@ -35,6 +75,7 @@ class Kind:
     checks: dict[str, tuple[CheckDef, ...]]  # method → its checks, in report order
     gradient_forms: tuple[str, ...] = ()  # the shapes gradient() may take …
     default_gradient_forms: tuple[str, ...] = ()  # … and those a spec accepts unless it says otherwise
+    options: type = LayerOptions  # what a spec may say of one class of this kind
     module: str = field(default="")  # where it is implemented; default grader.kinds.<name>
 
     @property
@@ -54,7 +95,7 @@ def register(kind: Kind) -> Kind:
 
 
 register(Kind(
-    "objective", ("eval", "gradient"), (),
+    "objective", ("eval", "gradient"), (), options=ObjectiveOptions,
     checks={
         "eval": (
             CheckDef("values", 0.5),
@@ -88,9 +129,10 @@ UPDATE_CHECKS = (
 )
 register(Kind("fully_connected", ("forward", "gradient", "backward", "updateWeights"),
               LAYER_HELPERS + ("getWeights", "setWeights", "getBiases", "setBiases"), {**LAYER_CHECKS, "updateWeights": UPDATE_CHECKS},
-              gradient_forms=("matrix", "per_observation"), default_gradient_forms=("matrix", "per_observation")))
+              gradient_forms=("matrix", "per_observation"), default_gradient_forms=("matrix", "per_observation"),
+              options=FullyConnectedOptions))
 register(Kind(
-    "input", ("forward",), LAYER_HELPERS,
+    "input", ("forward",), LAYER_HELPERS, options=InputOptions,
     checks={
         "forward": (
             CheckDef("values", 0.4),

@@ -19,6 +19,12 @@ from grader.kinds import fully_connected_update
 
 
 class FullyConnected(LayerKind):
+    def true_forward(self, truth, cls, X, W=None, b=None, data=None):
+        return truth.fully_connected_forward(X, W, b)
+
+    def true_jacobian(self, truth, cls, X, W=None, b=None):
+        return truth.fully_connected_jacobian(X, W, b)
+
     def new_layer(self, ctx: ItemContext, X, k, need_bias):
         return ctx.student.fully_connected(ctx.cls, *points.weights(ctx.rng, X.shape[1], k), need_bias=need_bias)
 
@@ -42,8 +48,14 @@ class FullyConnected(LayerKind):
         if not result.passed:
             rtol, atol = ctx.precision.values(ctx.tol)
             result.diagnosis = fully_connected_update.updated_inside_backward(
-                X, W, G, got, ctx.cls.update_reduction, rtol, atol) or result.diagnosis
+                X, W, G, got, ctx.cls.options.update_reduction, rtol, atol) or result.diagnosis
         return result
+
+    network_weights = True
+
+    def in_network(self, student, cls, X, zeros, width, out, rng):
+        handle, W, b = student.fully_connected(cls, rng.normal(scale=0.5, size=(width, out)), rng.normal(scale=0.1, size=(1, out)))
+        return handle, W, b, None
 
 
 def setters_checked(ctx: ItemContext, result: CheckResult, layer, X, W, b, got) -> CheckResult:

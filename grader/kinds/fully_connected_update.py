@@ -276,7 +276,7 @@ def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=Non
     W_after, b_after = read_back(ctx, layer, d, k)
     estimated = not plan.rate_given
     if estimated:
-        eta = estimated_rate(W_after - W, b_after - b, *update_gradients(X, G, cls.update_reduction))
+        eta = estimated_rate(W_after - W, b_after - b, *update_gradients(X, G, cls.options.update_reduction))
     return Update(X, G, W, b, W_after, b_after, eta, estimated, layer)
 
 
@@ -328,7 +328,7 @@ def name_mistake(ctx: ItemContext, result: CheckResult, u: Update, got: np.ndarr
     if result.passed or not np.isfinite(got).all():
         return result
     rtol, atol = _tolerances(ctx, u)
-    result.diagnosis = mistake_of(u, ctx.cls.update_reduction, rtol, atol, rows) or result.diagnosis
+    result.diagnosis = mistake_of(u, ctx.cls.options.update_reduction, rtol, atol, rows) or result.diagnosis
     return result
 
 
@@ -360,7 +360,7 @@ def mistake_of(u: Update, reduction: str, rtol: float, atol: float, rows: slice 
 
 def _judge_update(ctx: ItemContext, name: str, weight: float, u: Update, rows: slice = slice(None), *, what: str,
                   expected: Band | None = None, note: str = "") -> CheckResult:
-    gW, gb = update_gradients(u.X, u.G, ctx.cls.update_reduction)
+    gW, gb = update_gradients(u.X, u.G, ctx.cls.options.update_reduction)
     truth = exact(np.vstack([gW, gb])[rows]) if expected is None else expected
     got = u.applied[rows]
     rtol, atol = _tolerances(ctx, u)
@@ -426,7 +426,7 @@ def update_finite_differences(ctx: ItemContext, name: str, weight: float) -> Che
     X = points.layer_input(ctx.rng, cls, n, d)
     G = points.upstream(ctx.rng, n, k)
     W, b = points.weights(ctx.rng, d, k)
-    reduce = (lambda total: total / n) if cls.update_reduction == "mean" else (lambda total: total)  # noqa: E731
+    reduce = (lambda total: total / n) if cls.options.update_reduction == "mean" else (lambda total: total)  # noqa: E731
     objective = lambda H: reduce(float(np.sum(G * H)))  # noqa: E731
     h = ctx.precision.finite_differences(ctx.tol)[0]
     entries = [(0, idx) for idx in np.ndindex(d, k)] + [(1, idx) for idx in np.ndindex(1, k)]
@@ -463,7 +463,7 @@ def update_finite_differences(ctx: ItemContext, name: str, weight: float) -> Che
             if own is not None:
                 fd, source = own, "central differences of your own forward()"
                 noise = ctx.precision.rounding(largest * np.abs(G).sum()) / h
-    gW, gb = update_gradients(X, G, cls.update_reduction)
+    gW, gb = update_gradients(X, G, cls.options.update_reduction)
     band = finite_difference_band(fd, true_fd, np.vstack([gW, gb]), noise)
     u = updated(ctx, X, G, ETA, W=W, b=b)
     return _judge_update(ctx, name, weight, u, expected=band, what=f"{_what(u)}, vs {source}")

@@ -14,7 +14,11 @@ from grader.checking.layer_checks import LayerKind
 
 
 class Softmax(LayerKind):
-    pass
+    def true_forward(self, truth, cls, X, W=None, b=None, data=None):
+        return truth.softmax_forward(X)
+
+    def true_jacobian(self, truth, cls, X, W=None, b=None):
+        return truth.softmax_jacobian(X)
 
 
 # ----------------------------------------------------------------------------- named mistakes

@@ -31,8 +31,8 @@ def rules_for(cls: ClassSpec) -> dict[str, Rule]:
     arrives as new objects, and deriving the rules again costs more than grading.
     """
     written = tuple(sorted(cls.rule_formulas.items()))
-    reduction = cls.update_reduction if cls.kind == "fully_connected" else cls.reduction  # what each kind's rules reduce
-    return _cached_rules(cls.kind, cls.formula, tuple(sorted(cls.rules.items())), reduction, written)
+    return _cached_rules(cls.kind, cls.formula, tuple(sorted(cls.rules.items())),
+                         getattr(cls.options, "update_reduction", None) or getattr(cls.options, "reduction", "mean"), written)
 
 
 @functools.lru_cache(maxsize=None)
