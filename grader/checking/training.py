@@ -68,7 +68,7 @@ def _train(net, spec, student, seed) -> CheckResult:
     X = points.input_data(rng, n, d) if spec.classes[net.layers[0]].kind == "input" else rng.normal(size=(n, d))
     k_out = _final_width(net, spec)
     scores = (X - X.mean(axis=0)) / X.std(axis=0) @ rng.normal(size=(d, k_out))
-    Y = (np.eye(k_out)[np.argmax(scores, axis=1)] if objective.targets == "onehot"
+    Y = (np.eye(k_out)[np.argmax(scores, axis=1)] if objective.options.targets == "onehot"
          else (scores > np.median(scores, axis=0)).astype(float))
     trace = _Trace()
     layers = []  # (class, student handle, true step, call plan or None)

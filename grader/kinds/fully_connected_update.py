@@ -261,7 +261,7 @@ def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=Non
     if student.has(cls, "setPrevIn"):
         student.tell(layer, cls, "setPrevIn", X)
         if student.has(cls, "setPrevOut"):
-            student.tell(layer, cls, "setPrevOut", ctx.truth.layer_forward(cls, X, W=W, b=b))
+            student.tell(layer, cls, "setPrevOut", ctx.truth.fully_connected_forward(X, W, b))
     if plan.shape in ("eta after backward", "after backward"):
         outcome = student.call(layer, cls, "backward", G)
         if not outcome.ok:
@@ -438,12 +438,12 @@ def update_finite_differences(ctx: ItemContext, name: str, weight: float) -> Che
 
     true_fd = np.zeros((d + 1, k))
     for part, idx in entries:
-        plus, minus = (objective(ctx.truth.layer_forward(cls, X, W=Ws, b=bs)) for Ws, bs in (shifted(part, idx, s) for s in (1, -1)))
+        plus, minus = (objective(ctx.truth.fully_connected_forward(X, Ws, bs)) for Ws, bs in (shifted(part, idx, s) for s in (1, -1)))
         true_fd[idx if part == 0 else (d, idx[1])] = (plus - minus) / (2 * h)
     fd, noise, source = true_fd, 0.0, "central differences of the true forward (your forward() is not right, or W and b cannot be set)"
     if student.has(cls, "setWeights") and student.has(cls, "setBiases"):
         probe, _, _ = student.fully_connected(cls, W, b)
-        if own_values(ctx, probe, "forward", [(X,)], ctx.truth.layer_forward(cls, X, W=W, b=b), (n, k)) is not None:
+        if own_values(ctx, probe, "forward", [(X,)], ctx.truth.fully_connected_forward(X, W, b), (n, k)) is not None:
             own, largest = np.zeros((d + 1, k)), 0.0
             for part, idx in entries:
                 values = []
@@ -481,12 +481,12 @@ def update_next_forward(ctx: ItemContext, name: str, weight: float) -> CheckResu
         return CheckResult(name, True, weight, note="forward() gave no usable answer, so whether it uses the updated W and b "
                                                     f"was not judged here (see {cls.name}.forward)")
     got = outcome.value
-    expected = ctx.truth.layer_forward(cls, X2, W=u.W_after, b=u.b_after)
+    expected = ctx.truth.fully_connected_forward(X2, u.W_after, u.b_after)
     rtol, atol = ctx.precision.values(ctx.tol)
     if not compare(got, expected, rtol=rtol, atol=atol).passed:
         # Wrong: the update's fault only if forward() itself is right (else it is judged in its own item).
         probe, Wp, bp = student.fully_connected(cls, u.W, u.b)
-        if own_values(ctx, probe, "forward", [(X2,)], ctx.truth.layer_forward(cls, X2, W=Wp, b=bp), (4, K)) is None:
+        if own_values(ctx, probe, "forward", [(X2,)], ctx.truth.fully_connected_forward(X2, Wp, bp), (4, K)) is None:
             return CheckResult(name, True, weight, note="your forward() is not right, so whether it uses the updated W and b "
                                                         f"was not judged here (see {cls.name}.forward)")
     result = judge(ctx, name, weight, got, exact(expected), situation(ctx, "updateWeights", X=X2, W=u.W_after, b=u.b_after),
