@@ -88,6 +88,7 @@ EXPECTED = {
     "fc_update_output_for_input": {UPDATE: ("failed", 0.0, "the layer's output used instead of its input")},
     "fc_update_first_observation": {UPDATE: ("partial", 1.25, "only the first observation used")},
     "fc_backward_updates_first": {"FullyConnectedLayer.backward": ("failed", 0.0, "W updated inside backward() before its result was computed")},
+    "fc_setbiases_other_attribute": {"FullyConnectedLayer.forward": ("failed", 0.0, "setBiases() did not change what forward() uses")},
     # the shapes students write it in: all right
     "fc_update_shapes_learning_rate": {},
     "fc_update_shapes_own_rate": {},

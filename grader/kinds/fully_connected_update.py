@@ -235,7 +235,7 @@ def read_back(ctx: ItemContext, layer, d: int, k: int) -> tuple[np.ndarray, np.n
         if not student.has(cls, getter):
             raise StudentFailure(Outcome("missing", message=f"{cls.name} has no {' or '.join(cls.method_names(getter))}, "
                                                             "so the update cannot be read back"), f"{cls.name}.{getter}()")
-        value = array_of(student.call(layer, cls, getter), f"{cls.name}.{getter}() after updateWeights")
+        value = array_of(student.call(layer, cls, getter), f"{cls.name}.{getter}()")
         if value.size != shape[0] * shape[1]:
             raise StudentFailure(Outcome("other", type="array", detail=f"shape {value.shape} after the update; expected {shape}"),
                                  f"{cls.name}.{getter}() after updateWeights")
@@ -262,6 +262,9 @@ def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=Non
         student.tell(layer, cls, "setPrevIn", X)
         if student.has(cls, "setPrevOut"):
             student.tell(layer, cls, "setPrevOut", ctx.truth.fully_connected_forward(X, W, b))
+    # The state the update starts from, as the layer holds it: a setter that writes another
+    # attribute (self.biases where getBiases reads self.__biases) is forward's mistake, not the update's.
+    W, b = read_back(ctx, layer, d, k)
     if plan.shape in ("eta after backward", "after backward"):
         outcome = student.call(layer, cls, "backward", G)
         if not outcome.ok:
