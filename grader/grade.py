@@ -218,6 +218,7 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
     recorded = getattr(implementation(cls.kind), "graded_as", None)  # what a kind adds (the update step: the signature called)
     if recorded is not None and out.graded_as:
         out.graded_as.update(recorded(item, student))
+        out.reason = out.reason or out.graded_as.get("not_gradable", "")  # e.g. Adam's signature: said once, as the reason
     if all(c.outcome == "timeout" for c in out.checks if not c.passed) and any(not c.passed for c in out.checks):
         out.reason = "your code did not answer in time in some checks (an endless loop?)"
     return out
