@@ -66,6 +66,19 @@ class ObjectiveOptions:
 
 
 @dataclass(frozen=True)
+class Formula:
+    """How a kind defined by a formula reads its formulas: the names its definition, its named
+    mistakes and its rules as the slides write them may use (names of `spec.symbols()`), the one
+    its gradient is taken by, and the functions derived from it (`symbolic.role_expression`)."""
+
+    names: tuple[str, ...]
+    mistake_names: tuple[str, ...]
+    rule_names: tuple[str, ...]
+    variable: str
+    roles: tuple[str, ...] = ("value", "derivative", "rule")
+
+
+@dataclass(frozen=True)
 class Kind:
     """A kind of item as declared: what a spec, the sandbox and the reports know of it (no numpy)."""
 
@@ -76,6 +89,7 @@ class Kind:
     gradient_forms: tuple[str, ...] = ()  # the shapes gradient() may take …
     default_gradient_forms: tuple[str, ...] = ()  # … and those a spec accepts unless it says otherwise
     options: type = LayerOptions  # what a spec may say of one class of this kind
+    formula: Formula | None = None  # a kind whose classes a spec defines by formula
     module: str = field(default="")  # where it is implemented; default grader.kinds.<name>
 
     @property
@@ -96,6 +110,7 @@ def register(kind: Kind) -> Kind:
 
 register(Kind(
     "objective", ("eval", "gradient"), (), options=ObjectiveOptions,
+    formula=Formula(("y", "yhat", "eps"), ("y", "yhat", "eps"), ("y", "yhat", "eps"), "yhat"),
     checks={
         "eval": (
             CheckDef("values", 0.5),
@@ -112,7 +127,9 @@ register(Kind(
         ),
     }))
 register(Kind("elementwise", ("forward", "gradient", "backward"), LAYER_HELPERS, LAYER_CHECKS,
-              gradient_forms=("diagonal", "jacobian"), default_gradient_forms=("diagonal", "jacobian")))
+              gradient_forms=("diagonal", "jacobian"), default_gradient_forms=("diagonal", "jacobian"),
+              # g may name the output in mistakes and rules (g′ = g(1 − g)), ε where the slides put it
+              formula=Formula(("z",), ("z", "g"), ("z", "g", "eps"), "z", roles=("value", "derivative", "twice", "rule"))))
 register(Kind("softmax", ("forward", "gradient", "backward"), LAYER_HELPERS, LAYER_CHECKS,
               gradient_forms=("jacobian", "diagonal"), default_gradient_forms=("jacobian",)))
 #: The update step, W ← W − η ∂J/∂W and b ← b − η ∂J/∂b, judged from W and b read back after the
