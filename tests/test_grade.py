@@ -199,7 +199,7 @@ def test_an_unused_import_costs_nothing_and_is_listed(graded):
 
 def test_duplicate_class_is_warned_about(graded):
     result = graded("duplicate_class")
-    assert result.warnings == ["SoftmaxLayer is defined 2 times (old/softmax_attempt.py:38, submission.py:140); graded the one in submission.py:140"]
+    assert result.warnings == ["SoftmaxLayer is defined 2 times (old/softmax_attempt.py:38, submission.py:146); graded the one in submission.py:146"]
 
 
 def test_timeout_restarts_the_worker_and_grading_goes_on(graded):
