@@ -4,8 +4,10 @@ A kind (`objective`, `elementwise`, `softmax`, `fully_connected`, `input`) is na
 classes, in cache keys and in `.used.json`: kind names are public and never renamed. Each is
 declared here, in one registry, by what a spec and the sandbox need to know before anything
 runs — its graded and helper methods, the forms its `gradient()` may take, its table of named,
-weighted checks — and implemented in a module of its own, `grader/kinds/<name>.py`, which holds
-its check functions (`CHECKS`), its truth adapters and hooks. The runner knows kinds only through
+weighted checks, the options a spec gives one of its classes, how it reads its formulas — and
+implemented in a module of its own, `grader/kinds/<name>.py`, which holds its check functions
+(`CHECKS`), its named mistakes with their codes (`MISTAKES`) and its truth adapters and hooks
+(`LAYER`). The runner knows kinds only through
 this registry (`checks_for`); an implementation is imported only for the kinds a spec uses
 (`implementation`), and only once the worker is launched.
 
