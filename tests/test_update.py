@@ -146,3 +146,18 @@ def test_a_copy_of_reference_with_a_noop_update_earns_nothing(tmp_path):
     item = result.item(UPDATE)
     assert item.score == 0 and "W and b did not change (no update, or an update of a copy)" in item.diagnoses
     assert result.score == 95
+
+
+def test_next_forward_catches_an_update_that_forward_does_not_see(tmp_path):
+    text = (SUBMISSIONS / "eps_variants_correct" / "submission.py").read_text()
+    for old, new in (("        self.weights = self.weights - eta * dJdW\n        self.biases = self.biases - eta * dJdb",
+                      "        self.shown = (self.getWeights() - eta * dJdW, self.getBiases() - eta * dJdb)"),
+                     ("    def getWeights(self):\n        return self.weights", "    def getWeights(self):\n        return getattr(self, 'shown', (self.weights,))[0]"),
+                     ("    def getBiases(self):\n        return self.biases", "    def getBiases(self):\n        return getattr(self, 'shown', (0, self.biases))[1]")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    (tmp_path / "copies").mkdir()
+    (tmp_path / "copies" / "submission.py").write_text(text)
+    item = grade_submission(tmp_path / "copies", sandbox="process", limits=FAST).item(UPDATE)
+    assert [c.name for c in item.checks if not c.passed] == ["next_forward"] and item.score == pytest.approx(4.5)
+    assert any(d.startswith("forward() after the update does not use the W and b the getters return") for d in item.diagnoses)
