@@ -161,3 +161,14 @@ def test_next_forward_catches_an_update_that_forward_does_not_see(tmp_path):
     item = grade_submission(tmp_path / "copies", sandbox="process", limits=FAST).item(UPDATE)
     assert [c.name for c in item.checks if not c.passed] == ["next_forward"] and item.score == pytest.approx(4.5)
     assert any(d.startswith("forward() after the update does not use the W and b the getters return") for d in item.diagnoses)
+
+
+def test_gradescope_shows_the_update_like_the_other_items(graded):
+    import json
+
+    from grader.outputs.writers import gradescope_json
+
+    tests = {t["name"]: t for t in json.loads(gradescope_json(graded("fc_update_ascent")))["tests"]}
+    update = next(t for name, t in tests.items() if name.startswith(UPDATE))
+    assert update["max_score"] == 5 and update["score"] == 0 and "gradient ascent" in update["output"]
+    assert sum(t["max_score"] for t in tests.values()) == pytest.approx(100)
