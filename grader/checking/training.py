@@ -165,12 +165,9 @@ def _student_rate(student, cls, handle, W0, b0, gW, gb, read_back) -> float:
 
 
 def read_back_quietly(student, cls, handle, read_back, shape):
-    class _Ctx:  # read_back needs only the class and the student
-        pass
-    ctx = _Ctx()
-    ctx.cls, ctx.student = cls, student
+    """W and b as the getters give them, or (None, None) when they cannot be read."""
     try:
-        return read_back(ctx, handle, *shape)
+        return read_back(student, cls, handle, *shape)
     except StudentFailure:
         return None, None
 

@@ -227,9 +227,8 @@ class Update:
             return -np.vstack([self.W_after - self.W, self.b_after - self.b]) / self.eta
 
 
-def read_back(ctx: ItemContext, layer, d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def read_back(student, cls, layer, d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """W (D×K) and b (1×K) as the student's getters give them."""
-    cls, student = ctx.cls, ctx.student
     values = []
     for getter, shape in (("getWeights", (d, k)), ("getBiases", (1, k))):
         if not student.has(cls, getter):
@@ -264,7 +263,7 @@ def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=Non
             student.tell(layer, cls, "setPrevOut", ctx.truth.fully_connected_forward(X, W, b))
     # The state the update starts from, as the layer holds it: a setter that writes another
     # attribute (self.biases where getBiases reads self.__biases) is forward's mistake, not the update's.
-    W, b = read_back(ctx, layer, d, k)
+    W, b = read_back(student, cls, layer, d, k)
     if plan.shape in ("eta after backward", "after backward"):
         outcome = student.call(layer, cls, "backward", G)
         if not outcome.ok:
@@ -276,7 +275,7 @@ def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=Non
         outcome = student.call(layer, cls, "updateWeights", G, *plan.before_rate, eta)
     if outcome.kind not in ("array", "none", "other"):
         raise StudentFailure(outcome, f"{cls.name}.updateWeights()")
-    W_after, b_after = read_back(ctx, layer, d, k)
+    W_after, b_after = read_back(student, cls, layer, d, k)
     estimated = not plan.rate_given
     if estimated:
         eta = estimated_rate(W_after - W, b_after - b, *update_gradients(X, G, cls.options.update_reduction))
