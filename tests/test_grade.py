@@ -94,6 +94,7 @@ EXPECTED = {
     "fc_update_shapes_own_rate": {},
     "fc_update_shapes_after_backward": {},
     "fc_update_shapes_adam_default": {UPDATE: ("failed", 0.0, None)},
+    "fc_update_after_backward_bias_not_updated": {UPDATE: ("failed", 0.0, "bias not updated")},
     "layout_one_class_per_file": {},
     "layout_relative_package": {},
     "layout_absolute_import": {},
