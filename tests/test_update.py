@@ -123,6 +123,7 @@ def test_the_spec_names_the_reduction_a_sum_course_grades_the_mean_as_its_mistak
     item = grade_submission(reference_dir(), spec=spec, sandbox="process", limits=FAST).item(UPDATE)
     assert item.status == "partial" and item.score == pytest.approx(1.25)  # one observation: a mean is a sum
     assert "averaged instead of summed: Xᵀδ/N, N (= 7) times too small" in item.diagnoses
+    assert item.rule_plain.startswith("W′_ij = W_ij − η·Σ(δ[n, j]·x[n, i], (n, 1, N))") and "/N" not in item.rule_plain
     summed = grade_submission(SUBMISSIONS / "fc_update_summed", spec=spec, sandbox="process", limits=FAST)
     assert summed.item(UPDATE).status == "passed"
 

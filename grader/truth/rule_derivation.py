@@ -130,13 +130,15 @@ def _update_rule(text: str, reduction: str) -> dict:
     N, D, K = sp.symbols("N D K", integer=True, positive=True)
     h = sp.Sum(x[n, k] * W[k, m], (k, 1, D)) + b[m]
     total = sp.Sum(sp.Sum(delta[n, m] * h, (m, 1, K)), (n, 1, N))
-    J = total / N if reduction == "mean" else total
+    J = total / N  # the mean; a sum is N times it (SymPy leaves the sum's Kronecker delta unsimplified)
 
     def first_branch(e):  # the index ranges' conditions hold inside the sums
         return e.replace(lambda t: isinstance(t, sp.Piecewise), lambda t: t.args[0][0])
 
     dW = first_branch(sp.simplify(first_branch(sp.diff(J, W[i, j]).doit())))
     db = first_branch(sp.simplify(first_branch(sp.diff(J, b[j]).doit())))
+    if reduction == "sum":
+        dW, db = sp.simplify(N * dW), sp.simplify(N * db)
     eta = sp.Symbol("eta")
     rule = _rule(text, sp.Symbol("W′_ij"), sp.Add(W[i, j], -eta * dW, evaluate=False))
     bias = _rule(text, sp.Symbol("b′_j"), sp.Add(b[j], -eta * db, evaluate=False))
