@@ -145,8 +145,10 @@ def _update_rule(text: str, reduction: str) -> dict:
     rule["latex"] += r",\quad " + bias["latex"]
     rule["mathml"] = f"<mrow>{rule['mathml']}<mo>,</mo><mspace width='1em'/>{bias['mathml']}</mrow>"
     rule["plain"] = f"{rule['plain']};  {bias['plain']}"
-    for ugly, shown in (("eta", "η"), ("delta", "δ"), ("Sum(", "Σ("), ("W[i, j]", "W_ij"), ("b[j]", "b_j")):
+    for ugly, shown in (("eta", "η"), ("delta", "δ"), ("W[i, j]", "W_ij"), ("b[j]", "b_j")):
         rule["plain"] = rule["plain"].replace(ugly, shown)
+    rule["plain"] = re.sub(r"Sum\((.*?), \(n, 1, N\)\)", r"Σₙ \1", rule["plain"])  # Σₙ δ_nj·x_ni
+    rule["plain"] = re.sub(r"(δ|x)\[(\w), (\w)\]", r"\1_\2\3", rule["plain"])
     return rule
 
 
