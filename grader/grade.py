@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader import __version__
-from grader.kinds import CHECK_TABLE, checks_for
+from grader.kinds import CHECK_TABLE, checks_for, implementation
 from grader.sandbox.environment import resolve as resolve_environment
 from grader.exceptions import SubmissionError
 from grader.checking.results import CheckResult, ItemResult, SubmissionResult
@@ -95,6 +95,8 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
                                                 spec=spec, secret=secret))
             for net in spec.networks:
                 result.items.append(_guarded_network(net, spec, student, seed, result))
+            if _trains(spec):
+                result.items.append(_guarded_training(spec, student, seed, result))
             note_used(spec)
             for item in result.items:  # a gradient computed numerically: full marks, and a note for the instructor
                 how = student.numeric.get(tuple(item.name.split(".", 1)))
@@ -217,6 +219,10 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
             out.checks.append(_run_check(check, ctx, name, weight, result))
         out.checks[-1].hidden = hidden
         out.checks[-1].auxiliary = definition.auxiliary
+    recorded = getattr(implementation(cls.kind), "graded_as", None)  # what a kind adds (the update step: the signature called)
+    if recorded is not None and out.graded_as:
+        out.graded_as.update(recorded(item, student))
+        out.reason = out.reason or out.graded_as.get("not_gradable", "")  # e.g. Adam's signature: said once, as the reason
     if all(c.outcome == "timeout" for c in out.checks if not c.passed) and any(not c.passed for c in out.checks):
         out.reason = "your code did not answer in time in some checks (an endless loop?)"
     return out
@@ -258,6 +264,22 @@ def _run_check(check, ctx: ItemContext, name: str, weight: float, result: Submis
     except Exception as exc:  # a fault of the grader: recorded loudly, the run goes on
         result.errors.append(f"internal error in check {ctx.item.name}/{name}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
         return CheckResult(name, False, weight, outcome="error", message=f"the grader failed on this check ({type(exc).__name__}); this is not your fault, please report it")
+
+
+def _trains(spec: Spec) -> bool:
+    from grader.checking.training import applies
+
+    return applies(spec)
+
+
+def _guarded_training(spec, student, seed, result) -> ItemResult:
+    from grader.checking.training import ITEM, run_training
+
+    try:
+        return run_training(spec, student, seed)
+    except Exception as exc:
+        result.errors.append(f"internal error in {ITEM}: {type(exc).__name__}: {exc}")
+        return ItemResult(name=ITEM, max_score=0.0, status_override="error", reason="the grader failed on this diagnostic")
 
 
 def _guarded_network(net, spec, student, seed, result) -> ItemResult:

@@ -68,6 +68,14 @@ class FullyConnectedLayer(Layer):
     def backward(self, gradIn):
         return np.asarray(gradIn, dtype=float) @ self.gradient()
 
+    def updateWeights(self, gradIn, eta):
+        """W ← W − η ∂J/∂W and b ← b − η ∂J/∂b, with ∂J/∂W = Xᵀδ/N (X the stored input) and ∂J/∂b the column means of δ."""
+        gradIn = np.asarray(gradIn, dtype=float)
+        dJdW = self.getPrevIn().T @ gradIn / gradIn.shape[0]
+        dJdb = np.mean(gradIn, axis=0, keepdims=True)
+        self.weights = self.weights - eta * dJdW
+        self.biases = self.biases - eta * dJdb
+
 
 class LinearLayer(Layer):
     """g(z) = z; g'(z) = 1 (the Jacobian is the identity)."""

@@ -62,6 +62,11 @@ class FullyConnectedLayer(Layer):
         """Return gradIn · Wᵀ (N×D)."""
         raise NotImplementedError("TODO: FullyConnectedLayer.backward")
 
+    def updateWeights(self, gradIn, eta):
+        """Move W and b against the gradient: W ← W − η Xᵀ·gradIn / N (X the stored input, N its rows)
+        and b ← b − η · the column means of gradIn (1×K)."""
+        raise NotImplementedError("TODO: FullyConnectedLayer.updateWeights")
+
 
 class LinearLayer(Layer):
     def forward(self, dataIn):

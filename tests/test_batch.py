@@ -95,7 +95,7 @@ def test_batch_outputs_and_their_formats(tmp_path, spec):
     out = tmp_path / "out"
     rows = list(csv.DictReader(io.StringIO((out / "grades.csv").read_text())))
     assert list(rows[0])[:7] == ["identifier", "name", "email", "total", "max_score", "raw_score", "late_penalty"]
-    assert len(rows[0]) == 7 + 25 + 1 and list(rows[0])[-1] == "notes"
+    assert len(rows[0]) == 7 + 26 + 1 and list(rows[0])[-1] == "notes"
     assert rows[1]["raw_score"] == rows[1]["total"] and rows[1]["late_penalty"] == "0.00"  # the spec has no [late]
     assert rows[1]["identifier"] == "submission_222222" and rows[1]["name"] == "Bob Jones & Carol Lee"
     assert rows[1]["total"] == "95.00" and rows[1]["FullyConnectedLayer.forward"] == "0.00"

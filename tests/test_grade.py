@@ -18,6 +18,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SUBMISSIONS = FIXTURES / "submissions"
 FAST = Limits(call_timeout=1.0, total_timeout=120.0)
 
+UPDATE = "FullyConnectedLayer.updateWeights"
 # fixture -> {item: (status, score, diagnosis that must be named, or None)}; other items: full marks.
 EXPECTED = {
     "se_gradient_missing_2": {"SquaredError.gradient": ("failed", 0.0, "a factor of 2 missing")},
@@ -61,7 +62,7 @@ EXPECTED = {
     "softmax_no_backward": {"SoftmaxLayer.backward": ("missing", 0.0, None)},
     "fc_backward_untransposed": {"FullyConnectedLayer.backward": ("error", 0.0, None)},
     "linear_forward_no_return": {"LinearLayer.forward": ("failed", 0.0, None)},
-    "linear_gradient_identity": {"LinearLayer.gradient": ("partial", 0.45, "one K×K matrix for the whole batch"),
+    "linear_gradient_identity": {"LinearLayer.gradient": ("partial", 0.15, "one K×K matrix for the whole batch"),
                                  "LinearLayer.backward": ("failed", 0.0, None)},
     "relu_backward_ignores_gradin": {"ReLuLayer.backward": ("failed", 0.0, "gradIn ignored")},
     "tanh_backward_output": {"TanhLayer.backward": ("failed", 0.0, "δ multiplied by the output g(z)")},
@@ -91,6 +92,23 @@ EXPECTED = {
     "jacobian_forms_correct": {},
     "aliases_correct": {},
     "fc_getters_only": {},
+    # the update step: each mistake costs FullyConnectedLayer.updateWeights alone (one observation
+    # cannot tell a sum from a mean: those keep single_observation and, with it, next_forward)
+    "fc_update_summed": {UPDATE: ("partial", 1.25, "summed instead of averaged: Xᵀδ, N (= 7) times too large")},
+    "fc_update_ascent": {UPDATE: ("failed", 0.0, "gradient ascent")},
+    "fc_update_bias_not_updated": {UPDATE: ("failed", 0.0, "bias not updated")},
+    "fc_update_bias_summed": {UPDATE: ("partial", 1.25, "bias summed over the observations instead of averaged")},
+    "fc_update_eta_ignored": {UPDATE: ("failed", 0.0, "η ignored")},
+    "fc_update_output_for_input": {UPDATE: ("failed", 0.0, "the layer's output used instead of its input")},
+    "fc_update_first_observation": {UPDATE: ("partial", 1.25, "only the first observation used")},
+    "fc_backward_updates_first": {"FullyConnectedLayer.backward": ("failed", 0.0, "W updated inside backward() before its result was computed")},
+    "fc_setbiases_other_attribute": {"FullyConnectedLayer.forward": ("failed", 0.0, "setBiases() did not change what forward() uses")},
+    # the shapes students write it in: all right
+    "fc_update_shapes_learning_rate": {},
+    "fc_update_shapes_own_rate": {},
+    "fc_update_shapes_after_backward": {},
+    "fc_update_shapes_adam_default": {UPDATE: ("failed", 0.0, None)},
+    "fc_update_after_backward_bias_not_updated": {UPDATE: ("failed", 0.0, "bias not updated")},
     "layout_one_class_per_file": {},
     "layout_relative_package": {},
     "layout_absolute_import": {},
@@ -253,7 +271,7 @@ def test_an_unused_import_costs_nothing_and_is_listed(graded):
 
 def test_duplicate_class_is_warned_about(graded):
     result = graded("duplicate_class")
-    assert result.warnings == ["SoftmaxLayer is defined 2 times (old/softmax_attempt.py:38, submission.py:140); graded the one in submission.py:140"]
+    assert result.warnings == ["SoftmaxLayer is defined 2 times (old/softmax_attempt.py:38, submission.py:146); graded the one in submission.py:146"]
 
 
 def test_timeout_restarts_the_worker_and_grading_goes_on(graded):

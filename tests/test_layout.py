@@ -235,14 +235,14 @@ def test_each_kind_has_its_own_options_object_and_a_spec_still_travels_by_pickle
     import pickle
 
     from grader.assignment.spec import ClassSpec, load_spec
-    from grader.kinds import KINDS, InputOptions, LayerOptions, ObjectiveOptions
+    from grader.kinds import KINDS, FullyConnectedOptions, InputOptions, LayerOptions, ObjectiveOptions
 
     flat = {f.name for f in dataclasses.fields(ClassSpec)}
     assert not flat & {"reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof"}
     spec = load_spec()
     kinds = {c.kind: type(c.options) for c in spec.classes.values()}
     assert kinds == {"objective": ObjectiveOptions, "elementwise": LayerOptions, "softmax": LayerOptions,
-                     "fully_connected": LayerOptions, "input": InputOptions}
+                     "fully_connected": FullyConnectedOptions, "input": InputOptions}
     assert all(KINDS[c.kind].options is type(c.options) for c in spec.classes.values())
     again = pickle.loads(pickle.dumps(spec))
     assert {n: c.options for n, c in again.classes.items()} == {n: c.options for n, c in spec.classes.items()}

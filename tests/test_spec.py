@@ -12,7 +12,7 @@ from grader.truth.symbolic import SymbolicTruth
 def test_default_spec_is_the_contract_assignment(spec):
     assert spec.max_score == 100
     names = [item.name for item in spec.items]
-    assert len(names) == 25
+    assert len(names) == 26 and "FullyConnectedLayer.updateWeights" in names
     assert names[:2] == ["SquaredError.eval", "SquaredError.gradient"]
     assert "SoftmaxLayer.gradient" in names and "InputLayer.forward" in names
     assert "InputLayer.gradient" not in names

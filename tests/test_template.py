@@ -45,7 +45,7 @@ def test_every_method_raises_not_implemented(template):
         else:
             obj = klass()
         for method in GRADED_METHODS[cls.kind]:
-            call_args = {"eval": 2, "gradient": 2 if cls.kind == "objective" else 0, "forward": 1, "backward": 1}[method]
+            call_args = {"eval": 2, "gradient": 2 if cls.kind == "objective" else 0, "forward": 1, "backward": 1, "updateWeights": 2}[method]
             with pytest.raises(NotImplementedError, match="TODO"):
                 getattr(obj, method)(*([[[0.5]]] * call_args))
         # same signatures as the reference

@@ -25,7 +25,16 @@ TRIVIAL = {
     "own_input": "(args[-1] if args else self.getPrevIn())",
     "none": "None",
 }
-METHODS = ("forward", "gradient", "backward", "eval")
+# The update step answers by the state it leaves: W and b set after the real update ran (W0, b0: before it).
+UPDATE_TRIVIAL = {
+    "zeros": "np.zeros_like(W0), np.zeros_like(b0)",
+    "ones": "np.ones_like(W0), np.ones_like(b0)",
+    "constant": "W0 - 0.75, b0 - 0.75",  # a constant step
+    "random": "np.random.default_rng().random(np.shape(W0)), np.random.default_rng().random(np.shape(b0))",
+    "own_input": "W0, b0",  # the state echoed: no update
+    "none": "W0, b0",
+}
+METHODS = ("forward", "gradient", "backward", "eval", "updateWeights")
 # Where a trivial answer is the right one, it earns its points: the linear layer's.
 RIGHT_BY_NATURE = {
     "ones": {"LinearLayer.gradient"},
@@ -43,7 +52,14 @@ def trivial_copy(dest: Path, kind: str, methods) -> Path:
             body = []
             for fn in cls.body:
                 body.append(fn)
-                if isinstance(fn, ast.FunctionDef) and fn.name in methods:
+                if isinstance(fn, ast.FunctionDef) and fn.name == "updateWeights" and fn.name in methods:
+                    fn.name = "_real_updateWeights"
+                    body.append(ast.parse("def updateWeights(self, gradIn, eta):\n"
+                                          "    W0, b0 = np.array(self.getWeights()), np.array(self.getBiases())\n"
+                                          "    self._real_updateWeights(gradIn, eta)\n"
+                                          f"    W, b = {UPDATE_TRIVIAL[kind]}\n"
+                                          "    self.setWeights(W)\n    self.setBiases(b)\n").body[0])
+                elif isinstance(fn, ast.FunctionDef) and fn.name in methods:
                     name, fn.name = fn.name, f"_real_{fn.name}"
                     body.append(ast.parse(f"def {name}(self, *args):\n    out = self._real_{name}(*args)\n"
                                           f"    return {TRIVIAL[kind]}\n").body[0])
@@ -120,6 +136,6 @@ def test_backward_built_on_a_trivial_gradient_earns_nothing(graded):
     for name in ("LinearLayer", "ReLuLayer", "LogisticSigmoidLayer", "TanhLayer", "SoftmaxLayer", "FullyConnectedLayer"):
         assert result.item(f"{name}.backward").score == 0, name
     ones = graded("ones", ("gradient",))
-    assert ones.item("LinearLayer.backward").score == 3  # δ · 1 is the linear layer's right answer
+    assert ones.item("LinearLayer.backward").score == 1  # δ · 1 is the linear layer's right answer
     assert ones.item("TanhLayer.backward").score == 0
 

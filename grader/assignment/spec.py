@@ -33,6 +33,7 @@ HELPER_METHODS = {name: kind.helper_methods for name, kind in KINDS.items()}
 GRADIENT_FORMS = {name: kind.gradient_forms for name, kind in KINDS.items() if kind.gradient_forms}
 DEFAULT_GRADIENT_FORMS = {name: kind.default_gradient_forms for name, kind in KINDS.items() if kind.gradient_forms}
 REDUCTIONS = ("mean", "mean_rows", "sum")
+UPDATE_REDUCTIONS = ("mean", "sum")  # of ∂J/∂W over the batch's observations (Xᵀδ/N or Xᵀδ)
 TARGETS = ("real", "binary", "onehot")
 ESTIMATES = ("real", "probability", "distribution")
 
@@ -85,6 +86,7 @@ _CONVENTION_KEYS = {"input_ddof"}
 _CLASS_KEYS = {
     "kind", "aliases", "methods", "points", "rules", "tolerance", "forward", "loss", "reduction",
     "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes", "rule_formulas", "pin",
+    "update_reduction",
 }
 _MISTAKE_KEYS = {"method", "name", "formula"}
 _NETWORK_KEYS = {"name", "layers", "objective"}
@@ -421,6 +423,11 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
         fields["gradient_forms"] = forms
     elif "gradient_forms" in body:
         raise SpecError(source, f"a {kind} class has no gradient() forms to choose", item=name, key="gradient_forms")
+    if "update_reduction" in body:
+        if kind != "fully_connected" or body["update_reduction"] not in UPDATE_REDUCTIONS:
+            raise SpecError(source, f"a fully connected class's update_reduction is one of {', '.join(UPDATE_REDUCTIONS)}",
+                            item=name, key="update_reduction")
+        fields["update_reduction"] = body["update_reduction"]
     if kind == "input" and "ddof" in body:
         if body["ddof"] not in (0, 1):
             raise SpecError(source, "must be 0 or 1", item=name, key="ddof")
@@ -439,7 +446,7 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
 
 
 #: What `_class` reads that belongs in a kind's options object.
-_OPTION_KEYS = ("reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof")
+_OPTION_KEYS = ("reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof", "update_reduction")
 
 
 def _elementwise(name, body, source, derived=None) -> dict:

@@ -72,6 +72,10 @@ class LayerKind:
         """A forward check's result, with what the kind can say more about a wrong one."""
         return result
 
+    def backward_judged(self, ctx: ItemContext, result: CheckResult, X, W, b, G, got) -> CheckResult:
+        """A backward check's result, with what the kind can say more about a wrong one."""
+        return result
+
     #: In the end-to-end network diagnostic (`network.py`): the layer has weights the grader
     #: draws, and the layer scales raw data (so the network is fed raw data).
     network_weights = False
@@ -404,6 +408,7 @@ def backward_values(single: bool, name: str, edges: bool = False):
         jac = true_jacobian(ctx, X, W, b)
         result = judge(ctx, name, weight, got, chain_band(G, jac),
                        situation(ctx, "backward", X=X, W=W, b=b, G=G, extra={"jacobian": jac.nominal}), note=note)
+        result = ctx.layer.backward_judged(ctx, result, X, W, b, G, got)
         if not result.passed and own_chain_credit(ctx, layer, X, k, jac, [G, points.upstream(ctx.rng, n, k)]):
             return CheckResult(name, True, weight, note=f"backward() applies the chain rule correctly to your gradient(), "
                                                         f"which is not right: see {cls.name}.gradient. Full marks here.")
@@ -438,6 +443,7 @@ def backward_after_forward(ctx: ItemContext, name: str, weight: float) -> CheckR
     jac = true_jacobian(ctx, X, W, b)
     result = judge(ctx, name, weight, got, chain_band(G, jac),
                    situation(ctx, "backward", X=X, W=W, b=b, G=G, extra={"jacobian": jac.nominal}), note=note)
+    result = ctx.layer.backward_judged(ctx, result, X, W, b, G, got)
     if not result.passed and own_chain_credit(ctx, layer, X, k, jac, [G, points.upstream(ctx.rng, n, k)]):
         return CheckResult(name, True, weight, note="after forward(), backward() applies the chain rule correctly to your own gradient().")
     return result

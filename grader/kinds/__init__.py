@@ -42,6 +42,14 @@ class LayerOptions:
 
 
 @dataclass(frozen=True)
+class FullyConnectedOptions(LayerOptions):
+    """A fully connected layer's options: how its update step reduces over the batch's observations,
+    ∂J/∂W = Xᵀδ/N ("mean", the course's) or Xᵀδ ("sum")."""
+
+    update_reduction: str = "mean"
+
+
+@dataclass(frozen=True)
 class InputOptions:
     """The input layer's options: the ddof of its standard deviation."""
 
@@ -126,9 +134,22 @@ register(Kind("elementwise", ("forward", "gradient", "backward"), LAYER_HELPERS,
               formula=Formula(("z",), ("z", "g"), ("z", "g", "eps"), "z", roles=("value", "derivative", "twice", "rule"))))
 register(Kind("softmax", ("forward", "gradient", "backward"), LAYER_HELPERS, LAYER_CHECKS,
               gradient_forms=("jacobian", "diagonal"), default_gradient_forms=("jacobian",)))
-register(Kind("fully_connected", ("forward", "gradient", "backward"),
-              LAYER_HELPERS + ("getWeights", "setWeights", "getBiases", "setBiases"), LAYER_CHECKS,
-              gradient_forms=("matrix", "per_observation"), default_gradient_forms=("matrix", "per_observation")))
+#: The update step, W ← W − η ∂J/∂W and b ← b − η ∂J/∂b, judged from W and b read back after the
+#: call (`grader/kinds/fully_connected_update.py`): the step of a batch and of one observation, two
+#: rates, the bias, the step against central differences of the student's own forward; an
+#: auxiliary check that the next forward uses the new weights.
+UPDATE_CHECKS = (
+    CheckDef("values", 0.35),
+    CheckDef("single_observation", 0.15),
+    CheckDef("learning_rate", 0.15),
+    CheckDef("bias", 0.1),
+    CheckDef("finite_differences", 0.15),
+    CheckDef("next_forward", 0.1, AUXILIARY),
+)
+register(Kind("fully_connected", ("forward", "gradient", "backward", "updateWeights"),
+              LAYER_HELPERS + ("getWeights", "setWeights", "getBiases", "setBiases"), {**LAYER_CHECKS, "updateWeights": UPDATE_CHECKS},
+              gradient_forms=("matrix", "per_observation"), default_gradient_forms=("matrix", "per_observation"),
+              options=FullyConnectedOptions))
 register(Kind(
     "input", ("forward",), LAYER_HELPERS, options=InputOptions,
     checks={

@@ -15,6 +15,7 @@ from grader.checking.compare import compare
 from grader.checking.diagnose import Situation
 from grader.checking.layer_checks import D, K, LayerKind, true_forward
 from grader.checking.results import CheckResult, Diagnosis
+from grader.kinds import fully_connected_update
 
 
 class FullyConnected(LayerKind):
@@ -42,6 +43,13 @@ class FullyConnected(LayerKind):
 
     def forward_judged(self, ctx: ItemContext, result: CheckResult, layer, X, W, b, got) -> CheckResult:
         return setters_checked(ctx, result, layer, X, W, b, got)
+
+    def backward_judged(self, ctx: ItemContext, result: CheckResult, X, W, b, G, got) -> CheckResult:
+        if not result.passed:
+            rtol, atol = ctx.precision.values(ctx.tol)
+            result.diagnosis = fully_connected_update.updated_inside_backward(
+                X, W, G, got, ctx.cls.options.update_reduction, rtol, atol) or result.diagnosis
+        return result
 
     network_weights = True
 
@@ -96,4 +104,5 @@ MISTAKES = {"forward": _fc_forward, "gradient": _fc_gradient, "backward": _fc_ba
 
 
 LAYER = FullyConnected()
-CHECKS = layer_checks.table("fully_connected")
+CHECKS = {**layer_checks.table("fully_connected"), "updateWeights": fully_connected_update.CHECKS}
+graded_as = fully_connected_update.graded_as  # the signature updateWeights was called with

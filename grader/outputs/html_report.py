@@ -17,6 +17,7 @@ from urllib.parse import quote
 import numpy as np
 
 from grader.checking.results import SubmissionResult
+from grader.outputs.loss_curves import loss_curves_svg
 
 MARKS = {"passed": "✓", "partial": "◐", "failed": "✗", "error": "!", "timeout": "T", "missing": "∅", "not_implemented": "…"}
 STATUS_TEXT = {"not_implemented": "not implemented"}
@@ -98,6 +99,9 @@ def _item_view(item) -> dict:
                 drawn = bool(view["heatmaps"])
             if "stages" in c.details:
                 view["stages"] = _stages(c.details["stages"])
+            if "curves" in c.details:  # Network.training: the loss per epoch, the truth's and the student's
+                svg = loss_curves_svg(c.details["curves"].get("truth", []), c.details["curves"].get("yours", []), title=f"{c.name}: loss per epoch")
+                view["heatmaps"] = [{"svg": svg, "caption": f"{c.name}: loss per epoch, the truth's (solid) and yours (dashed)"}] if svg else []
         except Exception as exc:  # noqa: BLE001 - a picture lost, not the report
             view["heatmaps"], view["stages"], view["fault"] = [], [], fault_note("The pictures of this check", exc)
         checks.append(view)

@@ -122,6 +122,36 @@ def written_form(kind: str, text: str) -> sp.Expr:
     return parse_formula(text, {"y": s["y"], "yhat": sp.Symbol("ŷ"), "eps": epsilon}, evaluate=False)
 
 
+def _update_rule(text: str, reduction: str) -> dict:
+    """W′_ij = W_ij − η ∂J/∂W_ij, ∂J/∂W derived from J = (1/N) Σ_n Σ_m δ_nm h_nm (the objective seen from
+    the layer, δ = gradIn) by `sympy.diff` with indexed sums; `reduction` "sum" drops the 1/N."""
+    x, W, b, delta = sp.IndexedBase("x"), sp.IndexedBase("W"), sp.IndexedBase("b"), sp.IndexedBase("delta")
+    i, j, k, n, m = sp.symbols("i j k n m", integer=True)
+    N, D, K = sp.symbols("N D K", integer=True, positive=True)
+    h = sp.Sum(x[n, k] * W[k, m], (k, 1, D)) + b[m]
+    total = sp.Sum(sp.Sum(delta[n, m] * h, (m, 1, K)), (n, 1, N))
+    J = total / N  # the mean; a sum is N times it (SymPy leaves the sum's Kronecker delta unsimplified)
+
+    def first_branch(e):  # the index ranges' conditions hold inside the sums
+        return e.replace(lambda t: isinstance(t, sp.Piecewise), lambda t: t.args[0][0])
+
+    dW = first_branch(sp.simplify(first_branch(sp.diff(J, W[i, j]).doit())))
+    db = first_branch(sp.simplify(first_branch(sp.diff(J, b[j]).doit())))
+    if reduction == "sum":
+        dW, db = sp.simplify(N * dW), sp.simplify(N * db)
+    eta = sp.Symbol("eta")
+    rule = _rule(text, sp.Symbol("W′_ij"), sp.Add(W[i, j], -eta * dW, evaluate=False))
+    bias = _rule(text, sp.Symbol("b′_j"), sp.Add(b[j], -eta * db, evaluate=False))
+    rule["latex"] += r",\quad " + bias["latex"]
+    rule["mathml"] = f"<mrow>{rule['mathml']}<mo>,</mo><mspace width='1em'/>{bias['mathml']}</mrow>"
+    rule["plain"] = f"{rule['plain']};  {bias['plain']}"
+    for ugly, shown in (("eta", "η"), ("delta", "δ"), ("W[i, j]", "W_ij"), ("b[j]", "b_j")):
+        rule["plain"] = rule["plain"].replace(ugly, shown)
+    rule["plain"] = re.sub(r"Sum\((.*?), \(n, 1, N\)\)", r"Σₙ \1", rule["plain"])  # Σₙ δ_nj·x_ni
+    rule["plain"] = re.sub(r"(δ|x)\[(\w), (\w)\]", r"\1_\2\3", rule["plain"])
+    return rule
+
+
 def derive_rules(kind: str, formula: str | None, rules: tuple, reduction: str, written: tuple = ()) -> dict[str, dict]:
     """{method: Rule's fields} of a class: its definition (`formula`, or the kind's own), the spec's words
     (`rules`) and its rules as the slides write them (`written`)."""
@@ -179,6 +209,7 @@ def derive_rules(kind: str, formula: str | None, rules: tuple, reduction: str, w
             "forward": _rule(text.get("forward", "h = xW + b"), h[j], forward),
             "gradient": _rule(text.get("gradient", "∂h_j/∂x_i: the K×D matrix Wᵀ"), sp.Derivative(h[j], x[i]), d),
             "backward": _rule(text.get("backward", "δ · Wᵀ"), _DELTA_OUT, _DELTA_IN * sp.Symbol("W^T", commutative=False)),
+            "updateWeights": _update_rule(text.get("updateWeights", "W ← W − η ∂J/∂W, b ← b − η ∂J/∂b"), cls.reduction),
         }
     x, mu, sigma = sp.symbols("x mu sigma")
     return {"forward": _rule(text.get("forward", "z-score by the constructor's data"), sp.Symbol("z"), (x - mu) / sigma)}

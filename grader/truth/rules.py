@@ -32,7 +32,7 @@ def rules_for(cls: ClassSpec) -> dict[str, Rule]:
     """
     written = tuple(sorted(cls.rule_formulas.items()))
     return _cached_rules(cls.kind, cls.formula, tuple(sorted(cls.rules.items())),
-                         getattr(cls.options, "reduction", "mean"), written)
+                         getattr(cls.options, "update_reduction", None) or getattr(cls.options, "reduction", "mean"), written)
 
 
 @functools.lru_cache(maxsize=None)
