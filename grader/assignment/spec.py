@@ -77,12 +77,20 @@ EPSILON_RANGE = (0.0, 1e-6)
 _TOP_KEYS = {"assignment", "tolerance", "conventions", "classes", "networks", "hidden", "environment", "late"}
 _ENVIRONMENT_KEYS = {"packages"}
 _HIDDEN_KEYS = {"items", "checks", "secret_env", "secret_file"}
-_ASSIGNMENT_KEYS = {"name", "title", "epsilon", "epsilon_range"}
+_ASSIGNMENT_KEYS = {"name", "title", "description", "epsilon", "epsilon_range"}
 _TOLERANCE_KEYS = {"rtol", "atol", "fd_step", "fd_rtol", "fd_atol"}
 _CONVENTION_KEYS = {"input_ddof"}
 _CLASS_KEYS = {
     "kind", "aliases", "methods", "points", "rules", "tolerance", "forward", "loss", "reduction",
     "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes", "rule_formulas", "pin",
+    "kernel", "image", "images", "pool", "stride",
+}
+#: The image layers' parameters, by kind, with their defaults: kernel [kH, kW], image [H, W] (odd sizes
+#: by default), images "single" (one H×W image, the course's) or "batch" (N×H×W), pool and stride.
+IMAGE_PARAMETERS = {
+    "convolution": {"kernel": (3, 3), "image": (7, 7), "images": "single"},
+    "max_pool": {"pool": 2, "stride": 2, "image": (7, 7), "images": "single"},
+    "flatten": {"image": (5, 7), "images": "single"},
 }
 _MISTAKE_KEYS = {"method", "name", "formula"}
 _NETWORK_KEYS = {"name", "layers", "objective"}
@@ -139,6 +147,8 @@ class ClassSpec:
     #: {method: text}: the rule as the slides write it, equal to the derived one at ε = 0.
     rule_formulas: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     squared_error: bool = False  # the loss of one entry is (y − ŷ)² (a diagnosis only such a loss has)
+    #: An image layer's parameters (IMAGE_PARAMETERS: kernel, image, images, pool, stride); empty for the others.
+    geometry: dict = field(default_factory=dict)
 
     @property
     def expr(self):
@@ -226,6 +236,7 @@ class Spec:
     hidden: "Hidden" = None
     packages: tuple[str, ...] = ("numpy",)  # third-party packages student code may import ([environment])
     late: object = None  # grader.assignment.late.LatePolicy: what late work loses ([late]); None: nothing
+    description: str = ""  # one line: what the assignment grades ([assignment] description)
 
     def is_hidden(self, item: str, check: str | None = None) -> bool:
         """True for a hidden item, or a check hidden everywhere ("edges") or in one item ("Item.method:edges")."""
@@ -280,9 +291,26 @@ def default_spec_path() -> Path:
     return Path(str(resources.files("grader.assignment.specs").joinpath("default.toml")))
 
 
+def spec_path(path_or_name: str | Path | None) -> Path:
+    """The spec file meant by `path_or_name`: a file, else a built-in spec's name (`cnn`), None the default.
+
+    A file of that name wins over the built-in spec; neither raises SpecError naming the built-in ones."""
+    from grader.assignment.specs import BUILT_IN, built_in_path
+
+    if path_or_name is None:
+        return default_spec_path()
+    path = Path(path_or_name)
+    if path.exists() or str(path_or_name) not in BUILT_IN:
+        if not path.exists() and not path.suffix and path.parent == Path("."):
+            raise SpecError(str(path), f"no such file, nor a built-in spec (built-in: {', '.join(BUILT_IN)}; "
+                                       "grade-admin spec --list describes them)")
+        return path
+    return built_in_path(str(path_or_name))
+
+
 def load_spec(path: str | Path | None = None) -> Spec:
-    """Read, validate and return the spec at `path` (the built-in one when None)."""
-    path = Path(path) if path is not None else default_spec_path()
+    """Read, validate and return the spec at `path`, a file or a built-in spec's name (the default when None)."""
+    path = spec_path(path)
     source = str(path)
     try:
         raw = path.read_bytes()
@@ -357,6 +385,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "", der
         hidden=hidden,
         packages=packages,
         late=late,
+        description=str(assignment.get("description", "")),
     )
     if spec.max_score <= 0:
         raise SpecError(source, "gives no points at all: set `points` on at least one class")
@@ -423,6 +452,7 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
         fields["gradient_forms"] = forms
     elif "gradient_forms" in body:
         raise SpecError(source, f"a {kind} class has no gradient() forms to choose", item=name, key="gradient_forms")
+    fields["geometry"] = _geometry(name, kind, body, source)
     if kind == "input" and "ddof" in body:
         if body["ddof"] not in (0, 1):
             raise SpecError(source, "must be 0 or 1", item=name, key="ddof")
@@ -435,6 +465,37 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
         raise SpecError(source, 'must be "ClassName" or "path/file.py:ClassName"', item=name, key="pin")
     fields["pin"] = pin
     return ClassSpec(**fields)
+
+
+def _geometry(name, kind, body, source) -> dict:
+    """An image layer's parameters (IMAGE_PARAMETERS), validated; other kinds take none."""
+    allowed = IMAGE_PARAMETERS.get(kind, {})
+    for key in ("kernel", "image", "images", "pool", "stride"):
+        if key in body and key not in allowed:
+            raise SpecError(source, f"a {kind} class takes no '{key}'" + (f"; it takes {', '.join(allowed)}" if allowed else ""),
+                            item=name, key=key)
+    out = dict(allowed)
+    for key in allowed:
+        if key not in body:
+            continue
+        value = body[key]
+        if key in ("kernel", "image"):
+            if (not isinstance(value, list) or len(value) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 30 for v in value)):
+                raise SpecError(source, "must be [height, width], whole numbers from 1 to 30", item=name, key=key)
+            value = tuple(value)
+        elif key == "images":
+            if value not in ("single", "batch"):
+                raise SpecError(source, 'must be "single" (one H×W image) or "batch" (N×H×W)', item=name, key=key)
+        elif not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
+            raise SpecError(source, "must be a whole number from 1 to 10", item=name, key=key)
+        out[key] = value
+    image = out.get("image")
+    if "kernel" in out and any(k > i for k, i in zip(out["kernel"], image)):
+        raise SpecError(source, "the kernel must fit in the image", item=name, key="kernel")
+    if "pool" in out and out["pool"] > min(image):
+        raise SpecError(source, "the pool must fit in the image", item=name, key="pool")
+    return out
 
 
 def _elementwise(name, body, source, derived=None) -> dict:

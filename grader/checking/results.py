@@ -87,6 +87,8 @@ class ItemResult:
                          f"(`{built.split(': ', 1)[1].replace(' raised', '` raised')}); the grader sets W and b")
         elif built:
             parts.append(f"built as `{built}` (the spec's call lacks a parameter your constructor requires)")
+        if g.get("driven"):
+            parts.append(f"driven by its signature: {g['driven']}")
         return "; ".join(parts)
 
     @property

@@ -1,0 +1,173 @@
+"""The convolutional layer: forward = the valid 2-D cross-correlation of an H×W image with its
+kH×kW kernel; backward(G) = ∂J/∂X, the full convolution of G with the kernel (G zero-padded,
+cross-correlated with the kernel turned 180°); updateWeights(G, η) steps the kernel by
+−η ∂J/∂K, ∂J/∂K = X ⋆ G with X the stored input.
+
+The truth is SymPy's (`grader/truth/convolution.py`), cross-checked against reference/. No
+double penalty: backward and updateWeights run after the grader's own forward(X) on a layer
+holding the grader's kernel, so they are judged on the stored input, whatever forward returned.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from grader.checking.checks import ItemContext, cross_checked, exact, named
+from grader.checking.results import CheckResult
+from grader.kinds import image_layers as il
+from grader.truth import convolution as truth
+from grader.truth.reference_truth import reference_class
+
+ETA = 0.1
+
+
+def kernel_of(ctx: ItemContext, shape=None) -> np.ndarray:
+    kh, kw = shape or il.geometry(ctx)["kernel"]
+    return np.round(ctx.rng.uniform(-1.5, 1.5, size=(kh, kw)), 6) + np.arange(kh * kw).reshape(kh, kw) * 1e-3
+
+
+def sizes(ctx: ItemContext, case: str):
+    """(image shape, kernel shape) of a check: the spec's, another odd one, or an image as small as the kernel."""
+    (h, w), (kh, kw) = il.geometry(ctx)["image"], il.geometry(ctx)["kernel"]
+    if case == "other_size":
+        return (h + 2, max(w - 2, kw) if w - 2 != h + 2 else w + 4), (kh, kw)
+    if case == "smallest_image":
+        return (kh, kw), (kh, kw)
+    return (h, w), (kh, kw)
+
+
+def per_image(fn, X, *rest):
+    """fn on each image of a batch (N×H×W) (and the matching entries of `rest`), or on the one image."""
+    return np.stack([fn(x, *(r[i] for r in rest)) for i, x in enumerate(X)]) if X.ndim == 3 else fn(X, *rest)
+
+
+def conv(X, K):
+    """The SymPy truth of forward, image by image."""
+    return per_image(lambda x: truth.forward(x, K), X)
+
+
+def layer_with(ctx: ItemContext, K: np.ndarray):
+    """A student convolution holding K: constructor (kH, kW), else (k) or (k, 1) for a square kernel."""
+    kh, kw = K.shape
+    variants = [(kh, kw)] + ([(kh,), (kh, 1)] if kh == kw else [])
+    return il.new_layer(ctx, variants, check=lambda layer: il.set_kernel(ctx, layer, K))
+
+
+def forward_of(ctx, layer, X, K):
+    out = per_image(lambda x: np.zeros((x.shape[0] - K.shape[0] + 1, x.shape[1] - K.shape[1] + 1)), X)
+    outcome = il.call_image(ctx, layer, "forward", X, out.size, return_args=True)
+    return outcome, out.shape
+
+
+def reference(ctx: ItemContext, method: str, X, K, G=None, eta=ETA):
+    """What reference/'s ConvolutionalLayer gives (None where it is not shipped)."""
+    ref = reference_class(ctx.cls)
+    if ref is None:
+        return None
+    outs = []
+    for i, x in enumerate(X if X.ndim == 3 else [X]):
+        layer = ref(*K.shape)
+        layer.setKernel(K.copy())
+        y = layer.forward(x)
+        if method == "forward":
+            outs.append(y)
+        elif method == "backward":
+            outs.append(layer.backward(G[i] if X.ndim == 3 else G))
+        else:
+            layer.updateWeights(G[i] if X.ndim == 3 else G, eta)
+            outs.append(layer.getKernel())
+    return np.stack(outs) if X.ndim == 3 else outs[0]
+
+
+def forward_check(case: str):
+    def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
+        image_shape, kernel_shape = sizes(ctx, "values" if case == "input_not_mutated" else case)
+        K, X = kernel_of(ctx, kernel_shape), il.image(ctx, image_shape)
+        layer = layer_with(ctx, K)
+        outcome, shape = forward_of(ctx, layer, X, K)
+        if case == "input_not_mutated":
+            il.value(outcome, f"{ctx.cls.name}.forward()")
+            return il.unchanged_arg(name, weight, outcome, X, "X")
+        got = il.value(outcome, f"{ctx.cls.name}.forward()").reshape(shape) if outcome.ok and outcome.value.size == int(np.prod(shape)) else il.value(outcome, f"{ctx.cls.name}.forward()")
+        expected = cross_checked(ctx, exact(conv(X, K)), reference(ctx, "forward", X, K)).nominal
+        flipped = per_image(lambda x: truth.correlate(x, np.rot90(K, 2)), X)
+        return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, image_shape))} image",
+                          mistakes=[("a convolution (kernel flipped) where the course cross-correlates", flipped)])
+    return named(il.guarded(check), f"convolution.forward.{case}")
+
+
+def backward_check(case: str):
+    def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
+        image_shape, kernel_shape = sizes(ctx, "values" if case == "gradIn_not_mutated" else case)
+        K, X = kernel_of(ctx, kernel_shape), il.image(ctx, image_shape)
+        layer = layer_with(ctx, K)
+        _, out_shape = forward_of(ctx, layer, X, K)  # the stored input is the grader's X, whatever forward returns
+        G = np.round(ctx.rng.uniform(-1, 1, size=out_shape), 6)
+        outcome = il.call_image(ctx, layer, "backward", G, None, return_args=True)
+        if case == "gradIn_not_mutated":
+            il.value(outcome, f"{ctx.cls.name}.backward()")
+            return il.unchanged_arg(name, weight, outcome, G, "gradIn")
+        got = il.value(outcome, f"{ctx.cls.name}.backward()")
+        got = got.reshape(X.shape) if got.size == X.size else got
+        kh, kw = K.shape
+        expected = cross_checked(ctx, exact(per_image(lambda x, g: truth.input_gradient(x.shape, K, g), X, G)),
+                                 reference(ctx, "backward", X, K, G)).nominal
+        mistakes = [
+            ("backward without the 180° turn of the kernel (the padded gradient cross-correlated with K itself)",
+             per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), K), G)),
+            ("the kernel transposed instead of turned 180°", per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), K.T), G))
+            if kh == kw else ("", None),
+            ("backward without zero padding (a valid cross-correlation of gradIn: too small)",
+             per_image(lambda g: truth.correlate(g, np.rot90(K, 2)), G)),
+        ]
+        return il.verdict(ctx, name, weight, got, expected, what=f"backward(gradIn) after forward of a {'×'.join(map(str, image_shape))} image",
+                          mistakes=[m for m in mistakes if m[1] is not None])
+    return named(il.guarded(check), f"convolution.backward.{case}")
+
+
+def update_check(case: str):
+    def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
+        image_shape, kernel_shape = sizes(ctx, "other_size" if case == "other_size" else "values")
+        eta = 0.37 if case == "learning_rate" else ETA
+        K, X = kernel_of(ctx, kernel_shape), il.image(ctx, image_shape)
+        layer = layer_with(ctx, K)
+        _, out_shape = forward_of(ctx, layer, X, K)
+        G = np.round(ctx.rng.uniform(-1, 1, size=out_shape), 6)
+        outcome = il.call_image(ctx, layer, "updateWeights", G, None, eta, return_args=True)
+        if outcome.kind == "error":
+            il.value(outcome, f"{ctx.cls.name}.updateWeights()")
+        if case == "gradIn_not_mutated":
+            return il.unchanged_arg(name, weight, outcome, G, "gradIn")
+        dK = per_image(lambda x, g: truth.kernel_gradient(x, K.shape, g), X, G)
+        accepted = [("the batch's ∂J/∂K averaged over its images", K - eta * dK.mean(axis=0))] if X.ndim == 3 else []
+        dK = dK.sum(axis=0) if X.ndim == 3 else dK  # a batch's gradient adds over its images (or its mean: accepted)
+        expected = K - eta * dK
+        ref = reference(ctx, "updateWeights", X, K, G, eta)
+        if ref is not None and X.ndim == 2:
+            cross_checked(ctx, exact(expected), ref)
+        held = il.read_kernel(ctx, layer, K.shape)
+        note = ""
+        if held is None:  # no getter, no attribute: judged by the updated layer's own forward
+            X2 = il.image(ctx, image_shape)
+            outcome2, shape2 = forward_of(ctx, layer, X2, K)
+            got = il.value(outcome2, f"{ctx.cls.name}.forward()").reshape(shape2)
+            note = "judged by forward() after the update (the class has no getter for its kernel)"
+            return il.verdict(ctx, name, weight, got, conv(X2, expected), what="forward(X) after updateWeights(gradIn, η)", note=note,
+                              accepted=[(a, conv(X2, k)) for a, k in accepted])
+        Y = conv(X, K)
+        mistakes = [
+            ("the kernel did not change", K),
+            ("the step taken uphill: K + η ∂J/∂K", K + eta * dK),
+            ("∂J/∂K with the operands swapped (gradIn ⋆ X: the true ∂J/∂K turned 180°)", K - eta * np.rot90(dK, 2)),
+            ("∂J/∂K from the output Y in place of the input X", K - eta * np.sum(Y * G)),
+            ("η ignored (a learning rate of its own)", K - ETA * dK) if eta != ETA else ("", None),
+        ]
+        return il.verdict(ctx, name, weight, held, expected, what=f"the kernel after updateWeights(gradIn, η = {eta:g})",
+                          mistakes=[m for m in mistakes if m[1] is not None], accepted=accepted)
+    return named(il.guarded(check), f"convolution.updateWeights.{case}")
+
+
+CHECKS = {
+    "forward": {c: forward_check(c) for c in ("values", "other_size", "smallest_image", "input_not_mutated")},
+    "backward": {c: backward_check(c) for c in ("values", "other_size", "smallest_image", "gradIn_not_mutated")},
+    "updateWeights": {c: update_check(c) for c in ("values", "other_size", "learning_rate", "gradIn_not_mutated")},
+}
