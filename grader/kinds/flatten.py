@@ -56,7 +56,7 @@ def forward_check(case: str):
         if case == "input_not_mutated":
             return il.unchanged_arg(name, weight, outcome, X, "X")
         got = as_rows(got, X)
-        order = order_of(got, X)
+        order = order_of(got, X) if got.shape == flat(X, "C").shape else None
         expected = flat(X, order or "C")
         return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, X.shape))} input",
                           accepted=[("flattened column-major: right, as long as backward undoes it", flat(X, "F"))],
@@ -69,12 +69,10 @@ def backward_check(case: str):
         X = il.image(ctx, image_shape(ctx, "values"))
         layer = il.new_layer(ctx, [()])
         forwarded = il.call_image(ctx, layer, "forward", X, X.size)  # the stored input is the grader's X
-        own = order_of(as_rows(forwarded.value, X), X) if forwarded.ok else None
-        shape_in = forwarded.value.shape if forwarded.ok and forwarded.value.size == X.size else flat(X, "C").shape
-        if case == "undoes_forward":  # backward of the student's own forward output gives back the input
-            if own is None:
-                return CheckResult(name, False, weight, message="forward(X) does not flatten X in either order: "
-                                   "there is no flattening of your own to undo")
+        rows = forwarded.ok and as_rows(forwarded.value, X).shape == flat(X, "C").shape  # flat, as forward must be
+        own = order_of(forwarded.value, X) if rows else None
+        shape_in = forwarded.value.shape if rows else flat(X, "C").shape
+        if case == "undoes_forward" and own is not None:  # backward of the student's own forward output gives back X
             G = forwarded.value
         else:
             G = np.round(ctx.rng.uniform(-1, 1, size=shape_in), 6)

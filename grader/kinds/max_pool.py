@@ -184,12 +184,14 @@ def ties_verdict(ctx: ItemContext, name: str, weight: float, got, X, G, pool) ->
 
 
 def stride_mismatch(x, g, pool):
-    """The gradient of backward that walks windows at stride = pool, taking gradIn's entries in order."""
+    """The gradient of a backward that walks its windows pool apart (not stride apart): window (i, j)
+    at (i·pool, j·pool) takes gradIn[i, j]."""
     spans, _ = windows(x.shape, pool, pool)
     out = np.zeros(x.shape)
-    for value, (_, rows, cols) in zip(g.ravel(), spans):
-        r, c = np.unravel_index(np.argmax(x[rows, cols]), (pool, pool))
-        out[rows.start + r, cols.start + c] += value
+    for (i, j), rows, cols in spans:
+        if i < g.shape[0] and j < g.shape[1]:
+            r, c = np.unravel_index(np.argmax(x[rows, cols]), (pool, pool))
+            out[rows.start + r, cols.start + c] += g[i, j]
     return out
 
 
