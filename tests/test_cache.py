@@ -92,7 +92,7 @@ def test_the_spec_facts_are_read_from_the_cache_and_a_damaged_entry_is_derived_a
     assert facts["ReLuLayer"]["kinks"] == [0.0]
     entry.write_text("{damaged")
     again = load_spec(default_spec_path())
-    assert {n: c.kinks for n, c in again.classes.items()} == {n: c.kinks for n, c in first.classes.items()}
+    assert {n: c.options for n, c in again.classes.items()} == {n: c.options for n, c in first.classes.items()}
     assert json.loads(entry.read_text()) == facts
 
 

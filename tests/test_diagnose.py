@@ -55,3 +55,42 @@ def test_softmax_batch_normalisation_is_recognised():
     wrong = np.exp(X) / np.exp(X).sum()
     s = situation("SoftmaxLayer", "forward", X=X)
     assert diagnose(wrong, TRUTH.softmax_forward(X), s, rtol=1e-6, atol=1e-8) == "softmax normalised over the whole batch instead of each row"
+
+
+def test_a_named_mistake_has_a_stable_code_beside_its_text_and_keeps_it_through_json_and_pickle():
+    """Tests and tools matched English sentences; each named mistake now has a code (issue 20)."""
+    import pickle
+    from pathlib import Path
+
+    from grader.checking.results import SubmissionResult
+    from grader.grade import grade_submission
+
+    fixture = Path(__file__).parent / "fixtures" / "submissions" / "softmax_diagonal_only"
+    result = grade_submission(fixture, sandbox="process")
+    checks = {c.name: c for c in result.item("SoftmaxLayer.gradient").checks}
+    assert checks["jacobian"].diagnosis == "only the diagonal of the softmax Jacobian, g(1 − g)"  # the text, unchanged
+    assert checks["jacobian"].diagnosis.code == "softmax.diagonal_only"
+    backward = next(c for c in result.item("SoftmaxLayer.backward").checks if c.name == "chain_rule")
+    assert backward.diagnosis.code == "softmax.diagonal_only_backward"
+    as_json = result.to_dict()
+    row = next(c for i in as_json["items"] if i["name"] == "SoftmaxLayer.gradient" for c in i["checks"] if c["name"] == "jacobian")
+    assert row["diagnosis_code"] == "softmax.diagonal_only" and row["diagnosis"] == checks["jacobian"].diagnosis
+    again = SubmissionResult.from_dict(as_json)
+    assert next(c for c in again.item("SoftmaxLayer.gradient").checks if c.name == "jacobian").diagnosis.code == "softmax.diagonal_only"
+    assert pickle.loads(pickle.dumps(checks["jacobian"].diagnosis)).code == "softmax.diagonal_only"
+
+
+def test_every_kind_names_its_mistakes_with_codes_of_its_own():
+    import ast
+    import inspect
+
+    from grader.kinds import KINDS, implementation
+
+    for name in KINDS:
+        tree = ast.parse(inspect.getsource(implementation(name)))
+        codes = [node.value.elts[0].value for node in ast.walk(tree) if isinstance(node, ast.Yield)
+                 and isinstance(node.value, ast.Tuple) and isinstance(node.value.elts[0], ast.Constant)]
+        assert codes and all(code.startswith(name + ".") for code in codes), (name, codes)
+        for node in ast.walk(tree):  # every candidate is (code, text, numbers)
+            if isinstance(node, ast.Yield) and node.value is not None:
+                assert isinstance(node.value, ast.Tuple) and len(node.value.elts) == 3, (name, ast.unparse(node))

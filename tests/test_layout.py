@@ -211,13 +211,15 @@ def test_the_runner_knows_kinds_only_through_the_registry_and_the_spec_loads_no_
 
     import grader.kinds as kinds
 
-    assert set(kinds.KINDS) == {"objective", "elementwise", "softmax", "fully_connected", "input"}  # public names
+    assert set(kinds.KINDS) == {"objective", "elementwise", "softmax", "fully_connected", "input",
+                                "convolution", "max_pool", "flatten"}  # public names
     for name, kind in kinds.KINDS.items():
         module = kinds.implementation(name)
         assert set(module.CHECKS) == set(kind.graded_methods) == set(kind.checks)
         for method in kind.graded_methods:
             assert [c.name for c, _ in kinds.checks_for(name, method)] == [c.name for c in kind.checks[method]]
-    for path in (ROOT / "grade.py", ROOT / "checking" / "checks.py", ROOT / "checking" / "layer_checks.py"):
+    for path in (ROOT / "grade.py", ROOT / "checking" / "checks.py", ROOT / "checking" / "layer_checks.py", ROOT / "checking" / "network.py",
+                 ROOT / "checking" / "diagnose.py"):
         text = path.read_text(encoding="utf-8")
         for name in kinds.KINDS:
             assert f'"{name}"' not in text, f"{path.name} names the kind {name}: ask the registry"
@@ -225,3 +227,24 @@ def test_the_runner_knows_kinds_only_through_the_registry_and_the_spec_loads_no_
             "print(sorted(m for m in sys.modules if m.startswith(('grader.kinds.', 'grader.checking'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
+
+
+def test_each_kind_has_its_own_options_object_and_a_spec_still_travels_by_pickle():
+    """ClassSpec carried every kind's fields in one flat bag (issue 20): each kind now has its own
+    options class, module-level so that specs pickle to pool and dask workers."""
+    import dataclasses
+    import pickle
+
+    from grader.assignment.spec import ClassSpec, load_spec
+    from grader.kinds import KINDS, InputOptions, LayerOptions, ObjectiveOptions
+
+    flat = {f.name for f in dataclasses.fields(ClassSpec)}
+    assert not flat & {"reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof"}
+    spec = load_spec()
+    kinds = {c.kind: type(c.options) for c in spec.classes.values()}
+    assert kinds == {"objective": ObjectiveOptions, "elementwise": LayerOptions, "softmax": LayerOptions,
+                     "fully_connected": LayerOptions, "input": InputOptions}
+    assert all(KINDS[c.kind].options is type(c.options) for c in spec.classes.values())
+    again = pickle.loads(pickle.dumps(spec))
+    assert {n: c.options for n, c in again.classes.items()} == {n: c.options for n, c in spec.classes.items()}
+    assert spec.classes["CrossEntropy"].options.reduction == "mean_rows" and spec.classes["ReLuLayer"].options.kinks == (0.0,)

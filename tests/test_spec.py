@@ -20,9 +20,9 @@ def test_default_spec_is_the_contract_assignment(spec):
     assert spec.find_class("RELULAYER").name == "ReLuLayer"
     assert spec.find_class("SigmoidLayer").name == "LogisticSigmoidLayer"
     assert spec.classes["FullyConnectedLayer"].method_names("getBiases") == ("getBiases", "getBias")
-    assert spec.classes["SoftmaxLayer"].gradient_forms == ("jacobian",)
-    assert spec.classes["ReLuLayer"].kinks == (0.0,)
-    assert spec.classes["CrossEntropy"].reduction == "mean_rows"
+    assert spec.classes["SoftmaxLayer"].options.gradient_forms == ("jacobian",)
+    assert spec.classes["ReLuLayer"].options.kinks == (0.0,)
+    assert spec.classes["CrossEntropy"].options.reduction == "mean_rows"
     assert [n.item_name for n in spec.networks] == ["Network.classifier", "Network.binary"]
 
 
@@ -41,10 +41,10 @@ def with_class(**body):
 
 CASES = [
     ({"assignment": {}, "extra": 1}, "t.toml: key 'extra': unknown key; allowed here: assignment, classes, conventions, environment, hidden, late, networks, tolerance"),
-    ({"assignment": {"nam": "x"}}, "t.toml: key 'assignment.nam': unknown key; did you mean 'name'? allowed here: epsilon, epsilon_range, name, title"),
+    ({"assignment": {"nam": "x"}}, "t.toml: key 'assignment.nam': unknown key; did you mean 'name'? allowed here: description, epsilon, epsilon_range, name, title"),
     ({"assignment": {}}, "t.toml: declares no [classes.<Name>] table: a spec needs at least one gradable class"),
-    (with_class(kind="convolution"), "t.toml: [classes.Soft] key 'kind': unknown kind 'convolution'; use one of objective, elementwise, softmax, fully_connected, input"),
-    (with_class(colour="red"), "t.toml: [classes.Soft] key 'colour': unknown key; allowed here: aliases, ddof, domain, estimates, forward, gradient_forms, kind, kinks, loss, methods, mistakes, pin, points, reduction, rule_formulas, rules, targets, tolerance"),
+    (with_class(kind="attention"), "t.toml: [classes.Soft] key 'kind': unknown kind 'attention'; use one of objective, elementwise, softmax, fully_connected, input, convolution, max_pool, flatten"),
+    (with_class(colour="red"), "t.toml: [classes.Soft] key 'colour': unknown key; allowed here: aliases, ddof, domain, estimates, forward, gradient_forms, image, images, kernel, kind, kinks, loss, methods, mistakes, pin, points, pool, reduction, rule_formulas, rules, stride, targets, tolerance"),
     (with_class(points={"forward": -2}), "t.toml: [classes.Soft] key 'points.forward': must not be negative, got -2"),
     (with_class(points={"forward": "two"}), "t.toml: [classes.Soft] key 'points.forward': must be a number, got 'two'"),
     (with_class(points={"eval": 1}), "t.toml: [classes.Soft] key 'points.eval': 'eval' is not graded for kind elementwise; graded: forward, gradient, backward"),
@@ -116,7 +116,7 @@ def test_formula_declared_activations_get_the_derived_gradient(tmp_path):
     np.testing.assert_allclose(truth.elementwise_derivative(softplus, z), 1 / (1 + np.exp(-z)), rtol=1e-12)
     np.testing.assert_allclose(truth.elementwise_forward(softplus, z), np.logaddexp(0, z), rtol=1e-12, atol=1e-15)
     leaky = spec.classes["LeakyReLuLayer"]
-    assert leaky.kinks == (0.0,)
+    assert leaky.options.kinks == (0.0,)
     np.testing.assert_allclose(truth.elementwise_derivative(leaky, z), np.where(z < 0, 0.01, 1.0))
     assert sp.simplify(sp.diff(softplus.expr, Z) - sp.exp(Z) / (1 + sp.exp(Z))) == 0
     assert "e^{z}" in rules_for(softplus)["gradient"].latex

@@ -89,7 +89,7 @@ def test_input_layer_reference_matches_symbolic(n, d):
     data[:, 0] = 4.0  # a constant column: σ = 0 counts as 1
     X = rng.normal(size=(4, d))
     layer = RT.layer(cls, X, data=data)
-    expected = ST.input_forward(data, X, cls.ddof)
+    expected = ST.input_forward(data, X, cls.options.ddof)
     np.testing.assert_allclose(layer.getPrevOut(), expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(expected[:, 0], X[:, 0] - 4.0)
 
@@ -104,7 +104,7 @@ def test_objective_reference_matches_symbolic(cls, n, k):
     grad = ST.objective_gradient(cls, Y, Yhat)
     np.testing.assert_allclose(ref.gradient(Y, Yhat), grad, rtol=RTOL, atol=ATOL)
     # ∂J/∂ŷ is per entry: central differences of J, scaled back by the reduction's divisor.
-    scale = {"mean": n * k, "mean_rows": n, "sum": 1}[cls.reduction]
+    scale = {"mean": n * k, "mean_rows": n, "sum": 1}[cls.options.reduction]
     h = 1e-6
     fd = np.zeros_like(Yhat)
     for idx in np.ndindex(*Yhat.shape):

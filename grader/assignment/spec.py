@@ -85,13 +85,9 @@ _CLASS_KEYS = {
     "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes", "rule_formulas", "pin",
     "kernel", "image", "images", "pool", "stride",
 }
-#: The image layers' parameters, by kind, with their defaults: kernel [kH, kW], image [H, W] (odd sizes
-#: by default), images "single" (one H×W image, the course's) or "batch" (N×H×W), pool and stride.
-IMAGE_PARAMETERS = {
-    "convolution": {"kernel": (3, 3), "image": (7, 7), "images": "single"},
-    "max_pool": {"pool": 2, "stride": 2, "image": (7, 7), "images": "single"},
-    "flatten": {"image": (5, 7), "images": "single"},
-}
+#: The image layers' parameters (their kinds' options: grader.kinds.ConvolutionOptions, …): kernel
+#: [kH, kW], image [H, W], images "single" (one H×W image, the course's) or "batch" (N×H×W), pool, stride.
+IMAGE_KEYS = ("kernel", "image", "images", "pool", "stride")
 _MISTAKE_KEYS = {"method", "name", "formula"}
 _NETWORK_KEYS = {"name", "layers", "objective"}
 
@@ -135,20 +131,13 @@ class ClassSpec:
     epsilon: float
     epsilon_range: tuple[float, float] = EPSILON_RANGE
     formula: str | None = None
-    reduction: str = "mean"
-    targets: str = "real"
-    estimates: str = "real"
-    domain: tuple[float, float] = (-3.0, 3.0)
-    kinks: tuple[float, ...] = ()
-    gradient_forms: tuple[str, ...] = ()
-    ddof: int = 1
+    #: What the spec says of this class that only its kind has (`grader.kinds`: LayerOptions,
+    #: InputOptions, ObjectiveOptions): gradient forms and test-point domain, ddof, reduction…
+    options: object = None
     mistakes: tuple[Mistake, ...] = ()
     pin: str = ""  # "ClassName" or "path/file.py:ClassName": the one class graded as this item
     #: {method: text}: the rule as the slides write it, equal to the derived one at ε = 0.
     rule_formulas: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-    squared_error: bool = False  # the loss of one entry is (y − ŷ)² (a diagnosis only such a loss has)
-    #: An image layer's parameters (IMAGE_PARAMETERS: kernel, image, images, pool, stride); empty for the others.
-    geometry: dict = field(default_factory=dict)
 
     @property
     def expr(self):
@@ -330,7 +319,8 @@ def load_spec(path: str | Path | None = None) -> Spec:
     derived = cache.read(key, ".spec.json", lambda text, _: _derived_from_json(text))
     spec = parse_spec(data, source=source, fingerprint=fingerprint, derived=derived)
     if derived is None:
-        cache.write(key, ".spec.json", json.dumps({name: {"kinks": list(c.kinks), "squared_error": c.squared_error}
+        cache.write(key, ".spec.json", json.dumps({name: {"kinks": list(getattr(c.options, "kinks", ())),
+                                                          "squared_error": getattr(c.options, "squared_error", False)}
                                                    for name, c in spec.classes.items()}))
     return spec
 
@@ -452,7 +442,7 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
         fields["gradient_forms"] = forms
     elif "gradient_forms" in body:
         raise SpecError(source, f"a {kind} class has no gradient() forms to choose", item=name, key="gradient_forms")
-    fields["geometry"] = _geometry(name, kind, body, source)
+    fields.update(_geometry(name, kind, body, source))
     if kind == "input" and "ddof" in body:
         if body["ddof"] not in (0, 1):
             raise SpecError(source, "must be 0 or 1", item=name, key="ddof")
@@ -464,13 +454,23 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
     if not isinstance(pin, str) or (pin and not pin.rpartition(":")[2].isidentifier()):
         raise SpecError(source, 'must be "ClassName" or "path/file.py:ClassName"', item=name, key="pin")
     fields["pin"] = pin
+    options = KINDS[kind].options
+    given = {key: fields.pop(key) for key in _OPTION_KEYS if key in fields}
+    fields["options"] = options(**{key: value for key, value in given.items() if key in options.__dataclass_fields__})
     return ClassSpec(**fields)
 
 
+#: What `_class` reads that belongs in a kind's options object.
+_OPTION_KEYS = ("reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof",
+                "kernel", "image", "images", "pool", "stride")
+
+
 def _geometry(name, kind, body, source) -> dict:
-    """An image layer's parameters (IMAGE_PARAMETERS), validated; other kinds take none."""
-    allowed = IMAGE_PARAMETERS.get(kind, {})
-    for key in ("kernel", "image", "images", "pool", "stride"):
+    """An image layer's parameters given in the spec (IMAGE_KEYS its kind's options have), validated."""
+    import dataclasses
+
+    allowed = {f.name: f.default for f in dataclasses.fields(KINDS[kind].options) if f.name in IMAGE_KEYS}
+    for key in IMAGE_KEYS:
         if key in body and key not in allowed:
             raise SpecError(source, f"a {kind} class takes no '{key}'" + (f"; it takes {', '.join(allowed)}" if allowed else ""),
                             item=name, key=key)
@@ -495,7 +495,7 @@ def _geometry(name, kind, body, source) -> dict:
         raise SpecError(source, "the kernel must fit in the image", item=name, key="kernel")
     if "pool" in out and out["pool"] > min(image):
         raise SpecError(source, "the pool must fit in the image", item=name, key="pool")
-    return out
+    return {key: value for key, value in out.items() if key in body}
 
 
 def _elementwise(name, body, source, derived=None) -> dict:

@@ -32,7 +32,7 @@ import numpy as np
 from grader.checking.compare import compare
 from grader.checking.diagnose import Situation, diagnose
 from grader.checking.precision import Precision, precision_of
-from grader.checking.results import CheckResult
+from grader.checking.results import CheckResult, Diagnosis
 from grader.assignment.spec import ClassSpec, Item, Tolerance
 from grader.kinds import implementation
 from grader.checking.student import StudentCode, StudentFailure
@@ -151,7 +151,7 @@ def unchanged(ctx: ItemContext, name: str, weight: float, outcome, originals: li
             changed.append(label)
     if not changed:
         return CheckResult(name, True, weight)
-    return CheckResult(name, False, weight, diagnosis="input mutated",
+    return CheckResult(name, False, weight, diagnosis=Diagnosis("input mutated", "input_mutated"),
                        message=f"your method changed its input {', '.join(changed)} in place; work on a copy "
                                f"(e.g. `X = np.array(X, dtype=float)`) or use operations that return new arrays.")
 

@@ -17,7 +17,7 @@ from grader.checking.results import CheckResult
 from grader.checking.student import StudentFailure, array_of
 from grader.sandbox import ObjectHandle
 from grader.truth.reference_truth import ReferenceTruth
-from grader.truth.symbolic import Band
+from grader.truth.symbolic import Band, SymbolicTruth
 
 N, D, K = points.N, points.D, points.K
 
@@ -26,9 +26,17 @@ class LayerKind:
     """What a layer kind changes in the layer checks; the defaults are an activation layer's
     (it keeps the width K, is built on its input data and has no parameters)."""
 
+    def true_forward(self, truth: SymbolicTruth, cls, X, W=None, b=None, data=None) -> np.ndarray:
+        """The true output (a truth adapter: which of the truth's functions this kind is)."""
+        raise NotImplementedError
+
+    def true_jacobian(self, truth: SymbolicTruth, cls, X, W=None, b=None) -> np.ndarray:
+        """The true per-observation Jacobian N×K×D."""
+        raise NotImplementedError
+
     def jacobian(self, ctx: ItemContext, X, W=None, b=None) -> Band:
-        """The true N×K×D Jacobian."""
-        return exact(ctx.truth.layer_jacobian(ctx.cls, X, W=W, b=b))
+        """The true N×K×D Jacobian as the checks judge by it (a band where ε enters)."""
+        return exact(self.true_jacobian(ctx.truth, ctx.cls, X, W=W, b=b))
 
     def jacobian_entries(self, own: np.ndarray) -> np.ndarray:
         """The entries of a student's Jacobian that tell whether it did work."""
@@ -59,9 +67,19 @@ class LayerKind:
         """A forward check's result, with what the kind can say more about a wrong one."""
         return result
 
+    #: In the end-to-end network diagnostic (`network.py`): the layer has weights the grader
+    #: draws, and the layer scales raw data (so the network is fed raw data).
+    network_weights = False
+    network_scales_data = False
+
+    def in_network(self, student, cls, X, zeros, width: int, out: int, rng):
+        """(student handle, W, b, data) of this layer in the network diagnostic, `width` wide in
+        and `out` wide out; X is the network's input, `zeros` an input of this layer's width."""
+        return student.new(cls, data=zeros), None, None, None
+
 
 def true_forward(ctx: ItemContext, X, W=None, b=None) -> np.ndarray:
-    return ctx.truth.layer_forward(ctx.cls, X, W=W, b=b)
+    return ctx.layer.true_forward(ctx.truth, ctx.cls, X, W=W, b=b)
 
 
 def true_jacobian(ctx: ItemContext, X, W=None, b=None) -> Band:
@@ -103,7 +121,7 @@ def stored_layer(ctx: ItemContext, X: np.ndarray, k: int) -> tuple[ObjectHandle,
 
 def as_jacobian(ctx: ItemContext, got: np.ndarray, n: int, k: int, d: int) -> np.ndarray | None:
     """The student's gradient() as an N×K×D Jacobian, if it has one of the spec's accepted forms."""
-    forms = ctx.cls.gradient_forms
+    forms = ctx.cls.options.gradient_forms
     if "diagonal" in forms and got.shape == (n, k) and k == d:
         return diagonal(got)
     if ("jacobian" in forms or "per_observation" in forms) and got.shape == (n, k, d):
@@ -116,7 +134,7 @@ def as_jacobian(ctx: ItemContext, got: np.ndarray, n: int, k: int, d: int) -> np
 def expected_form(ctx: ItemContext, got: np.ndarray, jac: Band) -> Band:
     """The truth in the form the student chose (diagonal or full), or the spec's first form."""
     n, k, d = jac.nominal.shape
-    forms = ctx.cls.gradient_forms
+    forms = ctx.cls.options.gradient_forms
     if "diagonal" in forms and (got.ndim == 2 and got.shape[0] == n or forms[0] == "diagonal" and got.ndim != 3) and k == d:
         return Band(*(np.einsum("nkk->nk", a) for a in (jac.nominal, jac.lower, jac.upper)))
     if "matrix" in forms and (got.ndim == 2 or forms[0] == "matrix" and got.ndim != 3):
@@ -223,7 +241,7 @@ def gradient_values(single: bool, name: str, edges: bool = False):
         sit = situation(ctx, "gradient", X=X, W=W, b=b)
         got, expected = in_students_form(ctx, got, jac, n, k, d)
         return judge(ctx, name, weight, got, expected, sit, note=note,
-                     what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
+                     what=f"your gradient() (accepted forms: {', '.join(cls.options.gradient_forms)})")
     return named(check, name)
 
 
@@ -255,7 +273,7 @@ def gradient_finite_differences(ctx: ItemContext, name: str, weight: float) -> C
     sit = situation(ctx, "gradient", X=X, W=W, b=b)
     if full is None:
         return judge(ctx, name, weight, got, expected_form(ctx, got, jac), sit,
-                     what=f"your gradient() (accepted forms: {', '.join(cls.gradient_forms)})")
+                     what=f"your gradient() (accepted forms: {', '.join(cls.options.gradient_forms)})")
     measured = lambda fd, noise, fd_true: in_students_form(  # noqa: E731
         ctx, got, finite_difference_band(fd, fd_true, jac.nominal, noise), n, k, d)
     probe = ctx.layer.probe(ctx, X, W, b)

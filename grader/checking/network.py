@@ -13,7 +13,8 @@ from grader.checking import points
 from grader.checking.compare import compare
 from grader.truth.symbolic import SymbolicTruth
 from grader.checking.results import CheckResult, ItemResult
-from grader.assignment.spec import NetworkSpec, Spec
+from grader.assignment.spec import GRADED_METHODS, NetworkSpec, Spec
+from grader.kinds import implementation
 from grader.checking.student import StudentCode, StudentFailure, array_of
 
 FEATURES, HIDDEN = 5, 4
@@ -50,27 +51,26 @@ def run_network(net: NetworkSpec, spec: Spec, student: StudentCode, seed: int) -
 def _compare_chains(net, spec, student, rng, trace):
     truth = SymbolicTruth(spec.epsilon)
     n, d = 6, FEATURES
-    fc_total = sum(1 for name in net.layers if spec.classes[name].kind == "fully_connected")
+    kinds = {name: implementation(spec.classes[name].kind).LAYER for name in net.layers}
+    fc_total = sum(1 for name in net.layers if kinds[name].network_weights)
     # Well-scaled on purpose: saturated outputs (ŷ ≈ 0 or 1) would magnify ε-sized differences
     # between right answers into false departures. Raw data only when an input layer scales it.
-    X = points.input_data(rng, n, d) if spec.classes[net.layers[0]].kind == "input" else rng.normal(size=(n, d))
+    X = points.input_data(rng, n, d) if kinds[net.layers[0]].network_scales_data else rng.normal(size=(n, d))
     layers = []  # (class, student handle, true step)
     width, fc_count = d, 0
     for name in net.layers:
         cls = spec.classes[name]
-        if cls.kind == "input":
-            layers.append((cls, student.new(cls, X), _Step(truth, cls, data=X)))
-        elif cls.kind == "fully_connected":
+        if kinds[name].network_weights:  # the last layer with weights maps to the objective's width
             fc_count += 1
             out = _final_width(net, spec) if fc_count == fc_total else HIDDEN
-            handle, W, b = student.fully_connected(cls, rng.normal(scale=0.5, size=(width, out)), rng.normal(scale=0.1, size=(1, out)))
-            layers.append((cls, handle, _Step(truth, cls, W=W, b=b)))
-            width = out
         else:
-            layers.append((cls, student.new(cls, data=np.zeros((n, width))), _Step(truth, cls)))
+            out = width
+        handle, W, b, data = kinds[name].in_network(student, cls, X, np.zeros((n, width)), width, out, rng)
+        layers.append((cls, handle, _Step(truth, cls, W=W, b=b, data=data)))
+        width = out
     objective = spec.classes[net.objective]
     k = width
-    Y = np.eye(k)[rng.integers(0, k, size=n)] if objective.targets == "onehot" else rng.integers(0, 2, size=(n, k)).astype(float)
+    Y = np.eye(k)[rng.integers(0, k, size=n)] if objective.options.targets == "onehot" else rng.integers(0, 2, size=(n, k)).astype(float)
 
     stages = trace["stages"]
 
@@ -94,7 +94,7 @@ def _compare_chains(net, spec, student, rng, trace):
            f"δ departs first at {objective.name}.gradient, where back-propagation starts")
     for i in range(len(layers) - 1, -1, -1):
         cls, handle, step = layers[i]
-        if cls.kind == "input":
+        if "backward" not in GRADED_METHODS[cls.kind]:  # the input layer
             continue
         delta = array_of(student.call(handle, cls, "backward", delta), f"{cls.name}.backward()")
         true_delta = step.backward(true_delta)
@@ -111,15 +111,16 @@ class _Step:
 
     def __init__(self, truth: SymbolicTruth, cls, *, W=None, b=None, data=None):
         self.truth, self.cls, self.W, self.b, self.data = truth, cls, W, b, data
+        self.kind = implementation(cls.kind).LAYER  # the kind's truth adapters
         self.input = None
 
     def forward(self, x):
         self.input = x
-        return self.truth.layer_forward(self.cls, x, W=self.W, b=self.b, data=self.data)
+        return self.kind.true_forward(self.truth, self.cls, x, W=self.W, b=self.b, data=self.data)
 
     def backward(self, delta):
-        return np.einsum("nk,nkd->nd", delta, self.truth.layer_jacobian(self.cls, self.input, W=self.W, b=self.b))
+        return np.einsum("nk,nkd->nd", delta, self.kind.true_jacobian(self.truth, self.cls, self.input, W=self.W, b=self.b))
 
 
 def _final_width(net, spec) -> int:
-    return 3 if spec.classes[net.objective].targets == "onehot" else 1
+    return 3 if spec.classes[net.objective].options.targets == "onehot" else 1

@@ -22,9 +22,9 @@ def rng_for(seed: int, label: str) -> np.random.Generator:
 
 def layer_input(rng, cls: ClassSpec, n: int, k: int) -> np.ndarray:
     """Inputs for an activation in its domain, never within KINK_MARGIN of a kink."""
-    low, high = cls.domain if cls.kind == "elementwise" else (-3.0, 3.0)
+    low, high = cls.options.domain  # (-3, 3) but where an element-wise class says otherwise
     X = rng.uniform(low, high, size=(n, k))
-    for kink in cls.kinks:
+    for kink in cls.options.kinks:
         near = np.abs(X - kink) < KINK_MARGIN
         X[near] = kink + np.where(X[near] >= kink, 1, -1) * (KINK_MARGIN + rng.uniform(0.1, 0.5, size=near.sum()))
     return X
@@ -46,16 +46,16 @@ def input_data(rng, n: int, d: int) -> np.ndarray:
 
 def objective_pair(rng, cls: ClassSpec, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Targets and estimates of the kinds the objective expects."""
-    if cls.targets == "onehot":
+    if cls.options.targets == "onehot":
         Y = np.eye(k)[rng.integers(0, k, size=n)]
-    elif cls.targets == "binary":
+    elif cls.options.targets == "binary":
         Y = rng.integers(0, 2, size=(n, k)).astype(float)
     else:
         Y = rng.normal(size=(n, k))
-    if cls.estimates == "distribution":
+    if cls.options.estimates == "distribution":
         e = np.exp(rng.normal(size=(n, k)))
         Yhat = e / e.sum(axis=1, keepdims=True)
-    elif cls.estimates == "probability":
+    elif cls.options.estimates == "probability":
         Yhat = rng.uniform(0.05, 0.95, size=(n, k))
     else:
         Yhat = rng.normal(size=(n, k))
@@ -67,11 +67,11 @@ def objective_edges(cls: ClassSpec, variant: int = 0) -> tuple[np.ndarray, np.nd
     ones (the last row): an answer that is constant, or zero, cannot match where the truth is not.
     Variant 1 has the same extreme entries and other ordinary ones, so that J's ε-dependent part
     cancels from the difference of the two."""
-    if cls.estimates == "real":
+    if cls.options.estimates == "real":
         Y = np.array([[1e3, -2.0, 0.0], [0.0, 5.0, -1e3], [7.0, 0.5, 1e-9]])
         Yhat = np.array([[-1e3, 3.0, 0.0], [1e-9, 5.0, 1e3], [-7.0, 0.5, 0.0]])
         last = [2.5, -1.5, 3.0]
-    elif cls.targets == "onehot":
+    elif cls.options.targets == "onehot":
         Y = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
         Yhat = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.2, 0.7, 0.1]])
         last = [0.5, 0.3, 0.2]

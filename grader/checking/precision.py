@@ -61,11 +61,11 @@ def precision_of(dtype: str | None) -> Precision:
     if not dtype:
         return FLOAT64
     try:
-        kind = np.dtype(dtype)
+        dt = np.dtype(dtype)
     except TypeError:
         return FLOAT64
-    if kind.kind == "f":
-        return PRECISIONS.get(kind.name, FLOAT64 if kind.itemsize >= 8 else PRECISIONS["float16"])
+    if dt.kind == "f":
+        return PRECISIONS.get(dt.name, FLOAT64 if dt.itemsize >= 8 else PRECISIONS["float16"])
     return FLOAT64
 
 

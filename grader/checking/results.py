@@ -9,6 +9,19 @@ from dataclasses import asdict, dataclass, field
 STATUSES = ("passed", "partial", "failed", "error", "timeout", "missing", "not_implemented")
 
 
+class Diagnosis(str):
+    """A named mistake: its text, which reports show (and tests match), with a stable code beside
+    it (`softmax.diagonal_only`, `factor.sign_flipped`, `spec:<the spec's name>`)."""
+
+    def __new__(cls, text: str, code: str = ""):
+        self = super().__new__(cls, text)
+        self.code = code
+        return self
+
+    def __reduce__(self):  # travels to pool and dask workers with its code
+        return Diagnosis, (str(self), self.code)
+
+
 @dataclass
 class CheckResult:
     """One check of one item: passed or not, its share of the item's points, and why."""
@@ -29,6 +42,8 @@ class CheckResult:
                "max_score": round(self.max_score, 6), "message": self.message}
         if self.diagnosis:
             out["diagnosis"] = self.diagnosis
+            if getattr(self.diagnosis, "code", ""):
+                out["diagnosis_code"] = self.diagnosis.code
         if self.note:
             out["note"] = self.note
         if self.outcome != "ok":
@@ -345,7 +360,8 @@ class SubmissionResult:
         items = []
         for i in data["items"]:
             checks = [CheckResult(name=c["name"], passed=c["passed"], max_score=c["max_score"], message=c.get("message", ""),
-                                  diagnosis=c.get("diagnosis"), outcome=c.get("outcome", "ok"), note=c.get("note", ""),
+                                  diagnosis=Diagnosis(c["diagnosis"], c.get("diagnosis_code", "")) if c.get("diagnosis") else c.get("diagnosis"),
+                                  outcome=c.get("outcome", "ok"), note=c.get("note", ""),
                                   details=c.get("details", {}), hidden=c.get("hidden", False),
                                   auxiliary=c.get("auxiliary", False)) for c in i.get("checks", [])]
             rule = i.get("rule", {})
@@ -380,4 +396,4 @@ def apply_adjustments(points: float, adjustments: list[dict]) -> float:
     return points
 
 
-__all__ = ["STATUSES", "CheckResult", "ItemResult", "SubmissionResult", "adjustment_text", "apply_adjustments", "asdict"]
+__all__ = ["STATUSES", "CheckResult", "Diagnosis", "ItemResult", "SubmissionResult", "adjustment_text", "apply_adjustments", "asdict"]

@@ -26,6 +26,65 @@ from grader.assignment.check_table import AUXILIARY, LAYER_CHECKS, CheckDef
 LAYER_HELPERS = ("setPrevIn", "setPrevOut", "getPrevIn", "getPrevOut")
 
 
+# ----------------------------------------------------------------------------- options: what a spec says of one class
+# Module-level and frozen: specs travel to pool and dask workers by pickle.
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """A layer class's options: the gradient() forms it accepts; for an element-wise one, where its
+    test points lie (`domain`) and the kinks they keep clear of."""
+
+    gradient_forms: tuple[str, ...] = ()
+    domain: tuple[float, float] = (-3.0, 3.0)
+    kinks: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """The input layer's options: the ddof of its standard deviation."""
+
+    ddof: int = 1
+
+
+@dataclass(frozen=True)
+class ObjectiveOptions:
+    """An objective's options: how J reduces its entries, what its targets and estimates are, and
+    whether the loss of one entry is (y − ŷ)² (a diagnosis only such a loss has)."""
+
+    reduction: str = "mean"
+    targets: str = "real"
+    estimates: str = "real"
+    squared_error: bool = False
+
+
+@dataclass(frozen=True)
+class ConvolutionOptions:
+    """A convolutional layer's options: its kernel's size, the test images' size, one image or a batch."""
+
+    kernel: tuple[int, int] = (3, 3)
+    image: tuple[int, int] = (7, 7)  # odd sizes by default
+    images: str = "single"  # "single": one H×W image (the course's); "batch": N×H×W
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """A max-pooling layer's options: pool size and stride (as its constructor takes them), images."""
+
+    pool: int = 2
+    stride: int = 2
+    image: tuple[int, int] = (7, 7)
+    images: str = "single"
+
+
+@dataclass(frozen=True)
+class FlattenOptions:
+    """A flattening layer's options: the test images (not square, so the two orders differ)."""
+
+    image: tuple[int, int] = (5, 7)
+    images: str = "single"
+
+
 @dataclass(frozen=True)
 class Kind:
     """A kind of item as declared: what a spec, the sandbox and the reports know of it (no numpy)."""
@@ -36,6 +95,7 @@ class Kind:
     checks: dict[str, tuple[CheckDef, ...]]  # method → its checks, in report order
     gradient_forms: tuple[str, ...] = ()  # the shapes gradient() may take …
     default_gradient_forms: tuple[str, ...] = ()  # … and those a spec accepts unless it says otherwise
+    options: type = LayerOptions  # what a spec may say of one class of this kind
     module: str = field(default="")  # where it is implemented; default grader.kinds.<name>
 
     @property
@@ -55,7 +115,7 @@ def register(kind: Kind) -> Kind:
 
 
 register(Kind(
-    "objective", ("eval", "gradient"), (),
+    "objective", ("eval", "gradient"), (), options=ObjectiveOptions,
     checks={
         "eval": (
             CheckDef("values", 0.5),
@@ -79,7 +139,7 @@ register(Kind("fully_connected", ("forward", "gradient", "backward"),
               LAYER_HELPERS + ("getWeights", "setWeights", "getBiases", "setBiases"), LAYER_CHECKS,
               gradient_forms=("matrix", "per_observation"), default_gradient_forms=("matrix", "per_observation")))
 register(Kind(
-    "input", ("forward",), LAYER_HELPERS,
+    "input", ("forward",), LAYER_HELPERS, options=InputOptions,
     checks={
         "forward": (
             CheckDef("values", 0.4),
@@ -96,6 +156,7 @@ register(Kind(
 IMAGE_HELPERS = ("setPrevIn", "getPrevIn", "__setattr__", "__getattribute__")
 register(Kind(
     "convolution", ("forward", "backward", "updateWeights"), IMAGE_HELPERS + ("setKernel", "getKernel"),
+    options=ConvolutionOptions,
     checks={
         "forward": (
             CheckDef("values", 0.5),
@@ -117,7 +178,7 @@ register(Kind(
         ),
     }))
 register(Kind(
-    "max_pool", ("forward", "backward"), IMAGE_HELPERS,
+    "max_pool", ("forward", "backward"), IMAGE_HELPERS, options=PoolOptions,
     checks={
         "forward": (
             CheckDef("values", 0.5),
@@ -133,7 +194,7 @@ register(Kind(
         ),
     }))
 register(Kind(
-    "flatten", ("forward", "backward"), IMAGE_HELPERS,
+    "flatten", ("forward", "backward"), IMAGE_HELPERS, options=FlattenOptions,
     checks={
         "forward": (
             CheckDef("values", 0.5),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checking.checks import ItemContext, cross_checked, exact, named
-from grader.checking.results import CheckResult
+from grader.checking.results import CheckResult, Diagnosis
 from grader.kinds import image_layers as il
 from grader.truth import convolution as truth
 from grader.truth.reference_truth import reference_class
@@ -91,7 +91,7 @@ def forward_check(case: str):
         expected = cross_checked(ctx, exact(conv(X, K)), reference(ctx, "forward", X, K)).nominal
         flipped = per_image(lambda x: truth.correlate(x, np.rot90(K, 2)), X)
         return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, image_shape))} image",
-                          mistakes=[("a convolution (kernel flipped) where the course cross-correlates", flipped)])
+                          mistakes=[(Diagnosis("a convolution (kernel flipped) where the course cross-correlates", "convolution.kernel_flipped"), flipped)])
     return named(il.guarded(check), f"convolution.forward.{case}")
 
 
@@ -112,11 +112,11 @@ def backward_check(case: str):
         expected = cross_checked(ctx, exact(per_image(lambda x, g: truth.input_gradient(x.shape, K, g), X, G)),
                                  reference(ctx, "backward", X, K, G)).nominal
         mistakes = [
-            ("backward without the 180° turn of the kernel (the padded gradient cross-correlated with K itself)",
+            (Diagnosis("backward without the 180° turn of the kernel (the padded gradient cross-correlated with K itself)", "convolution.not_turned"),
              per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), K), G)),
-            ("the kernel transposed instead of turned 180°", per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), K.T), G))
+            (Diagnosis("the kernel transposed instead of turned 180°", "convolution.transposed"), per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), K.T), G))
             if kh == kw else ("", None),
-            ("backward without zero padding (a valid cross-correlation of gradIn: too small)",
+            (Diagnosis("backward without zero padding (a valid cross-correlation of gradIn: too small)", "convolution.not_padded"),
              per_image(lambda g: truth.correlate(g, np.rot90(K, 2)), G)),
         ]
         return il.verdict(ctx, name, weight, got, expected, what=f"backward(gradIn) after forward of a {'×'.join(map(str, image_shape))} image",
@@ -155,11 +155,11 @@ def update_check(case: str):
                               accepted=[(a, conv(X2, k)) for a, k in accepted])
         Y = conv(X, K)
         mistakes = [
-            ("the kernel did not change", K),
-            ("the step taken uphill: K + η ∂J/∂K", K + eta * dK),
-            ("∂J/∂K with the operands swapped (gradIn ⋆ X: the true ∂J/∂K turned 180°)", K - eta * np.rot90(dK, 2)),
-            ("∂J/∂K from the output Y in place of the input X", K - eta * np.sum(Y * G)),
-            ("η ignored (a learning rate of its own)", K - ETA * dK) if eta != ETA else ("", None),
+            (Diagnosis("the kernel did not change", "convolution.kernel_unchanged"), K),
+            (Diagnosis("the step taken uphill: K + η ∂J/∂K", "convolution.uphill"), K + eta * dK),
+            (Diagnosis("∂J/∂K with the operands swapped (gradIn ⋆ X: the true ∂J/∂K turned 180°)", "convolution.operands_swapped"), K - eta * np.rot90(dK, 2)),
+            (Diagnosis("∂J/∂K from the output Y in place of the input X", "convolution.from_output"), K - eta * np.sum(Y * G)),
+            (Diagnosis("η ignored (a learning rate of its own)", "convolution.eta_ignored"), K - ETA * dK) if eta != ETA else ("", None),
         ]
         return il.verdict(ctx, name, weight, held, expected, what=f"the kernel after updateWeights(gradIn, η = {eta:g})",
                           mistakes=[m for m in mistakes if m[1] is not None], accepted=accepted)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checking.checks import ItemContext, named
-from grader.checking.results import CheckResult
+from grader.checking.results import CheckResult, Diagnosis
 from grader.kinds import image_layers as il
 
 ORDERS = {"C": "row-major", "F": "column-major"}
@@ -84,7 +84,7 @@ def backward_check(case: str):
         orders = [own] if own else ["C", "F"]
         expected = unflat(G, X.shape, orders[0])
         other = "F" if orders[0] == "C" else "C"
-        mistakes = [(f"backward restores {ORDERS[other]} what forward flattened {ORDERS[own]}: it does not undo forward",
+        mistakes = [(Diagnosis(f"backward restores {ORDERS[other]} what forward flattened {ORDERS[own]}: it does not undo forward", "flatten.other_order"),
                      unflat(G, X.shape, other))] if own else []
         accepted = [] if own else [("forward flattens in neither order: either order is right here", unflat(G, X.shape, "F"))]
         what = "backward(forward(X))" if case == "undoes_forward" else "backward(gradIn) after forward(X)"

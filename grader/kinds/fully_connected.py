@@ -12,11 +12,18 @@ import numpy as np
 from grader.checking import layer_checks, points
 from grader.checking.checks import ItemContext
 from grader.checking.compare import compare
+from grader.checking.diagnose import Situation
 from grader.checking.layer_checks import D, K, LayerKind, true_forward
-from grader.checking.results import CheckResult
+from grader.checking.results import CheckResult, Diagnosis
 
 
 class FullyConnected(LayerKind):
+    def true_forward(self, truth, cls, X, W=None, b=None, data=None):
+        return truth.fully_connected_forward(X, W, b)
+
+    def true_jacobian(self, truth, cls, X, W=None, b=None):
+        return truth.fully_connected_jacobian(X, W, b)
+
     def new_layer(self, ctx: ItemContext, X, k, need_bias):
         return ctx.student.fully_connected(ctx.cls, *points.weights(ctx.rng, X.shape[1], k), need_bias=need_bias)
 
@@ -36,6 +43,12 @@ class FullyConnected(LayerKind):
     def forward_judged(self, ctx: ItemContext, result: CheckResult, layer, X, W, b, got) -> CheckResult:
         return setters_checked(ctx, result, layer, X, W, b, got)
 
+    network_weights = True
+
+    def in_network(self, student, cls, X, zeros, width, out, rng):
+        handle, W, b = student.fully_connected(cls, rng.normal(scale=0.5, size=(width, out)), rng.normal(scale=0.1, size=(1, out)))
+        return handle, W, b, None
+
 
 def setters_checked(ctx: ItemContext, result: CheckResult, layer, X, W, b, got) -> CheckResult:
     """A fully connected forward that is wrong because setWeights/setBiases did not take effect
@@ -54,9 +67,32 @@ def setters_checked(ctx: ItemContext, result: CheckResult, layer, X, W, b, got) 
     ignored = [s for s, g, h in (("setWeights", W, W_held), ("setBiases", b, b_held)) if not np.allclose(g, h)]
     rtol, atol = ctx.precision.values(ctx.tol)
     if ignored and compare(got, true_forward(ctx, X, W_held, b_held), rtol=rtol, atol=atol).passed:
-        result.diagnosis = (f"{' and '.join(ignored)}() did not change what forward() uses (read back, the layer still holds "
-                            "its own values): does it set another attribute, e.g. self.biases where forward uses self.__biases?")
+        result.diagnosis = Diagnosis(f"{' and '.join(ignored)}() did not change what forward() uses (read back, the layer still holds "
+                                     "its own values): does it set another attribute, e.g. self.biases where forward uses self.__biases?",
+                                     "fully_connected.setters_ignored")
     return result
+
+
+# ----------------------------------------------------------------------------- named mistakes
+
+
+def _fc_forward(s: Situation):
+    yield "fully_connected.bias_ignored", "bias ignored: h = xW without + b", lambda: s.X @ s.W
+    yield "fully_connected.bias_subtracted", "bias subtracted instead of added", lambda: s.X @ s.W - s.b
+
+
+def _fc_gradient(s: Situation):
+    yield "fully_connected.w_not_transposed", "W instead of Wᵀ", lambda: s.W
+    yield "fully_connected.w_not_transposed", "W instead of Wᵀ", lambda: np.broadcast_to(s.W, (s.X.shape[0], *s.W.shape))
+    yield "fully_connected.returned_input", "returned the input x instead of ∂h/∂x", lambda: s.X
+
+
+def _fc_backward(s: Situation):
+    yield "fully_connected.gradin_unchanged", "returned gradIn unchanged", lambda: s.G
+    yield "fully_connected.w_not_transposed", "multiplied by W without transposing (works only when D = K)", lambda: s.G @ s.W if s.W.shape[0] == s.W.shape[1] else None
+
+
+MISTAKES = {"forward": _fc_forward, "gradient": _fc_gradient, "backward": _fc_backward}
 
 
 LAYER = FullyConnected()

@@ -16,7 +16,7 @@ import numpy as np
 
 from grader.checking.checks import ItemContext, json_numbers
 from grader.checking.compare import compare
-from grader.checking.results import CheckResult
+from grader.checking.results import CheckResult, Diagnosis
 from grader.checking.student import StudentFailure, array_of
 from grader.sandbox import Outcome
 
@@ -28,7 +28,8 @@ NOT_GRADABLE = "not gradable as written"
 
 
 def geometry(ctx: ItemContext) -> dict:
-    return ctx.cls.geometry
+    """The class's image options (grader.kinds.ConvolutionOptions, …) as a dict."""
+    return vars(ctx.cls.options)
 
 
 def batch(ctx: ItemContext) -> bool:
@@ -101,7 +102,7 @@ class NotGradable(Exception):
 
 
 def not_gradable(name: str, weight: float, reason: str) -> CheckResult:
-    return CheckResult(name, False, weight, outcome="error", diagnosis=NOT_GRADABLE,
+    return CheckResult(name, False, weight, outcome="error", diagnosis=Diagnosis(NOT_GRADABLE, "image.not_gradable"),
                        message=f"{NOT_GRADABLE}: {reason}. The grader calls the course's shapes only; your instructor can "
                                "grade this by hand")
 
@@ -229,6 +230,6 @@ def unchanged_arg(name: str, weight: float, outcome: Outcome, original: np.ndarr
     if after is not None and after.kind == "array" and after.value.size == original.size and np.array_equal(
             after.value.reshape(original.shape), original, equal_nan=True):
         return CheckResult(name, True, weight)
-    return CheckResult(name, False, weight, diagnosis="input mutated",
+    return CheckResult(name, False, weight, diagnosis=Diagnosis("input mutated", "input_mutated"),
                        message=f"your method changed its input {label} in place; work on a copy "
                                "(e.g. `X = np.array(X, dtype=float)`) or use operations that return new arrays.")

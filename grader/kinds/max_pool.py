@@ -12,7 +12,7 @@ import numpy as np
 
 from grader.checking.checks import ItemContext, cross_checked, exact, named
 from grader.checking.compare import compare
-from grader.checking.results import CheckResult
+from grader.checking.results import CheckResult, Diagnosis
 from grader.kinds import image_layers as il
 from grader.truth.reference_truth import reference_class
 
@@ -119,7 +119,7 @@ def forward_check(case: str):
         what = {"values": f"forward(X) with pool {pool}, stride {stride}",
                 "overlapping_windows": f"forward(X) with overlapping windows (pool {pool}, stride {stride})",
                 "edges": "forward(X) with tied maxima and windows of negative numbers only"}[case]
-        mistakes = [("windows taken with a stride equal to the pool size", per_image(lambda x: pooled(x, pool, pool), X))] if stride != pool else []
+        mistakes = [(Diagnosis("windows taken with a stride equal to the pool size", "max_pool.stride_is_pool"), per_image(lambda x: pooled(x, pool, pool), X))] if stride != pool else []
         return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=mistakes)
     return named(il.guarded(check), f"max_pool.forward.{case}")
 
@@ -145,13 +145,13 @@ def backward_check(case: str):
         expected = per_image(lambda x, g: routed(x, g, pool, stride), X, G)
         cross_checked(ctx, exact(expected), reference(ctx, X, pool, stride, G))
         mistakes = [
-            ("the gradient spread over the whole window, not sent to its maximum", per_image(lambda x, g: routed(x, g, pool, stride, spread=True), X, G)),
-            ("the gradient sent to the first position of each window", per_image(lambda x, g: routed(x, g, pool, stride, first=True), X, G)),
-            ("where overlapping windows share a maximum, one window's gradient overwrites the others' (they add)",
+            (Diagnosis("the gradient spread over the whole window, not sent to its maximum", "max_pool.spread"), per_image(lambda x, g: routed(x, g, pool, stride, spread=True), X, G)),
+            (Diagnosis("the gradient sent to the first position of each window", "max_pool.first_position"), per_image(lambda x, g: routed(x, g, pool, stride, first=True), X, G)),
+            (Diagnosis("where overlapping windows share a maximum, one window's gradient overwrites the others' (they add)", "max_pool.overwritten"),
              per_image(lambda x, g: routed(x, g, pool, stride, add=False), X, G)),
         ]
         if stride != pool:
-            mistakes.append(("backward walks the windows with a stride equal to the pool size (a stride mismatch with forward)",
+            mistakes.append((Diagnosis("backward walks the windows with a stride equal to the pool size (a stride mismatch with forward)", "max_pool.stride_mismatch"),
                              per_image(lambda x, g: stride_mismatch(x, g, pool), X, G)))
         what = f"backward(gradIn) after forward(X), pool {pool}, stride {stride}" + (" (windows sharing maxima)" if case == "overlapping_windows" else "")
         return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=mistakes)
@@ -180,7 +180,7 @@ def ties_verdict(ctx: ItemContext, name: str, weight: float, got, X, G, pool) ->
         return CheckResult(name, True, weight, note="where a window's maximum is tied, any of its positions is right")
     spread = per_image(lambda x, g: _to_every_top(x, g, pool), X, G)
     return il.verdict(ctx, name, weight, got, expected, what="backward(gradIn) with tied maxima (any one maximum's position is right)",
-                      mistakes=[("a tied maximum's gradient given to every tied position (counted twice)", spread)])
+                      mistakes=[(Diagnosis("a tied maximum's gradient given to every tied position (counted twice)", "max_pool.every_tie"), spread)])
 
 
 def stride_mismatch(x, g, pool):

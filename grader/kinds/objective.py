@@ -8,11 +8,11 @@ import numpy as np
 
 from grader.checking import points
 from grader.checking.checks import ItemContext, cross_checked, finite_difference_band, judge, named, own_values, situation, unchanged
-from grader.checking.diagnose import diagnose
+from grader.checking.diagnose import Situation, diagnose, spec_mistakes
 from grader.checking.results import CheckResult
 from grader.checking.student import array_of
 from grader.truth.reference_truth import ReferenceTruth
-from grader.truth.symbolic import Band
+from grader.truth.symbolic import Band, reduce_loss
 
 N, K = points.N, points.K
 
@@ -88,7 +88,7 @@ def objective_finite_differences(ctx: ItemContext, name: str, weight: float) -> 
     Y, Yhat = points.objective_pair(ctx.rng, cls, n, k)
     obj = student.new(cls)
     got = student.value(obj, cls, "gradient", Y, Yhat)
-    scale = {"mean": n * k, "mean_rows": n, "sum": 1}[cls.reduction]
+    scale = {"mean": n * k, "mean_rows": n, "sum": 1}[cls.options.reduction]
     value = lambda A: ctx.truth.objective_value(cls, Y, A)  # noqa: E731
     own = own_values(ctx, obj, "eval", [(Y, Yhat)], value(Yhat), ()) if student.has(cls, "eval") else None
     h, rtol, atol = ctx.precision.finite_differences(ctx.tol)
@@ -125,6 +125,56 @@ def objective_unchanged(method: str):
         array_of(outcome, f"{cls.name}.{method}()")
         return unchanged(ctx, name, weight, outcome, [("Y", Y), ("Yhat", Yhat)])
     return named(check, f"objective.{method}.inputs_not_mutated")
+
+
+# ----------------------------------------------------------------------------- named mistakes
+
+
+REDUCTION_WORDS = {
+    "mean": "the mean over all N·K entries",
+    "mean_rows": "the mean over the N observations of each row's sum",
+    "sum": "the sum over all entries",
+}
+
+
+def _objective_eval(s: Situation):
+    cls, truth = s.cls, s.truth
+    entries = lambda eps=None: truth.loss_entries(cls, s.Y, s.Yhat, eps)  # noqa: E731
+    yield from spec_mistakes(s, lambda: [s.Y, s.Yhat, np.full(s.Yhat.shape, cls.epsilon)])
+    yield "objective.not_reduced", "not reduced: returned the per-entry losses (N×K) instead of the number J", lambda: entries()
+    for reduction, words in REDUCTION_WORDS.items():
+        if reduction != cls.options.reduction:
+            yield "objective.wrong_reduction", f"J reduced as {words} instead of {REDUCTION_WORDS[cls.options.reduction]}", lambda r=reduction: reduce_loss(entries(), r)
+    yield "objective.missing_epsilon", "missing ε: ln(0) at ŷ = 0 or 1", lambda: reduce_loss(entries(0.0), cls.options.reduction)
+    yield ("objective.wrong_axis", "J reduced along the wrong axis: summed over the N observations (axis=0) and averaged over the K classes",
+           lambda: float(np.mean(np.sum(entries(), axis=0))))
+    if cls.options.squared_error:
+        yield ("objective.matrix_product_of_errors", "the mean of (Y − Ŷ)ᵀ(Y − Ŷ), a K×K matrix product, instead of the mean of the element-wise squares",
+               lambda: float(np.mean((s.Y - s.Yhat).T @ (s.Y - s.Yhat))))
+    if cls.options.estimates == "distribution":
+        yield "objective.binary_log_loss", "binary log loss where cross entropy was asked", lambda: reduce_loss(_binary_log_loss(s.Y, s.Yhat, cls.epsilon), cls.options.reduction)
+        yield "objective.binary_log_loss", "binary log loss where cross entropy was asked", lambda: float(np.mean(_binary_log_loss(s.Y, s.Yhat, cls.epsilon)))
+
+
+def _objective_gradient(s: Situation):
+    cls, truth = s.cls, s.truth
+    yield from spec_mistakes(s, lambda: [s.Y, s.Yhat, np.full(s.Yhat.shape, cls.epsilon)])
+    if cls.options.estimates != "real":
+        yield "objective.yhat_minus_y_shortcut", "the Ŷ − Y shortcut: that is ∂J/∂z through the output activation, not ∂J/∂ŷ of the objective", lambda: s.Yhat - s.Y
+        yield "objective.y_minus_yhat_shortcut", ("the Ŷ − Y shortcut, and with its sign flipped (Y − Ŷ): that is −∂J/∂z through the output activation, "
+               "not ∂J/∂ŷ of the objective"), lambda: s.Y - s.Yhat
+    yield "objective.missing_epsilon", "missing ε: division by zero at ŷ = 0 or 1", lambda: truth.objective_gradient(cls, s.Y, s.Yhat, 0.0)
+    if cls.options.estimates == "distribution":
+        yield "objective.binary_log_loss_gradient", "binary log loss gradient where cross entropy was asked", lambda: -(s.Y - s.Yhat) / (s.Yhat * (1 - s.Yhat) + cls.epsilon)
+    yield "objective.loss_not_derivative", "returned the per-entry loss instead of its derivative", lambda: truth.loss_entries(cls, s.Y, s.Yhat)
+
+
+def _binary_log_loss(Y, Yhat, eps):
+    with np.errstate(all="ignore"):
+        return -(Y * np.log(Yhat + eps) + (1 - Y) * np.log(1 - Yhat + eps))
+
+
+MISTAKES = {"eval": _objective_eval, "gradient": _objective_gradient}
 
 
 CHECKS = {

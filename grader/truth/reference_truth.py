@@ -45,13 +45,14 @@ class ReferenceTruth:
     """Values and gradients computed by the reference classes, shaped like the symbolic truth's."""
 
     def layer(self, cls: ClassSpec, X: np.ndarray, *, W=None, b=None, data=None):
-        """Return a reference layer that has run forward(X) (built with data for the input layer, W and b for FC)."""
+        """Return a reference layer that has run forward(X), built as the arguments say: on `data`
+        (the input layer), with W and b (a fully connected layer), or with no argument."""
         ref = reference_class(cls)
         if ref is None:
             return None
-        if cls.kind == "input":
-            layer = ref(data if data is not None else X)
-        elif cls.kind == "fully_connected":
+        if data is not None:
+            layer = ref(data)
+        elif W is not None:
             layer = ref(W.shape[0], W.shape[1])
             layer.setWeights(W)
             layer.setBiases(b)
@@ -67,7 +68,7 @@ class ReferenceTruth:
             return None
         grad = np.asarray(layer.gradient(), dtype=float)
         n = X.shape[0]
-        if cls.kind == "fully_connected":
+        if W is not None:  # a fully connected layer: Wᵀ, one for all observations
             return np.broadcast_to(grad, (n, *grad.shape)).copy() if grad.ndim == 2 else grad
         if grad.ndim == 2:  # a diagonal
             return np.einsum("nk,kj->nkj", grad, np.eye(grad.shape[1]))

@@ -31,7 +31,8 @@ def rules_for(cls: ClassSpec) -> dict[str, Rule]:
     arrives as new objects, and deriving the rules again costs more than grading.
     """
     written = tuple(sorted(cls.rule_formulas.items()))
-    return _cached_rules(cls.kind, cls.formula, tuple(sorted(cls.rules.items())), cls.reduction, written)
+    return _cached_rules(cls.kind, cls.formula, tuple(sorted(cls.rules.items())),
+                         getattr(cls.options, "reduction", "mean"), written)
 
 
 @functools.lru_cache(maxsize=None)

@@ -143,15 +143,15 @@ def mpmath_function(name: str, build):
     return _generated("mpmath", name, build)
 
 
-#: How each kind of generated code is stored, checked and made: (file suffix, loader, lambdify modules and cse).
-_KINDS = {"numpy": (".py", _load_lambdified, "numpy", True), "mpmath": (".mp.py", _load_mpmath, "mpmath", False)}
+#: How the code of each backend is stored, checked and made: (file suffix, loader, lambdify modules and cse).
+_BACKENDS = {"numpy": (".py", _load_lambdified, "numpy", True), "mpmath": (".mp.py", _load_mpmath, "mpmath", False)}
 
 
-def _generated(kind: str, name: str, build):
-    fn = _MEMORY.get((kind, name))
+def _generated(backend: str, name: str, build):
+    fn = _MEMORY.get((backend, name))
     if fn is None:
-        suffix, loader, modules, cse = _KINDS[kind]
-        key = cache.key(kind, name)
+        suffix, loader, modules, cse = _BACKENDS[backend]
+        key = cache.key(backend, name)
         fn = cache.read(key, suffix, loader)
         if fn is None and build is None:
             return None
@@ -163,7 +163,7 @@ def _generated(kind: str, name: str, build):
             args, exprs = build()
             fn = sp.lambdify(list(args), exprs, modules=modules, cse=cse)
             cache.write(key, suffix, inspect.getsource(fn))
-        _MEMORY[(kind, name)] = fn
+        _MEMORY[(backend, name)] = fn
     return fn
 
 
@@ -256,13 +256,13 @@ def preload(spec) -> None:
     listed = cache.read(_used_key(spec), ".used.json", lambda text, _: json.loads(text))
     _noted = listed if isinstance(listed, list) else None
     for entry in _noted or []:
-        if isinstance(entry, list) and len(entry) == 2 and entry[0] in _KINDS and isinstance(entry[1], str):
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] in _BACKENDS and isinstance(entry[1], str):
             _generated(entry[0], entry[1], None)
 
 
 def note_used(spec) -> None:
     """Record which derived functions grading `spec` used, for the next run's `preload` (written only when it changed)."""
-    used = sorted([kind, name] for kind, name in _MEMORY if kind in _KINDS)
+    used = sorted([backend, name] for backend, name in _MEMORY if backend in _BACKENDS)
     if used != _noted:
         cache.write(_used_key(spec), ".used.json", json.dumps(used))
 
@@ -401,26 +401,7 @@ class SymbolicTruth:
     def __init__(self, epsilon: float):
         self.epsilon = epsilon
 
-    # any layer, by kind
-    @_remembered
-    def layer_forward(self, cls: ClassSpec, X: np.ndarray, *, W=None, b=None, data=None) -> np.ndarray:
-        """The true output of a layer of any kind (the input layer z-scores by `data`)."""
-        if cls.kind == "input":
-            return self.input_forward(data, X, cls.ddof)
-        if cls.kind == "fully_connected":
-            return self.fully_connected_forward(X, W, b)
-        if cls.kind == "softmax":
-            return self.softmax_forward(X)
-        return self.elementwise_forward(cls, X)
-
-    @_remembered
-    def layer_jacobian(self, cls: ClassSpec, X: np.ndarray, *, W=None, b=None) -> np.ndarray:
-        """The true per-observation Jacobian N×K×D of a layer of any kind but the input layer."""
-        if cls.kind == "fully_connected":
-            return self.fully_connected_jacobian(X, W, b)
-        if cls.kind == "softmax":
-            return self.softmax_jacobian(X)
-        return self.elementwise_jacobian(cls, X)
+    # (which of these a layer's truth is, its kind's module says: `grader/kinds/<kind>.py`, true_forward)
 
     # element-wise activations: g(z) from the spec, g'(z) derived
     @_remembered
@@ -487,7 +468,7 @@ class SymbolicTruth:
 
     @_remembered
     def objective_value(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> float:
-        return reduce_loss(self.loss_entries(cls, Y_, Yhat), cls.reduction)
+        return reduce_loss(self.loss_entries(cls, Y_, Yhat), cls.options.reduction)
 
     @_remembered
     def objective_gradient(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray, epsilon: float | None = None) -> np.ndarray:
@@ -506,10 +487,10 @@ class SymbolicTruth:
         low, high = cls.epsilon_range
         candidates = []
         for eps in sorted({low, max(low, TINY_EPSILON), high}):
-            candidates.append(reduce_loss(self.loss_entries(cls, Y_, Yhat, eps), cls.reduction))
-            if cls.estimates != "real" and eps > 0:
+            candidates.append(reduce_loss(self.loss_entries(cls, Y_, Yhat, eps), cls.options.reduction))
+            if cls.options.estimates != "real" and eps > 0:
                 clipped = np.clip(Yhat, eps, 1 - eps)
-                candidates.append(reduce_loss(self.loss_entries(cls, Y_, clipped, 0.0), cls.reduction))
+                candidates.append(reduce_loss(self.loss_entries(cls, Y_, clipped, 0.0), cls.options.reduction))
         return [np.float64(c) for c in candidates]
 
     @_remembered
