@@ -168,6 +168,8 @@ MISTAKES = {
                                       {"MaxPoolLayer.backward": "stride mismatch"}),
     "pool_shared_maxima_overwrite": ([("out[r + a, c + b] += g[index]", "out[r + a, c + b] = g[index]")],
                                      {"MaxPoolLayer.backward": "overwrites"}),
+    "pool_shared_maxima_first_only": ([("out[r + a, c + b] += g[index]", "out[r + a, c + b] = out[r + a, c + b] or g[index]")],
+                                      {"MaxPoolLayer.backward": "only the first window's gradient"}),
     "flatten_backward_other_order": ([("return np.asarray(gradIn, dtype=float).reshape(np.shape(self.getPrevIn()))",
                                        "return np.asarray(gradIn, dtype=float).reshape(np.shape(self.getPrevIn()), order='F')")],
                                      {"FlatteningLayer.backward": "does not undo forward"}),
@@ -321,3 +323,30 @@ def test_a_shape_that_cannot_be_driven_is_not_gradable_never_wrong(tmp_path, cnn
     assert item.score == 0
     assert all(c.diagnosis == "not gradable as written" for c in item.checks if not c.auxiliary)
     assert re.search(r"takes other arguments than the course's", item.checks[0].message)
+
+
+BATCH_ONLY_FLATTENING = '''
+import numpy as np
+
+
+class FlatteningLayer:
+    """Written for N×H×W batches only, column-major: an H×W image would be taken for H images of W."""
+
+    def forward(self, X):
+        self.shape = X.shape
+        return np.reshape(X, (X.shape[0], -1), order="F")
+
+    def backward(self, G):
+        return np.reshape(G, self.shape, order="F")
+'''
+
+
+def test_a_batch_only_flattening_is_driven_as_a_batch_of_one_by_its_shape_not_its_size(tmp_path, cnn_only):
+    folder = tmp_path / "batch_flatten"
+    folder.mkdir()
+    (folder / "FlatteningLayer.py").write_text(BATCH_ONLY_FLATTENING)
+    by_name = items(grade(folder, cnn_only))
+    for name in ("FlatteningLayer.forward", "FlatteningLayer.backward"):
+        assert by_name[name].score == by_name[name].max_score, [(c.name, c.message) for c in by_name[name].checks]
+    assert by_name["FlatteningLayer.forward"].graded_as["driven"] == "images passed as 1×H×W batches of one"
+    assert "column-major" in by_name["FlatteningLayer.backward"].checks[0].note

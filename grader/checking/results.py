@@ -103,7 +103,7 @@ class ItemResult:
         elif built:
             parts.append(f"built as `{built}` (the spec's call lacks a parameter your constructor requires)")
         if g.get("driven"):
-            parts.append(f"driven by its signature: {g['driven']}")
+            parts.append(f"`{g['class']}` driven by its signature: {g['driven']}")
         return "; ".join(parts)
 
     @property

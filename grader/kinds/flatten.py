@@ -47,11 +47,17 @@ def as_rows(got, X):
     return got.reshape(n, -1) if ok else got
 
 
+def flat_rows(X):
+    """Whether an answer of forward is X flattened in shape (its image form is decided by it: an H×W
+    image taken for a batch of H rows keeps its size, not its shape)."""
+    return lambda got: as_rows(got, X).shape == flat(X, "C").shape
+
+
 def forward_check(case: str):
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         X = il.image(ctx, image_shape(ctx, case))
         layer = il.new_layer(ctx, [()])
-        outcome = il.call_image(ctx, layer, "forward", X, X.size, return_args=True)
+        outcome = il.call_image(ctx, layer, "forward", X, flat_rows(X), return_args=True)
         got = il.value(outcome, f"{ctx.cls.name}.forward()")
         if case == "input_not_mutated":
             return il.unchanged_arg(name, weight, outcome, X, "X")
@@ -68,7 +74,7 @@ def backward_check(case: str):
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         X = il.image(ctx, image_shape(ctx, "values"))
         layer = il.new_layer(ctx, [()])
-        forwarded = il.call_image(ctx, layer, "forward", X, X.size)  # the stored input is the grader's X
+        forwarded = il.call_image(ctx, layer, "forward", X, flat_rows(X))  # the stored input is the grader's X
         rows = forwarded.ok and as_rows(forwarded.value, X).shape == flat(X, "C").shape  # flat, as forward must be
         own = order_of(forwarded.value, X) if rows else None
         shape_in = forwarded.value.shape if rows else flat(X, "C").shape

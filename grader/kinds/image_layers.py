@@ -132,10 +132,10 @@ def signature_mismatch(failure: StudentFailure) -> str:
     return ""
 
 
-def call_image(ctx: ItemContext, layer, method: str, arg: np.ndarray, size: int | None, *rest, return_args=False):
+def call_image(ctx: ItemContext, layer, method: str, arg: np.ndarray, size, *rest, return_args=False):
     """Call `method(arg, *rest)` in the image form the class answers to: as given, else (a single-image
     spec) as a batch of one, 1×…, the answer's leading 1 dropped. The first forward call of a class whose
-    answer has `size` entries decides its form; a call with `size` None (backward, updateWeights) uses the
+    answer has `size` entries (or that `size(answer)` accepts) decides its form; a call with `size` None (backward, updateWeights) uses the
     form decided, else the spec's. Returns the Outcome (an array reshaped to the given form)."""
     cls, student, d = ctx.cls, ctx.student, driven(ctx)
     if "images" in d or size is None:
@@ -150,7 +150,7 @@ def call_image(ctx: ItemContext, layer, method: str, arg: np.ndarray, size: int 
             outcome.value = outcome.value[0]
         if size is None or "images" in d:
             return outcome
-        if outcome.ok and outcome.value.size == size:
+        if outcome.ok and (size(outcome.value) if callable(size) else outcome.value.size == size):
             d["images"] = form
             _describe(ctx)
             return outcome

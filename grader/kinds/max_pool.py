@@ -32,10 +32,12 @@ def pooled(X, pool, stride):
     return out
 
 
-def routed(X, G, pool, stride, *, add=True, first=False, spread=False):
-    """The gradient each input gets (add=False: a later window's overwrites; first: to the window's first
-    position; spread: to every position of the window) — the truth and its named mistakes."""
+def routed(X, G, pool, stride, *, add=True, first=False, spread=False, reverse=False):
+    """The gradient each input gets (add=False: a later window's overwrites, or with `reverse` the first
+    window's stays; first: to the window's first position; spread: to every position of the window) —
+    the truth and its named mistakes."""
     spans, _ = windows(X.shape, pool, stride)
+    spans = spans[::-1] if reverse else spans
     out = np.zeros(X.shape)
     for index, rows, cols in spans:
         block = X[rows, cols]
@@ -149,6 +151,8 @@ def backward_check(case: str):
             (Diagnosis("the gradient sent to the first position of each window", "max_pool.first_position"), per_image(lambda x, g: routed(x, g, pool, stride, first=True), X, G)),
             (Diagnosis("where overlapping windows share a maximum, one window's gradient overwrites the others' (they add)", "max_pool.overwritten"),
              per_image(lambda x, g: routed(x, g, pool, stride, add=False), X, G)),
+            (Diagnosis("where overlapping windows share a maximum, only the first window's gradient reaches it (they add)",
+                       "max_pool.first_window_only"), per_image(lambda x, g: routed(x, g, pool, stride, add=False, reverse=True), X, G)),
         ]
         if stride != pool:
             mistakes.append((Diagnosis("backward walks the windows with a stride equal to the pool size (a stride mismatch with forward)", "max_pool.stride_mismatch"),
