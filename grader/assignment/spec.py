@@ -39,11 +39,13 @@ ESTIMATES = ("real", "probability", "distribution")
 #: The names a formula may use: z (a layer's input entry), y and yhat (target and estimate), eps,
 #: and g (a layer's output, in mistake and rule formulas). The SymPy symbols themselves
 #: (spec.Z, spec.Y, …) are made on first use: a warm run never imports SymPy.
-FORWARD_NAMES = ("z",)
-LOSS_NAMES = ("y", "yhat", "eps")
-MISTAKE_NAMES = {"elementwise": ("z", "g"), "objective": ("y", "yhat", "eps")}
+FORWARD_NAMES = KINDS["elementwise"].formula.names
+LOSS_NAMES = KINDS["objective"].formula.names
+#: What each kind's definition (`forward`, `loss`) may name, and its mistakes (declared in `grader.kinds`).
+FORMULA_NAMES = {name: kind.formula.names for name, kind in KINDS.items() if kind.formula}
+MISTAKE_NAMES = {name: kind.formula.mistake_names for name, kind in KINDS.items() if kind.formula}
 #: A rule as the slides write it may also use ε where they put it (g′ = g(1 − g) + ε).
-RULE_NAMES = {"elementwise": ("z", "g", "eps"), "objective": ("y", "yhat", "eps")}
+RULE_NAMES = {name: kind.formula.rule_names for name, kind in KINDS.items() if kind.formula}
 
 
 @functools.lru_cache(maxsize=1)
@@ -144,7 +146,7 @@ class ClassSpec:
         """The forward (elementwise) or the loss of one entry (objective) as SymPy (imports SymPy)."""
         if self.formula is None:
             return None
-        return formula_expr(self.formula, FORWARD_NAMES if self.kind == "elementwise" else LOSS_NAMES)
+        return formula_expr(self.formula, FORMULA_NAMES[self.kind])
 
     def rule_expr(self, method: str, *, evaluate: bool = True):
         """The rule formula of `method` as SymPy, evaluated (for numbers) or as written (for display)."""
@@ -575,7 +577,7 @@ def _rule_formulas(name, kind, data, definition, source, check=True) -> dict[str
             raise SpecError(source, "only the gradient's rule can be given as a formula (the rest is the definition)", item=name, key=key)
         if check or not isinstance(text, str):
             formula = _formula(text, names, source, name, key)
-            expr = formula_expr(definition, FORWARD_NAMES if kind == "elementwise" else LOSS_NAMES)
+            expr = formula_expr(definition, FORMULA_NAMES[kind])
             problem = _differs_from_derived(kind, expr, formula)
             if problem:
                 raise SpecError(source, problem, item=name, key=key)

@@ -53,14 +53,18 @@ class LayerKind:
         """(N, D_in, K_out) of ordinary points."""
         return n, K, K
 
+    def edge_input(self, ctx: ItemContext) -> np.ndarray:
+        """Large |z| beside ordinary values in every row."""
+        return points.edge_input(ctx.cls)
+
     def edge_points(self, ctx: ItemContext) -> tuple[np.ndarray, int, int, int]:
         """(X, N, D, K) of the edges of gradient() and backward()."""
-        X = points.edge_input(ctx.cls)
+        X = self.edge_input(ctx)
         return X, X.shape[0], X.shape[1], X.shape[1]
 
     def forward_edge_points(self, ctx: ItemContext) -> tuple[np.ndarray, int]:
-        """(X, K) of forward's edges: large |z| beside ordinary values."""
-        X = points.edge_input(ctx.cls)
+        """(X, K) of forward's edges."""
+        X = self.edge_input(ctx)
         return X, X.shape[1]
 
     def forward_judged(self, ctx: ItemContext, result: CheckResult, layer, X, W, b, got) -> CheckResult:

@@ -5,8 +5,10 @@ A kind (`objective`, `elementwise`, `softmax`, `fully_connected`, `input`, and t
 classes, in cache keys and in `.used.json`: kind names are public and never renamed. Each is
 declared here, in one registry, by what a spec and the sandbox need to know before anything
 runs — its graded and helper methods, the forms its `gradient()` may take, its table of named,
-weighted checks — and implemented in a module of its own, `grader/kinds/<name>.py`, which holds
-its check functions (`CHECKS`), its truth adapters and hooks. The runner knows kinds only through
+weighted checks, the options a spec gives one of its classes, how it reads its formulas — and
+implemented in a module of its own, `grader/kinds/<name>.py`, which holds its check functions
+(`CHECKS`), its named mistakes with their codes (`MISTAKES`) and its truth adapters and hooks
+(`LAYER`). The runner knows kinds only through
 this registry (`checks_for`); an implementation is imported only for the kinds a spec uses
 (`implementation`), and only once the worker is launched.
 
@@ -59,6 +61,19 @@ class ObjectiveOptions:
 
 
 @dataclass(frozen=True)
+class Formula:
+    """How a kind defined by a formula reads its formulas: the names its definition, its named
+    mistakes and its rules as the slides write them may use (names of `spec.symbols()`), the one
+    its gradient is taken by, and the functions derived from it (`symbolic.role_expression`)."""
+
+    names: tuple[str, ...]
+    mistake_names: tuple[str, ...]
+    rule_names: tuple[str, ...]
+    variable: str
+    roles: tuple[str, ...] = ("value", "derivative", "rule")
+
+
+@dataclass(frozen=True)
 class ConvolutionOptions:
     """A convolutional layer's options: its kernel's size, the test images' size, one image or a batch."""
 
@@ -96,6 +111,7 @@ class Kind:
     gradient_forms: tuple[str, ...] = ()  # the shapes gradient() may take …
     default_gradient_forms: tuple[str, ...] = ()  # … and those a spec accepts unless it says otherwise
     options: type = LayerOptions  # what a spec may say of one class of this kind
+    formula: Formula | None = None  # a kind whose classes a spec defines by formula
     module: str = field(default="")  # where it is implemented; default grader.kinds.<name>
 
     @property
@@ -116,6 +132,7 @@ def register(kind: Kind) -> Kind:
 
 register(Kind(
     "objective", ("eval", "gradient"), (), options=ObjectiveOptions,
+    formula=Formula(("y", "yhat", "eps"), ("y", "yhat", "eps"), ("y", "yhat", "eps"), "yhat"),
     checks={
         "eval": (
             CheckDef("values", 0.5),
@@ -132,7 +149,9 @@ register(Kind(
         ),
     }))
 register(Kind("elementwise", ("forward", "gradient", "backward"), LAYER_HELPERS, LAYER_CHECKS,
-              gradient_forms=("diagonal", "jacobian"), default_gradient_forms=("diagonal", "jacobian")))
+              gradient_forms=("diagonal", "jacobian"), default_gradient_forms=("diagonal", "jacobian"),
+              # g may name the output in mistakes and rules (g′ = g(1 − g)), ε where the slides put it
+              formula=Formula(("z",), ("z", "g"), ("z", "g", "eps"), "z", roles=("value", "derivative", "twice", "rule"))))
 register(Kind("softmax", ("forward", "gradient", "backward"), LAYER_HELPERS, LAYER_CHECKS,
               gradient_forms=("jacobian", "diagonal"), default_gradient_forms=("jacobian",)))
 register(Kind("fully_connected", ("forward", "gradient", "backward"),

@@ -9,10 +9,12 @@ holding the grader's kernel, so they are judged on the stored input, whatever fo
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from grader.checking.checks import ItemContext, cross_checked, exact, named
-from grader.checking.results import CheckResult, Diagnosis
+from grader.checking.results import CheckResult
 from grader.kinds import image_layers as il
 from grader.truth import convolution as truth
 from grader.truth.reference_truth import reference_class
@@ -89,9 +91,8 @@ def forward_check(case: str):
             return il.unchanged_arg(name, weight, outcome, X, "X")
         got = il.value(outcome, f"{ctx.cls.name}.forward()").reshape(shape) if outcome.ok and outcome.value.size == int(np.prod(shape)) else il.value(outcome, f"{ctx.cls.name}.forward()")
         expected = cross_checked(ctx, exact(conv(X, K)), reference(ctx, "forward", X, K)).nominal
-        flipped = per_image(lambda x: truth.correlate(x, np.rot90(K, 2)), X)
         return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, image_shape))} image",
-                          mistakes=[(Diagnosis("a convolution (kernel flipped) where the course cross-correlates", "convolution.kernel_flipped"), flipped)])
+                          mistakes=_forward(Case(X=X, K=K)))
     return named(il.guarded(check), f"convolution.forward.{case}")
 
 
@@ -108,19 +109,10 @@ def backward_check(case: str):
             return il.unchanged_arg(name, weight, outcome, G, "gradIn")
         got = il.value(outcome, f"{ctx.cls.name}.backward()")
         got = got.reshape(X.shape) if got.size == X.size else got
-        kh, kw = K.shape
         expected = cross_checked(ctx, exact(per_image(lambda x, g: truth.input_gradient(x.shape, K, g), X, G)),
                                  reference(ctx, "backward", X, K, G)).nominal
-        mistakes = [
-            (Diagnosis("backward without the 180° turn of the kernel (the padded gradient cross-correlated with K itself)", "convolution.not_turned"),
-             per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), K), G)),
-            (Diagnosis("the kernel transposed instead of turned 180°", "convolution.transposed"), per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), K.T), G))
-            if kh == kw else ("", None),
-            (Diagnosis("backward without zero padding (a valid cross-correlation of gradIn: too small)", "convolution.not_padded"),
-             per_image(lambda g: truth.correlate(g, np.rot90(K, 2)), G)),
-        ]
         return il.verdict(ctx, name, weight, got, expected, what=f"backward(gradIn) after forward of a {'×'.join(map(str, image_shape))} image",
-                          mistakes=[m for m in mistakes if m[1] is not None])
+                          mistakes=_backward(Case(K=K, G=G)))
     return named(il.guarded(check), f"convolution.backward.{case}")
 
 
@@ -153,18 +145,45 @@ def update_check(case: str):
             note = "judged by forward() after the update (the class has no getter for its kernel)"
             return il.verdict(ctx, name, weight, got, conv(X2, expected), what="forward(X) after updateWeights(gradIn, η)", note=note,
                               accepted=[(a, conv(X2, k)) for a, k in accepted])
-        Y = conv(X, K)
-        mistakes = [
-            (Diagnosis("the kernel did not change", "convolution.kernel_unchanged"), K),
-            (Diagnosis("the step taken uphill: K + η ∂J/∂K", "convolution.uphill"), K + eta * dK),
-            (Diagnosis("∂J/∂K with the operands swapped (gradIn ⋆ X: the true ∂J/∂K turned 180°)", "convolution.operands_swapped"), K - eta * np.rot90(dK, 2)),
-            (Diagnosis("∂J/∂K from the output Y in place of the input X", "convolution.from_output"), K - eta * np.sum(Y * G)),
-            (Diagnosis("η ignored (a learning rate of its own)", "convolution.eta_ignored"), K - ETA * dK) if eta != ETA else ("", None),
-        ]
         return il.verdict(ctx, name, weight, held, expected, what=f"the kernel after updateWeights(gradIn, η = {eta:g})",
-                          mistakes=[m for m in mistakes if m[1] is not None], accepted=accepted)
+                          mistakes=_update(Case(X=X, K=K, G=G, eta=eta, dK=dK)), accepted=accepted)
     return named(il.guarded(check), f"convolution.updateWeights.{case}")
 
+
+# ----------------------------------------------------------------------------- named mistakes: (code, text, numbers)
+
+
+class Case(SimpleNamespace):
+    """The inputs of one check (X, K, G, η, the true ∂J/∂K), from which each mistake's numbers are computed."""
+
+
+def _forward(c):
+    yield ("convolution.kernel_flipped", "a convolution (kernel flipped) where the course cross-correlates",
+           lambda: per_image(lambda x: truth.correlate(x, np.rot90(c.K, 2)), c.X))
+
+
+def _backward(c):
+    kh, kw = c.K.shape
+    yield ("convolution.not_turned", "backward without the 180° turn of the kernel (the padded gradient cross-correlated with K itself)",
+           lambda: per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), c.K), c.G))
+    if kh == kw:
+        yield ("convolution.transposed", "the kernel transposed instead of turned 180°",
+               lambda: per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), c.K.T), c.G))
+    yield ("convolution.not_padded", "backward without zero padding (a valid cross-correlation of gradIn: too small)",
+           lambda: per_image(lambda g: truth.correlate(g, np.rot90(c.K, 2)), c.G))
+
+
+def _update(c):
+    yield "convolution.kernel_unchanged", "the kernel did not change", lambda: c.K
+    yield "convolution.uphill", "the step taken uphill: K + η ∂J/∂K", lambda: c.K + c.eta * c.dK
+    yield ("convolution.operands_swapped", "∂J/∂K with the operands swapped (gradIn ⋆ X: the true ∂J/∂K turned 180°)",
+           lambda: c.K - c.eta * np.rot90(c.dK, 2))
+    yield "convolution.from_output", "∂J/∂K from the output Y in place of the input X", lambda: c.K - c.eta * np.sum(conv(c.X, c.K) * c.G)
+    if c.eta != ETA:
+        yield "convolution.eta_ignored", "η ignored (a learning rate of its own)", lambda: c.K - ETA * c.dK
+
+
+MISTAKES = {"forward": _forward, "backward": _backward, "updateWeights": _update}
 
 CHECKS = {
     "forward": {c: forward_check(c) for c in ("values", "other_size", "smallest_image", "input_not_mutated")},

@@ -5,10 +5,12 @@ is judged in the order the student's forward flattens (on the grader's stored in
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from grader.checking.checks import ItemContext, named
-from grader.checking.results import CheckResult, Diagnosis
+from grader.checking.results import CheckResult
 from grader.kinds import image_layers as il
 
 ORDERS = {"C": "row-major", "F": "column-major"}
@@ -90,14 +92,28 @@ def backward_check(case: str):
         orders = [own] if own else ["C", "F"]
         expected = unflat(G, X.shape, orders[0])
         other = "F" if orders[0] == "C" else "C"
-        mistakes = [(Diagnosis(f"backward restores {ORDERS[other]} what forward flattened {ORDERS[own]}: it does not undo forward", "flatten.other_order"),
-                     unflat(G, X.shape, other))] if own else []
         accepted = [] if own else [("forward flattens in neither order: either order is right here", unflat(G, X.shape, "F"))]
         what = "backward(forward(X))" if case == "undoes_forward" else "backward(gradIn) after forward(X)"
-        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=mistakes, accepted=accepted,
+        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=_backward(Case(G=G, shape=X.shape, own=own)), accepted=accepted,
                           note=f"judged in the order your forward flattens: {ORDERS[own]}" if own else "")
     return named(il.guarded(check), f"flatten.backward.{case}")
 
+
+# ----------------------------------------------------------------------------- named mistakes: (code, text, numbers)
+
+
+class Case(SimpleNamespace):
+    """The inputs of one check (gradIn, the image's shape, the order forward flattened in)."""
+
+
+def _backward(c):
+    if c.own:
+        other = "F" if c.own == "C" else "C"
+        yield ("flatten.other_order", f"backward restores {ORDERS[other]} what forward flattened {ORDERS[c.own]}: it does not undo forward",
+               lambda: unflat(c.G, c.shape, other))
+
+
+MISTAKES = {"backward": _backward}
 
 CHECKS = {
     "forward": {c: forward_check(c) for c in ("values", "other_size", "input_not_mutated")},

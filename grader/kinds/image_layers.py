@@ -207,8 +207,9 @@ def read_kernel(ctx: ItemContext, layer, shape) -> np.ndarray | None:
 
 
 def verdict(ctx: ItemContext, name: str, weight: float, got, expected, *, what: str,
-            mistakes: list[tuple[str, np.ndarray]] = (), note: str = "", accepted: list[tuple[str, np.ndarray]] = ()) -> CheckResult:
-    """Compare at the answer's precision; on a mismatch, name the first mistake whose numbers it has.
+            mistakes=(), note: str = "", accepted: list[tuple[str, np.ndarray]] = ()) -> CheckResult:
+    """Compare at the answer's precision; on a mismatch, name the first of `mistakes` ((code, text,
+    numbers()) as a kind's MISTAKES yield them) whose numbers the answer has.
     `accepted`: other right answers (and the note that says which one was given)."""
     rtol, atol = ctx.precision.values(ctx.tol)
     result = compare(got, expected, rtol=rtol, atol=atol, what=what)
@@ -217,8 +218,12 @@ def verdict(ctx: ItemContext, name: str, weight: float, got, expected, *, what: 
     for said, other in accepted:
         if np.shape(other) == np.shape(got) and compare(got, other, rtol=rtol, atol=atol).passed:
             return CheckResult(name, True, weight, note="; ".join(n for n in (note, said) if n))
-    diagnosis = next((label for label, wrong in mistakes
-                      if np.shape(wrong) == np.shape(got) and compare(got, wrong, rtol=rtol, atol=atol).passed), None)
+    diagnosis = None
+    for code, text, numbers in mistakes:  # the kind's MISTAKES: (code, text, a function of the numbers)
+        wrong = numbers()
+        if np.shape(wrong) == np.shape(got) and compare(got, wrong, rtol=rtol, atol=atol).passed:
+            diagnosis = Diagnosis(text, code)
+            break
     details = {}
     if np.size(got) <= 400 and np.size(expected) <= 400:
         details = {"got": json_numbers(np.asarray(got, dtype=float)), "expected": json_numbers(np.asarray(expected, dtype=float))}

@@ -8,11 +8,13 @@ cross-checked against reference/. backward is judged after the grader's own forw
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from grader.checking.checks import ItemContext, cross_checked, exact, named
 from grader.checking.compare import compare
-from grader.checking.results import CheckResult, Diagnosis
+from grader.checking.results import CheckResult
 from grader.kinds import image_layers as il
 from grader.truth.reference_truth import reference_class
 
@@ -121,8 +123,7 @@ def forward_check(case: str):
         what = {"values": f"forward(X) with pool {pool}, stride {stride}",
                 "overlapping_windows": f"forward(X) with overlapping windows (pool {pool}, stride {stride})",
                 "edges": "forward(X) with tied maxima and windows of negative numbers only"}[case]
-        mistakes = [(Diagnosis("windows taken with a stride equal to the pool size", "max_pool.stride_is_pool"), per_image(lambda x: pooled(x, pool, pool), X))] if stride != pool else []
-        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=mistakes)
+        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=_forward(Case(X=X, pool=pool, stride=stride)))
     return named(il.guarded(check), f"max_pool.forward.{case}")
 
 
@@ -146,19 +147,8 @@ def backward_check(case: str):
             return ties_verdict(ctx, name, weight, got, X, G, pool)
         expected = per_image(lambda x, g: routed(x, g, pool, stride), X, G)
         cross_checked(ctx, exact(expected), reference(ctx, X, pool, stride, G))
-        mistakes = [
-            (Diagnosis("the gradient spread over the whole window, not sent to its maximum", "max_pool.spread"), per_image(lambda x, g: routed(x, g, pool, stride, spread=True), X, G)),
-            (Diagnosis("the gradient sent to the first position of each window", "max_pool.first_position"), per_image(lambda x, g: routed(x, g, pool, stride, first=True), X, G)),
-            (Diagnosis("where overlapping windows share a maximum, one window's gradient overwrites the others' (they add)", "max_pool.overwritten"),
-             per_image(lambda x, g: routed(x, g, pool, stride, add=False), X, G)),
-            (Diagnosis("where overlapping windows share a maximum, only the first window's gradient reaches it (they add)",
-                       "max_pool.first_window_only"), per_image(lambda x, g: routed(x, g, pool, stride, add=False, reverse=True), X, G)),
-        ]
-        if stride != pool:
-            mistakes.append((Diagnosis("backward walks the windows with a stride equal to the pool size (a stride mismatch with forward)", "max_pool.stride_mismatch"),
-                             per_image(lambda x, g: stride_mismatch(x, g, pool), X, G)))
         what = f"backward(gradIn) after forward(X), pool {pool}, stride {stride}" + (" (windows sharing maxima)" if case == "overlapping_windows" else "")
-        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=mistakes)
+        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=_backward(Case(X=X, G=G, pool=pool, stride=stride)))
     return named(il.guarded(check), f"max_pool.backward.{case}")
 
 
@@ -182,9 +172,8 @@ def ties_verdict(ctx: ItemContext, name: str, weight: float, got, X, G, pool) ->
         ok &= compare(mine[~covered], np.zeros((~covered).sum()), rtol=rtol, atol=atol).passed
     if ok:
         return CheckResult(name, True, weight, note="where a window's maximum is tied, any of its positions is right")
-    spread = per_image(lambda x, g: _to_every_top(x, g, pool), X, G)
     return il.verdict(ctx, name, weight, got, expected, what="backward(gradIn) with tied maxima (any one maximum's position is right)",
-                      mistakes=[(Diagnosis("a tied maximum's gradient given to every tied position (counted twice)", "max_pool.every_tie"), spread)])
+                      mistakes=_ties(Case(X=X, G=G, pool=pool)))
 
 
 def stride_mismatch(x, g, pool):
@@ -206,6 +195,41 @@ def _to_every_top(x, g, pool):
         out[rows, cols] += np.where(block == block.max(), g[index], 0.0)
     return out
 
+
+# ----------------------------------------------------------------------------- named mistakes: (code, text, numbers)
+
+
+class Case(SimpleNamespace):
+    """The inputs of one check (X, G, pool, stride), from which each mistake's numbers are computed."""
+
+
+def _forward(c):
+    if c.stride != c.pool:
+        yield ("max_pool.stride_is_pool", "windows taken with a stride equal to the pool size",
+               lambda: per_image(lambda x: pooled(x, c.pool, c.pool), c.X))
+
+
+def _backward(c):
+    X, G, pool, stride = c.X, c.G, c.pool, c.stride
+    yield ("max_pool.spread", "the gradient spread over the whole window, not sent to its maximum",
+           lambda: per_image(lambda x, g: routed(x, g, pool, stride, spread=True), X, G))
+    yield ("max_pool.first_position", "the gradient sent to the first position of each window",
+           lambda: per_image(lambda x, g: routed(x, g, pool, stride, first=True), X, G))
+    yield ("max_pool.overwritten", "where overlapping windows share a maximum, one window's gradient overwrites the others' (they add)",
+           lambda: per_image(lambda x, g: routed(x, g, pool, stride, add=False), X, G))
+    yield ("max_pool.first_window_only", "where overlapping windows share a maximum, only the first window's gradient reaches it (they add)",
+           lambda: per_image(lambda x, g: routed(x, g, pool, stride, add=False, reverse=True), X, G))
+    if stride != pool:
+        yield ("max_pool.stride_mismatch", "backward walks the windows with a stride equal to the pool size (a stride mismatch with forward)",
+               lambda: per_image(lambda x, g: stride_mismatch(x, g, pool), X, G))
+
+
+def _ties(c):
+    yield ("max_pool.every_tie", "a tied maximum's gradient given to every tied position (counted twice)",
+           lambda: per_image(lambda x, g: _to_every_top(x, g, c.pool), c.X, c.G))
+
+
+MISTAKES = {"forward": _forward, "backward": _backward}  # and _ties, for the ties check
 
 CHECKS = {
     "forward": {c: forward_check(c) for c in ("values", "overlapping_windows", "edges", "input_not_mutated")},

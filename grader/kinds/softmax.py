@@ -20,6 +20,10 @@ class Softmax(LayerKind):
     def true_jacobian(self, truth, cls, X, W=None, b=None):
         return truth.softmax_jacobian(X)
 
+    def edge_input(self, ctx):
+        """Rows near ±1000 beside small rows."""
+        return np.array([[1000.0, 999.0, 998.0], [-3.0, 0.5, 2.0], [-1000.0, -999.0, -1001.0], [0.1, 0.2, 0.3]])
+
 
 # ----------------------------------------------------------------------------- named mistakes
 

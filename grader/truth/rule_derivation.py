@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from grader.assignment.spec import FORWARD_NAMES, LOSS_NAMES, formula_expr, symbols
+from grader.assignment.spec import FORMULA_NAMES, formula_expr, symbols
 from grader.truth.symbolic import derivative
 
 
@@ -127,7 +127,7 @@ def derive_rules(kind: str, formula: str | None, rules: tuple, reduction: str, w
     (`rules`) and its rules as the slides write them (`written`)."""
     expr = None
     if formula is not None:
-        expr = formula_expr(formula, FORWARD_NAMES if kind == "elementwise" else LOSS_NAMES)
+        expr = formula_expr(formula, FORMULA_NAMES[kind])
     cls = _RuleInput(kind, expr, dict(rules), reduction, {m: written_form(kind, t) for m, t in written})
     s = symbols()
     Z, YHAT = s["z"], s["yhat"]

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader import cache
-from grader.assignment.spec import FORWARD_NAMES, LOSS_NAMES, MISTAKE_NAMES, RULE_NAMES, ClassSpec, symbols
+from grader.assignment.spec import ClassSpec, symbols
+from grader.kinds import KINDS
 
 #: The smallest ε that counts at ŷ = 0 or 1, where ε = 0 gives ln 0: np.finfo(float).eps and
 #: 1e-15 are what students write there.
@@ -177,24 +178,22 @@ def _evaluate(fn, columns: list, shape: tuple[int, ...]) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- what is derived from a class
 
-#: The scalar functions derived from one elementwise or objective class, by role: the arguments
-#: (names of spec.symbols()) each takes. "mistake:<i>" is the class's i-th spec mistake.
-ELEMENTWISE_ROLES = {"value": FORWARD_NAMES, "derivative": FORWARD_NAMES, "twice": FORWARD_NAMES,
-                     "rule": RULE_NAMES["elementwise"]}
-OBJECTIVE_ROLES = {"value": LOSS_NAMES, "derivative": LOSS_NAMES, "rule": RULE_NAMES["objective"]}
-
-
 def role_arguments(cls: ClassSpec, role: str) -> tuple[str, ...]:
-    """The argument names of a class's derived function `role` (see ELEMENTWISE_ROLES, OBJECTIVE_ROLES)."""
+    """The arguments (names of spec.symbols()) of a class's derived function `role`: one of its
+    kind's roles (value, derivative, rule, and for element-wise classes twice, g(g(z))), or
+    "mistake:<i>", the class's i-th spec mistake; the kind's `Formula` (`grader.kinds`) says."""
+    formula = KINDS[cls.kind].formula
     if role.startswith("mistake:"):
-        return MISTAKE_NAMES[cls.kind]
-    return (ELEMENTWISE_ROLES if cls.kind == "elementwise" else OBJECTIVE_ROLES)[role]
+        return formula.mistake_names
+    if role not in formula.roles:
+        raise KeyError(role)
+    return formula.rule_names if role == "rule" else formula.names
 
 
 def role_expression(cls: ClassSpec, role: str):
     """The SymPy expression of a class's derived function `role` (imports SymPy)."""
     s = symbols()
-    wrt = s["z"] if cls.kind == "elementwise" else s["yhat"]
+    wrt = s[KINDS[cls.kind].formula.variable]
     if role == "value":
         return cls.expr
     if role == "derivative":
