@@ -264,6 +264,11 @@ ConvolutionalLayer.updateWeights = _update
     result = grade(submission(tmp_path / kind, extra=extra), cnn_only)
     earned = {i.name: i.score for i in result.items if i.score > 0}
     assert earned == {}, earned
+    from grader.kinds import CHECK_TABLE  # every check of the image kinds ran against the trivial answer
+
+    seen = {(cnn_only.classes[i.name.split(".")[0]].kind, i.name.split(".")[1], c.name) for i in result.items for c in i.checks}
+    assert seen == {(k, m, c.name) for (k, m), checks in CHECK_TABLE.items() for c in checks
+                    if k in ("convolution", "max_pool", "flatten")}
 
 
 # ----------------------------------------------------------------------------- real shapes, driven by signature
@@ -350,3 +355,12 @@ def test_a_batch_only_flattening_is_driven_as_a_batch_of_one_by_its_shape_not_it
         assert by_name[name].score == by_name[name].max_score, [(c.name, c.message) for c in by_name[name].checks]
     assert by_name["FlatteningLayer.forward"].graded_as["driven"] == "images passed as 1×H×W batches of one"
     assert "column-major" in by_name["FlatteningLayer.backward"].checks[0].note
+
+
+def test_the_cnn_spec_holds_this_lectures_classes_exactly_as_the_default_spec_does():
+    default, cnn = load_spec("default"), load_spec("cnn")
+    for name, cls in default.classes.items():
+        assert name in cnn.classes, name
+        assert cnn.classes[name].fingerprint == cls.fingerprint, f"{name} differs between default.toml and cnn.toml"
+    assert [n.name for n in cnn.networks] == [n.name for n in default.networks]
+    assert set(cnn.classes) - set(default.classes) == {"ConvolutionalLayer", "MaxPoolLayer", "FlatteningLayer"}
