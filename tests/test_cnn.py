@@ -364,3 +364,20 @@ def test_the_cnn_spec_holds_this_lectures_classes_exactly_as_the_default_spec_do
         assert cnn.classes[name].fingerprint == cls.fingerprint, f"{name} differs between default.toml and cnn.toml"
     assert [n.name for n in cnn.networks] == [n.name for n in default.networks]
     assert set(cnn.classes) - set(default.classes) == {"ConvolutionalLayer", "MaxPoolLayer", "FlatteningLayer"}
+
+
+def test_a_batch_spec_grades_n_images_at_once(tmp_path, cnn_only):
+    text = Path(cnn_only.source).read_text().replace('images = "single"', 'images = "batch"')
+    (tmp_path / "batch.toml").write_text(text)
+    spec = load_spec(tmp_path / "batch.toml")
+    assert spec.classes["ConvolutionalLayer"].options.images == "batch"
+    ref = grade(reference_dir(), spec)
+    assert ref.score == ref.max_score, [(i.name, [(c.name, c.message) for c in i.checks if not c.passed]) for i in ref.items if i.score < i.max_score]
+    # a convolution written for batches, whose kernel step averages over the batch: accepted, and said
+    folder = tmp_path / "real"
+    folder.mkdir()
+    (folder / "ConvolutionalLayer.py").write_text(REAL_SHAPE.replace("self.kernel = self.kernel - lr * dK", "self.kernel = self.kernel - lr * dK / len(G)"))
+    by_name = items(grade(folder, spec))
+    update = by_name["ConvolutionalLayer.updateWeights"]
+    assert update.score == update.max_score and "averaged over its images" in update.checks[0].note
+    assert "images passed" not in by_name["ConvolutionalLayer.forward"].graded_as["driven"]
