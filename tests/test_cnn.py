@@ -381,3 +381,11 @@ def test_a_batch_spec_grades_n_images_at_once(tmp_path, cnn_only):
     update = by_name["ConvolutionalLayer.updateWeights"]
     assert update.score == update.max_score and "averaged over its images" in update.checks[0].note
     assert "images passed" not in by_name["ConvolutionalLayer.forward"].graded_as["driven"]
+
+
+def test_an_answer_of_the_right_size_in_another_shape_is_not_reshaped_into_the_truth(graded):
+    result = graded("conv_forward_flat", edits=[
+        ("        self.setPrevOut(out)\n        return out\n\n    def gradient(self):\n        \"\"\"Not used",
+         "        self.setPrevOut(out)\n        return out.ravel()\n\n    def gradient(self):\n        \"\"\"Not used")])
+    item = items(result)["ConvolutionalLayer.forward"]
+    assert item.score == 0 and "Shape mismatch" in item.checks[0].message

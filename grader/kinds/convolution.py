@@ -89,7 +89,8 @@ def forward_check(case: str):
         if case == "input_not_mutated":
             il.value(outcome, f"{ctx.cls.name}.forward()")
             return il.unchanged_arg(name, weight, outcome, X, "X")
-        got = il.value(outcome, f"{ctx.cls.name}.forward()").reshape(shape) if outcome.ok and outcome.value.size == int(np.prod(shape)) else il.value(outcome, f"{ctx.cls.name}.forward()")
+        got = il.value(outcome, f"{ctx.cls.name}.forward()")
+        got = il.shaped(got, shape)
         expected = cross_checked(ctx, exact(conv(X, K)), reference(ctx, "forward", X, K)).nominal
         return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, image_shape))} image",
                           mistakes=_forward(Case(X=X, K=K)))
@@ -108,7 +109,7 @@ def backward_check(case: str):
             il.value(outcome, f"{ctx.cls.name}.backward()")
             return il.unchanged_arg(name, weight, outcome, G, "gradIn")
         got = il.value(outcome, f"{ctx.cls.name}.backward()")
-        got = got.reshape(X.shape) if got.size == X.size else got
+        got = il.shaped(got, X.shape)
         expected = cross_checked(ctx, exact(per_image(lambda x, g: truth.input_gradient(x.shape, K, g), X, G)),
                                  reference(ctx, "backward", X, K, G)).nominal
         return il.verdict(ctx, name, weight, got, expected, what=f"backward(gradIn) after forward of a {'×'.join(map(str, image_shape))} image",

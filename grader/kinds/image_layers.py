@@ -200,10 +200,17 @@ def read_kernel(ctx: ItemContext, layer, shape) -> np.ndarray | None:
     else:
         return None
     got = array_of(outcome, f"{cls.name}.{cls.method_names('getKernel')[0]}()")
-    return got.reshape(shape) if got.size == int(np.prod(shape)) else got
+    return shaped(got, shape)
 
 
 # ----------------------------------------------------------------------------- judging
+
+
+def shaped(got: np.ndarray, shape) -> np.ndarray:
+    """`got` in `shape` when the two differ only by axes of length 1 (a batch of one's leading 1, a
+    kernel held as 1×kH×kW); any other shape is left as it is, for the comparison to report."""
+    squeeze = lambda s: tuple(n for n in s if n != 1)  # noqa: E731
+    return got.reshape(shape) if got.shape != tuple(shape) and squeeze(got.shape) == squeeze(shape) else got
 
 
 def verdict(ctx: ItemContext, name: str, weight: float, got, expected, *, what: str,

@@ -118,7 +118,7 @@ def forward_check(case: str):
         got = il.value(outcome, f"{ctx.cls.name}.forward()")
         if case == "input_not_mutated":
             return il.unchanged_arg(name, weight, outcome, X, "X")
-        got = got.reshape(expected.shape) if got.size == expected.size else got
+        got = il.shaped(got, expected.shape)
         cross_checked(ctx, exact(expected), reference(ctx, X, pool, stride))
         what = {"values": f"forward(X) with pool {pool}, stride {stride}",
                 "overlapping_windows": f"forward(X) with overlapping windows (pool {pool}, stride {stride})",
@@ -142,7 +142,7 @@ def backward_check(case: str):
         got = il.value(outcome, f"{ctx.cls.name}.backward()")
         if case == "gradIn_not_mutated":
             return il.unchanged_arg(name, weight, outcome, G, "gradIn")
-        got = got.reshape(X.shape) if got.size == X.size else got
+        got = il.shaped(got, X.shape)
         if case == "ties":
             return ties_verdict(ctx, name, weight, got, X, G, pool)
         expected = per_image(lambda x, g: routed(x, g, pool, stride), X, G)
