@@ -18,7 +18,7 @@ def main():
 
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--spec", "spec_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Assignment spec (default: built-in).")
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), help="Assignment spec: a file or a built-in name (grade-admin spec --list). Default: the built-in default.")
 def kit(out, spec_file):
     """Write the student kit to the new folder OUT: starting files and a self-check, no solution."""
     _run(lambda: _kit(out, spec_file))
@@ -33,7 +33,7 @@ def _kit(out, spec_file):
 
 @main.command()
 @click.argument("zip_path", metavar="OUT.zip", type=click.Path(path_type=Path))
-@click.option("--spec", "spec_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Assignment spec (default: built-in).")
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), help="Assignment spec: a file or a built-in name (grade-admin spec --list). Default: the built-in default.")
 @click.option("--secret-file", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="The secret of hidden checks (never give it to students).")
 def autograder(zip_path, spec_file, secret_file):
     """Write Gradescope's autograder.zip (setup.sh, run_autograder, the grader and the spec)."""
@@ -51,25 +51,43 @@ def _autograder(zip_path, spec_file, secret_file):
 
 
 @main.command()
-@click.argument("path", metavar="[FILE]", type=click.Path(path_type=Path), required=False)
-def spec(path):
-    """Print the built-in spec (the CS 615 assignment), or write it to FILE: the start of a new assignment."""
-    _run(lambda: _spec(path))
+@click.argument("args", metavar="[NAME] [FILE]", nargs=-1)
+@click.option("--list", "list_them", is_flag=True, help="List the built-in specs, one line each.")
+def spec(args, list_them):
+    """Print a built-in spec (NAME, default: the CS 615 assignment), or write it to FILE: the start of a new assignment."""
+    _run(lambda: _spec(args, list_them))
 
 
-def _spec(path):
-    from grader.assignment.spec import default_spec_path
+def _spec(args, list_them):
+    from grader.assignment.spec import load_spec
+    from grader.assignment.specs import BUILT_IN, built_in_path
+    from grader.exceptions import UsageError
 
-    text = default_spec_path().read_text(encoding="utf-8")
+    if list_them:
+        if args:
+            raise UsageError("--list takes no NAME or FILE")
+        width = max(map(len, BUILT_IN))
+        for name in BUILT_IN:
+            loaded = load_spec(built_in_path(name))
+            click.echo(f"{name:<{width}}  {loaded.description or loaded.title} ({loaded.max_score:g} points)")
+        return
+    if len(args) > 2:
+        raise UsageError("give at most a built-in spec's NAME and a FILE to write it to")
+    name, path = "default", None
+    if args and args[0] in BUILT_IN:
+        name, path = args[0], (args[1] if len(args) == 2 else None)
+    elif len(args) == 2:
+        raise UsageError(f"{args[0]}: not a built-in spec; built-in: {', '.join(BUILT_IN)}")
+    elif args:
+        path = args[0]
+    text = built_in_path(name).read_text(encoding="utf-8")
     if path is None:
         click.echo(text, nl=False)
         return
     if Path(path).exists():
-        from grader.exceptions import UsageError
-
         raise UsageError(f"{path}: already exists; give a new file name")
     Path(path).write_text(text, encoding="utf-8")
-    click.echo(f"the built-in spec written to {path}: edit it, then grade with --spec {path}")
+    click.echo(f"the built-in spec {name} written to {path}: edit it, then grade with --spec {path}")
 
 
 @main.command()

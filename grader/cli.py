@@ -51,7 +51,7 @@ def _how_settled(result) -> str:
               help="Folder for each <submission>.json and .html; a batch adds index.html, grades.csv and summary.json.")
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the result of a single submission to FILE "
               "(PATH is then one submission, never a batch).")
-@click.option("--spec", "spec_file", type=click.Path(path_type=Path), help="Assignment spec (TOML). Default: the built-in CS 615 assignment.")
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path), help="Assignment spec: a TOML file or a built-in spec's name (grade-admin spec --list). Default: the built-in CS 615 assignment.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Submissions graded at once (batch grading).")
 @click.option("--seed", type=int, default=None, help="Seed of the test points. Default: 0 for a self-check; official grading "
               "(a batch, --gradescope) draws them from the instructor's secret, or a fresh seed it records.")

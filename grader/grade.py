@@ -95,6 +95,10 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
                                                 spec=spec, secret=secret))
             for net in spec.networks:
                 result.items.append(_guarded_network(net, spec, student, seed, result))
+            for graded in result.items:  # how an image layer was driven (its constructor, kernel, image form)
+                cls_name = graded.name.split(".")[0]
+                if student.driven_text.get(cls_name) and graded.graded_as:
+                    graded.graded_as["driven"] = student.driven_text[cls_name]
             if _trains(spec):
                 result.items.append(_guarded_training(spec, student, seed, result))
             note_used(spec)

@@ -3,6 +3,7 @@
 It is trusted code: the grader imports it in its own process as the second ground truth
 (beside the SymPy derivation), and `grade reference/` must score full marks.
 """
+from .cnn import ConvolutionalLayer, FlatteningLayer, MaxPoolLayer
 from .layer import Layer
 from .layers import (
     FullyConnectedLayer,
@@ -16,7 +17,10 @@ from .layers import (
 from .objectives import EPSILON, CrossEntropy, LogLoss, SquaredError
 
 __all__ = [
+    "ConvolutionalLayer",
     "EPSILON",
+    "FlatteningLayer",
+    "MaxPoolLayer",
     "CrossEntropy",
     "FullyConnectedLayer",
     "InputLayer",

@@ -41,10 +41,10 @@ def with_class(**body):
 
 CASES = [
     ({"assignment": {}, "extra": 1}, "t.toml: key 'extra': unknown key; allowed here: assignment, classes, conventions, environment, hidden, late, networks, tolerance"),
-    ({"assignment": {"nam": "x"}}, "t.toml: key 'assignment.nam': unknown key; did you mean 'name'? allowed here: epsilon, epsilon_range, name, title"),
+    ({"assignment": {"nam": "x"}}, "t.toml: key 'assignment.nam': unknown key; did you mean 'name'? allowed here: description, epsilon, epsilon_range, name, title"),
     ({"assignment": {}}, "t.toml: declares no [classes.<Name>] table: a spec needs at least one gradable class"),
-    (with_class(kind="convolution"), "t.toml: [classes.Soft] key 'kind': unknown kind 'convolution'; use one of objective, elementwise, softmax, fully_connected, input"),
-    (with_class(colour="red"), "t.toml: [classes.Soft] key 'colour': unknown key; allowed here: aliases, ddof, domain, estimates, forward, gradient_forms, kind, kinks, loss, methods, mistakes, pin, points, reduction, rule_formulas, rules, targets, tolerance"),
+    (with_class(kind="attention"), "t.toml: [classes.Soft] key 'kind': unknown kind 'attention'; use one of objective, elementwise, softmax, fully_connected, input, convolution, max_pool, flatten"),
+    (with_class(colour="red"), "t.toml: [classes.Soft] key 'colour': unknown key; allowed here: aliases, ddof, domain, estimates, forward, gradient_forms, image, images, kernel, kind, kinks, loss, methods, mistakes, pin, points, pool, reduction, rule_formulas, rules, stride, targets, tolerance"),
     (with_class(points={"forward": -2}), "t.toml: [classes.Soft] key 'points.forward': must not be negative, got -2"),
     (with_class(points={"forward": "two"}), "t.toml: [classes.Soft] key 'points.forward': must be a number, got 'two'"),
     (with_class(points={"eval": 1}), "t.toml: [classes.Soft] key 'points.eval': 'eval' is not graded for kind elementwise; graded: forward, gradient, backward"),

@@ -80,14 +80,18 @@ EPSILON_RANGE = (0.0, 1e-6)
 _TOP_KEYS = {"assignment", "tolerance", "conventions", "classes", "networks", "hidden", "environment", "late"}
 _ENVIRONMENT_KEYS = {"packages"}
 _HIDDEN_KEYS = {"items", "checks", "secret_env", "secret_file"}
-_ASSIGNMENT_KEYS = {"name", "title", "epsilon", "epsilon_range"}
+_ASSIGNMENT_KEYS = {"name", "title", "description", "epsilon", "epsilon_range"}
 _TOLERANCE_KEYS = {"rtol", "atol", "fd_step", "fd_rtol", "fd_atol"}
 _CONVENTION_KEYS = {"input_ddof"}
 _CLASS_KEYS = {
     "kind", "aliases", "methods", "points", "rules", "tolerance", "forward", "loss", "reduction",
     "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes", "rule_formulas", "pin",
     "update_reduction",
+    "kernel", "image", "images", "pool", "stride",
 }
+#: The image layers' parameters (their kinds' options: grader.kinds.ConvolutionOptions, …): kernel
+#: [kH, kW], image [H, W], images "single" (one H×W image, the course's) or "batch" (N×H×W), pool, stride.
+IMAGE_KEYS = ("kernel", "image", "images", "pool", "stride")
 _MISTAKE_KEYS = {"method", "name", "formula"}
 _NETWORK_KEYS = {"name", "layers", "objective"}
 
@@ -225,6 +229,7 @@ class Spec:
     hidden: "Hidden" = None
     packages: tuple[str, ...] = ("numpy",)  # third-party packages student code may import ([environment])
     late: object = None  # grader.assignment.late.LatePolicy: what late work loses ([late]); None: nothing
+    description: str = ""  # one line: what the assignment grades ([assignment] description)
 
     def is_hidden(self, item: str, check: str | None = None) -> bool:
         """True for a hidden item, or a check hidden everywhere ("edges") or in one item ("Item.method:edges")."""
@@ -279,9 +284,26 @@ def default_spec_path() -> Path:
     return Path(str(resources.files("grader.assignment.specs").joinpath("default.toml")))
 
 
+def spec_path(path_or_name: str | Path | None) -> Path:
+    """The spec file meant by `path_or_name`: a file, else a built-in spec's name (`cnn`), None the default.
+
+    A file of that name wins over the built-in spec; neither raises SpecError naming the built-in ones."""
+    from grader.assignment.specs import BUILT_IN, built_in_path
+
+    if path_or_name is None:
+        return default_spec_path()
+    path = Path(path_or_name)
+    if path.exists() or str(path_or_name) not in BUILT_IN:
+        if not path.exists() and not path.suffix and path.parent == Path("."):
+            raise SpecError(str(path), f"no such file, nor a built-in spec (built-in: {', '.join(BUILT_IN)}; "
+                                       "grade-admin spec --list describes them)")
+        return path
+    return built_in_path(str(path_or_name))
+
+
 def load_spec(path: str | Path | None = None) -> Spec:
-    """Read, validate and return the spec at `path` (the built-in one when None)."""
-    path = Path(path) if path is not None else default_spec_path()
+    """Read, validate and return the spec at `path`, a file or a built-in spec's name (the default when None)."""
+    path = spec_path(path)
     source = str(path)
     try:
         raw = path.read_bytes()
@@ -357,6 +379,7 @@ def parse_spec(data: dict, *, source: str = "<spec>", fingerprint: str = "", der
         hidden=hidden,
         packages=packages,
         late=late,
+        description=str(assignment.get("description", "")),
     )
     if spec.max_score <= 0:
         raise SpecError(source, "gives no points at all: set `points` on at least one class")
@@ -428,6 +451,7 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
             raise SpecError(source, f"a fully connected class's update_reduction is one of {', '.join(UPDATE_REDUCTIONS)}",
                             item=name, key="update_reduction")
         fields["update_reduction"] = body["update_reduction"]
+    fields.update(_geometry(name, kind, body, source))
     if kind == "input" and "ddof" in body:
         if body["ddof"] not in (0, 1):
             raise SpecError(source, "must be 0 or 1", item=name, key="ddof")
@@ -446,7 +470,41 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
 
 
 #: What `_class` reads that belongs in a kind's options object.
-_OPTION_KEYS = ("reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof", "update_reduction")
+_OPTION_KEYS = ("reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof", "update_reduction",
+                "kernel", "image", "images", "pool", "stride")
+
+
+def _geometry(name, kind, body, source) -> dict:
+    """An image layer's parameters given in the spec (IMAGE_KEYS its kind's options have), validated."""
+    import dataclasses
+
+    allowed = {f.name: f.default for f in dataclasses.fields(KINDS[kind].options) if f.name in IMAGE_KEYS}
+    for key in IMAGE_KEYS:
+        if key in body and key not in allowed:
+            raise SpecError(source, f"a {kind} class takes no '{key}'" + (f"; it takes {', '.join(allowed)}" if allowed else ""),
+                            item=name, key=key)
+    out = dict(allowed)
+    for key in allowed:
+        if key not in body:
+            continue
+        value = body[key]
+        if key in ("kernel", "image"):
+            if (not isinstance(value, list) or len(value) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 30 for v in value)):
+                raise SpecError(source, "must be [height, width], whole numbers from 1 to 30", item=name, key=key)
+            value = tuple(value)
+        elif key == "images":
+            if value not in ("single", "batch"):
+                raise SpecError(source, 'must be "single" (one H×W image) or "batch" (N×H×W)', item=name, key=key)
+        elif not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
+            raise SpecError(source, "must be a whole number from 1 to 10", item=name, key=key)
+        out[key] = value
+    image = out.get("image")
+    if "kernel" in out and any(k > i for k, i in zip(out["kernel"], image)):
+        raise SpecError(source, "the kernel must fit in the image", item=name, key="kernel")
+    if "pool" in out and out["pool"] > min(image):
+        raise SpecError(source, "the pool must fit in the image", item=name, key="pool")
+    return {key: value for key, value in out.items() if key in body}
 
 
 def _elementwise(name, body, source, derived=None) -> dict:

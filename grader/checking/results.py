@@ -110,6 +110,8 @@ class ItemResult:
         how = [NUMERIC_NOTES[c] for c in g.get("numeric", []) if c in NUMERIC_NOTES]
         if how:
             parts.append(f"`{self.name}` computed its answer numerically ({' and '.join(how)}), not from a derived rule")
+        if g.get("driven"):
+            parts.append(f"`{g['class']}` driven by its signature: {g['driven']}")
         return "; ".join(parts)
 
     @property

@@ -48,6 +48,8 @@ class StudentCode:
         self.hung: set[tuple[str, str]] = set()  # (class, method) that already ran out of time once
         self.precisions: list[Precision] = []  # of the arrays returned since begin_check()
         self.numeric: dict[tuple[str, str], set[str]] = {}  # (class, gradient method) -> how it computed numerically
+        self.driven: dict[str, dict] = {}  # class -> the shape an image layer is driven in (grader/kinds/image_layers.py)
+        self.driven_text: dict[str, str] = {}  # class -> that shape in words, for graded_as
 
     def begin_check(self):
         """Forget the precisions seen so far: a check is judged at the precision of its own answers."""

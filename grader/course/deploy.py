@@ -16,7 +16,8 @@ import grader
 from grader import __version__
 from grader.exceptions import UsageError
 from grader.paths import template_dir
-from grader.assignment.spec import ClassSpec, load_spec
+from grader.assignment.spec import ClassSpec, load_spec, spec_path
+from grader.assignment.specs import template_files_left_out
 
 PACKAGE_DIR = Path(grader.__file__).resolve().parent
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "reference", "student_template")
@@ -175,10 +176,11 @@ def build_kit(out: Path, *, spec_file: Path | None = None) -> Path:
     out.mkdir(parents=True)
     packages = _copy_grader(out, with_reference=False)
     if spec_file:
-        shutil.copyfile(spec_file, out / "grader" / "assignment" / "specs" / "default.toml")
+        shutil.copyfile(spec_path(spec_file), out / "grader" / "assignment" / "specs" / "default.toml")
     (out / "pyproject.toml").write_text(PYPROJECT.format(
         name="nn-grader-selfcheck", version=__version__, description=f"Self-check for {spec.title}", packages=packages))
-    shutil.copytree(template_dir(), out / "my_work", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py"))
+    shutil.copytree(template_dir(), out / "my_work", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.pyc", "__init__.py", *template_files_left_out(spec.classes)))
     added = _add_missing_stubs(spec, out / "my_work")  # a class the instructor's spec adds reaches the students too
     hidden = ""
     if spec.hidden is not None:
@@ -267,7 +269,7 @@ def build_autograder(zip_path: Path, *, spec_file: Path | None = None, secret_fi
         packages = _copy_grader(src, with_reference=False)
         (src / "pyproject.toml").write_text(PYPROJECT.format(
             name="nn-grader", version=__version__, description=f"Autograder for {spec.title}", packages=packages))
-        shutil.copyfile(spec_file or Path(str(grader.assignment.spec.default_spec_path())), root / "spec.toml")
+        shutil.copyfile(spec_path(spec_file), root / "spec.toml")
         secret = Path(secret_file).read_text().strip() if secret_file else (spec.secret() or "")
         if secret:
             (root / "hidden_secret").write_text(secret + "\n")

@@ -1,6 +1,7 @@
 """The kinds of item, registered by name: what each is, and where its checks live.
 
-A kind (`objective`, `elementwise`, `softmax`, `fully_connected`, `input`) is named by a spec's
+A kind (`objective`, `elementwise`, `softmax`, `fully_connected`, `input`, and the image layers
+`convolution`, `max_pool`, `flatten`) is named by a spec's
 classes, in cache keys and in `.used.json`: kind names are public and never renamed. Each is
 declared here, in one registry, by what a spec and the sandbox need to know before anything
 runs — its graded and helper methods, the forms its `gradient()` may take, its table of named,
@@ -78,6 +79,33 @@ class Formula:
     rule_names: tuple[str, ...]
     variable: str
     roles: tuple[str, ...] = ("value", "derivative", "rule")
+
+
+@dataclass(frozen=True)
+class ConvolutionOptions:
+    """A convolutional layer's options: its kernel's size, the test images' size, one image or a batch."""
+
+    kernel: tuple[int, int] = (3, 3)
+    image: tuple[int, int] = (7, 7)  # odd sizes by default
+    images: str = "single"  # "single": one H×W image (the course's); "batch": N×H×W
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """A max-pooling layer's options: pool size and stride (as its constructor takes them), images."""
+
+    pool: int = 2
+    stride: int = 2
+    image: tuple[int, int] = (7, 7)
+    images: str = "single"
+
+
+@dataclass(frozen=True)
+class FlattenOptions:
+    """A flattening layer's options: the test images (not square, so the two orders differ)."""
+
+    image: tuple[int, int] = (5, 7)
+    images: str = "single"
 
 
 @dataclass(frozen=True)
@@ -163,6 +191,64 @@ register(Kind(
             CheckDef("single_observation", 0.1),
             CheckDef("stores_input_output", 0.1, AUXILIARY),
             CheckDef("input_not_mutated", 0.1, AUXILIARY),
+        ),
+    }))
+
+# Image layers (the `cnn` spec): an H×W image (or N×H×W, the spec's `images`), driven by signature
+# (grader/kinds/image_layers.py). Kernels are set with any setter the spec names, else the attribute
+# that holds them (`__setattr__`/`__getattribute__`, asked only for names the object already has).
+IMAGE_HELPERS = ("setPrevIn", "getPrevIn", "__setattr__", "__getattribute__")
+register(Kind(
+    "convolution", ("forward", "backward", "updateWeights"), IMAGE_HELPERS + ("setKernel", "getKernel"),
+    options=ConvolutionOptions,
+    checks={
+        "forward": (
+            CheckDef("values", 0.5),
+            CheckDef("other_size", 0.2),
+            CheckDef("smallest_image", 0.2),
+            CheckDef("input_not_mutated", 0.1, AUXILIARY),
+        ),
+        "backward": (
+            CheckDef("values", 0.5),
+            CheckDef("other_size", 0.2),
+            CheckDef("smallest_image", 0.2),
+            CheckDef("gradIn_not_mutated", 0.1, AUXILIARY),
+        ),
+        "updateWeights": (
+            CheckDef("values", 0.5),
+            CheckDef("other_size", 0.2),
+            CheckDef("learning_rate", 0.2),
+            CheckDef("gradIn_not_mutated", 0.1, AUXILIARY),
+        ),
+    }))
+register(Kind(
+    "max_pool", ("forward", "backward"), IMAGE_HELPERS, options=PoolOptions,
+    checks={
+        "forward": (
+            CheckDef("values", 0.5),
+            CheckDef("overlapping_windows", 0.2),
+            CheckDef("edges", 0.2),
+            CheckDef("input_not_mutated", 0.1, AUXILIARY),
+        ),
+        "backward": (
+            CheckDef("values", 0.5),
+            CheckDef("overlapping_windows", 0.25),
+            CheckDef("ties", 0.15),
+            CheckDef("gradIn_not_mutated", 0.1, AUXILIARY),
+        ),
+    }))
+register(Kind(
+    "flatten", ("forward", "backward"), IMAGE_HELPERS, options=FlattenOptions,
+    checks={
+        "forward": (
+            CheckDef("values", 0.5),
+            CheckDef("other_size", 0.3),
+            CheckDef("input_not_mutated", 0.2, AUXILIARY),
+        ),
+        "backward": (
+            CheckDef("values", 0.5),
+            CheckDef("undoes_forward", 0.3),
+            CheckDef("gradIn_not_mutated", 0.2, AUXILIARY),
         ),
     }))
 

@@ -211,5 +211,40 @@ def derive_rules(kind: str, formula: str | None, rules: tuple, reduction: str, w
             "backward": _rule(text.get("backward", "δ · Wᵀ"), _DELTA_OUT, _DELTA_IN * sp.Symbol("W^T", commutative=False)),
             "updateWeights": _update_rule(text.get("updateWeights", "W ← W − η ∂J/∂W, b ← b − η ∂J/∂b"), cls.reduction),
         }
+    if cls.kind in ("convolution", "max_pool", "flatten"):
+        return _image_rules(cls.kind, text)
     x, mu, sigma = sp.symbols("x mu sigma")
     return {"forward": _rule(text.get("forward", "z-score by the constructor's data"), sp.Symbol("z"), (x - mu) / sigma)}
+
+
+def _image_rules(kind: str, text: dict) -> dict[str, dict]:
+    """The image layers' rules in index form: Y = X ⋆ K and the two gradients SymPy differentiates
+    J = Σ G∘Y into (grader/truth/convolution.py derives them at each size the checks use)."""
+    i, j, a, b = sp.symbols("i j a b", integer=True)
+    X, K, G, Y = (sp.IndexedBase(n) for n in ("X", "K", "G", "Y"))
+    kh, kw, oh, ow = sp.symbols("k_H k_W H_out W_out", integer=True, positive=True)
+    dJ = sp.Symbol("J")
+    if kind == "convolution":
+        forward = sp.Sum(X[i + a, j + b] * K[a, b], (a, 0, kh - 1), (b, 0, kw - 1))
+        d_input = sp.Sum(G[i - a, j - b] * K[a, b], (a, 0, kh - 1), (b, 0, kw - 1))  # G zero outside: pad(G) ⋆ rot180(K)
+        d_kernel = sp.Sum(X[i + a, j + b] * G[i, j], (i, 0, oh - 1), (j, 0, ow - 1))
+        return {
+            "forward": _rule(text.get("forward", "the valid cross-correlation X ⋆ K"), Y[i, j], forward),
+            "backward": _rule(text.get("backward", "pad(G) ⋆ rot180(K), G zero outside its range"),
+                              sp.Derivative(dJ, X[i, j]), d_input),
+            "updateWeights": _rule(text.get("updateWeights", "K ← K − η ∂J/∂K, ∂J/∂K = X ⋆ G"),
+                                   sp.Derivative(dJ, K[a, b]), d_kernel),
+        }
+    if kind == "max_pool":
+        p, s_ = sp.symbols("p s", integer=True, positive=True)
+        return {
+            "forward": _rule(text.get("forward", "each window's maximum"), Y[i, j],
+                             sp.Max(X[s_ * i + a, s_ * j + b])),
+            "backward": _rule(text.get("backward", "G to the window's maximum, added where windows share it"),
+                              sp.Derivative(dJ, X[i, j]), sp.Sum(G[a, b] * sp.Symbol("[X_ij is the max of window ab]"), (a, 0, oh - 1), (b, 0, ow - 1))),
+        }
+    w = sp.Symbol("W", integer=True, positive=True)
+    return {
+        "forward": _rule(text.get("forward", "H×W → 1×HW"), Y[0, i * w + j], X[i, j]),
+        "backward": _rule(text.get("backward", "1×HW → H×W"), sp.Derivative(dJ, X[i, j]), G[0, i * w + j]),
+    }
