@@ -1,6 +1,6 @@
 """Benchmark: a student's self-check, `grade reference/`, warm (ground-truth cache on disk) and cold.
 
-    python benchmarks/bench_selfcheck.py [--runs 7] [--sandbox auto]
+    python benchmarks/bench_selfcheck.py [--runs 7] [--sandbox auto] [--spec default|cnn|FILE]
 
 Each run is a fresh `grade` process, timed from start to exit (what a student waits for). Cold
 runs start from an empty cache folder; warm runs reuse one filled by a first run. Prints the
@@ -42,11 +42,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sandbox", default="auto", help="auto, bwrap or process (as grade --sandbox)")
+    parser.add_argument("--spec", default="default", help="a built-in spec's name or a file (as grade --spec)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         command = [sys.executable, "-m", "grader", str(ROOT / "reference"), "--sandbox", args.sandbox,
-                   "--out", str(Path(tmp) / "out"), "--quiet"]
+                   "--out", str(Path(tmp) / "out"), "--quiet", "--spec", args.spec]
         warm_cache = Path(tmp) / "warm"
         timed(command, {**env, "GRADER_CACHE_DIR": str(warm_cache)}, tmp)  # fills the cache, compiles bytecode
         bare = statistics.median(timed([sys.executable, "-c", "import numpy"], env, tmp) for _ in range(args.runs))
