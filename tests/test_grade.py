@@ -226,7 +226,7 @@ def test_a_float32_softmax_through_logsumexp_is_right_at_rows_near_1000(graded):
 def test_float16_is_judged_at_float32s_precision(graded):
     # float16's own rounding (~5e-4 relative) is a difference at float32's tolerances; exact answers still pass
     result = graded("float16_correct")
-    assert result.score == 47.7
+    assert result.score == 48.7  # its updateWeights is right: the step is computed from what it stores
     assert result.item("ReLuLayer.gradient").status == "passed" and result.item("SoftmaxLayer.backward").status == "passed"
     assert result.item("TanhLayer.forward").score == 0.0
 

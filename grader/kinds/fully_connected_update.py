@@ -430,7 +430,10 @@ def update_finite_differences(ctx: ItemContext, name: str, weight: float) -> Che
     W, b = points.weights(ctx.rng, d, k)
     reduce = (lambda total: total / n) if cls.options.update_reduction == "mean" else (lambda total: total)  # noqa: E731
     objective = lambda H: reduce(float(np.sum(G * H)))  # noqa: E731
-    h = ctx.precision.finite_differences(ctx.tol)[0]
+    # J is linear in W and b, so central differences have no truncation error at any step: a large one
+    # keeps them clear of the rounding of weights a student's setWeights keeps in float32 (the answer's
+    # own dtype cannot show that: float32 weights times float64 inputs give float64).
+    h = max(ctx.precision.finite_differences(ctx.tol)[0], 0.1)
     entries = [(0, idx) for idx in np.ndindex(d, k)] + [(1, idx) for idx in np.ndindex(1, k)]
 
     def shifted(part, idx, sign):
