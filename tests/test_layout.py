@@ -174,7 +174,11 @@ def test_the_wheel_installs_every_stage_and_grades_the_reference_from_the_instal
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
-    # The dependencies are the test interpreter's (offline): a venv made from a venv sees only the
+    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    # After the install (pip would otherwise find the grader installed there and skip the wheel), the
+    # dependencies are the test interpreter's (offline): a venv made from a venv sees only the
     # base interpreter's packages, so its site-packages points at ours (a .pth line adds the folder,
     # not the .pth files in it, so an editable install of the grader there stays out).
     import site
@@ -182,9 +186,6 @@ def test_the_wheel_installs_every_stage_and_grades_the_reference_from_the_instal
 
     purelib = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
     (purelib / "test-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
-                               env=env, capture_output=True, text=True, timeout=300)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import grader; print(grader.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, timeout=60)
     assert where.stdout.startswith(str(venv)), where.stdout + where.stderr
