@@ -239,3 +239,22 @@ def named(check, name: str):
     code = check.__code__.replace(co_name=name)
     check.__code__ = code.replace(co_qualname=name) if hasattr(code, "co_qualname") else code  # what tracebacks print
     return check
+
+
+# ----------------------------------------------------------------------------- not gradable as written
+
+NOT_GRADABLE = "not gradable as written"
+
+
+class NotGradable(Exception):
+    """Raised inside a check when the student's code cannot be called the course's way (a signature
+    or a shape the grader cannot drive): reported as such by `not_gradable`, never as a wrong answer."""
+
+
+def not_gradable(name: str, weight: float, reason: str) -> CheckResult:
+    """The one way every kind reports a shape it cannot drive: the check fails with outcome "error"
+    (the item's status when no check could run), the message "not gradable as written: <reason>. …",
+    no diagnosis (it is no mistake), and the reason kept for the item's `graded_as` and `reason`."""
+    return CheckResult(name, False, weight, outcome="error", not_gradable=reason,
+                       message=f"{NOT_GRADABLE}: {reason}. The grader calls the course's shapes only; "
+                               "your instructor can grade this by hand")
