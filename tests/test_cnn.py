@@ -328,7 +328,7 @@ def test_a_shape_that_cannot_be_driven_is_not_gradable_never_wrong(tmp_path, cnn
     assert item.score == 0
     assert all(c.message.startswith("not gradable as written: ") and not c.diagnosis for c in item.checks if not c.auxiliary)
     assert re.search(r"takes other arguments than the course's", item.checks[0].message)
-    assert item.status == "error" and "takes other arguments than the course's" in item.graded_as["not_gradable"]
+    assert item.status == "failed" and "takes other arguments than the course's" in item.graded_as["not_gradable"]
     assert item.reason == item.graded_as["not_gradable"]
 
 
@@ -440,7 +440,7 @@ def test_a_mistake_in_a_4d_layout_loses_exactly_its_item(tmp_path, cnn_only, fix
 def test_a_layout_that_cannot_be_told_is_not_gradable_never_wrong(tmp_path, cnn_only):
     by_name = items(grade(layout_submission(tmp_path / "undecidable", "layout_undecidable"), cnn_only))
     forward = by_name["ConvolutionalLayer.forward"]
-    assert forward.score == 0 and forward.status == "error"
+    assert forward.score == 0 and forward.status == "failed"
     assert all(c.message.startswith("not gradable as written: ConvolutionalLayer.forward() answers 4-D images both as NCHW "
                                     "and as NHWC, differently") and not c.diagnosis for c in forward.checks)
     assert "the layout it takes cannot be told" in forward.graded_as["not_gradable"] == forward.reason

@@ -252,9 +252,10 @@ class NotGradable(Exception):
 
 
 def not_gradable(name: str, weight: float, reason: str) -> CheckResult:
-    """The one way every kind reports a shape it cannot drive: the check fails with outcome "error"
-    (the item's status when no check could run), the message "not gradable as written: <reason>. …",
-    no diagnosis (it is no mistake), and the reason kept for the item's `graded_as` and `reason`."""
-    return CheckResult(name, False, weight, outcome="error", not_gradable=reason,
+    """The one way every kind reports a shape it cannot drive: the check fails (the item's status
+    "failed", as the update step's always was: nothing of the student's code crashed), with the message
+    "not gradable as written: <reason>. …", no diagnosis (it is no mistake), and the reason kept for
+    the item's `graded_as` and `reason`, where the report says it once."""
+    return CheckResult(name, False, weight, not_gradable=reason,
                        message=f"{NOT_GRADABLE}: {reason}. The grader calls the course's shapes only; "
                                "your instructor can grade this by hand")
