@@ -462,3 +462,43 @@ def test_the_spec_may_pin_a_layout_and_grade_a_batch_in_it(tmp_path):
     bad.write_text(spec_file.read_text().replace('images = "nchw"', 'images = "nwhc"', 1))
     with pytest.raises(SpecError, match='"nchw" .N×1×H×W. or "nhwc"'):
         load_spec(bad)
+
+
+def test_a_layer_that_answers_one_image_as_a_batch_of_one_gets_its_gradient_in_that_shape(tmp_path, cnn_only):
+    """Real code (issue 22): forward promotes an H×W image to 1×H×W and answers 1×h×w; its backward and
+    updateKernels index gradIn as that batch. Given gradIn as h×w they fail, a right answer marked an error."""
+    by_name = items(grade(layout_submission(tmp_path / "as_batch", "single_image_as_batch"), cnn_only))
+    for name in IMAGE_ITEMS:
+        assert by_name[name].score == by_name[name].max_score, (name, [(c.name, c.message) for c in by_name[name].checks if not c.passed])
+    assert by_name["ConvolutionalLayer.backward"].graded_as["driven"] == (
+        "built as ConvolutionalLayer(3, 1); kernel set by setKernels(); images passed as 1×H×W batches of one")
+    assert by_name["MaxPoolLayer.backward"].graded_as["driven"] == "images passed as 1×H×W batches of one"
+    edited = ("dX[n, a, b] += G[n, i, j]", "dX[n, a, b] = G[n, i, j]")  # the same shape, a real mistake: still lost
+    wrong = items(grade(layout_submission(tmp_path / "overwrites", "single_image_as_batch", edited), cnn_only))
+    assert [n for n in IMAGE_ITEMS if wrong[n].score < wrong[n].max_score] == ["MaxPoolLayer.backward"]
+    assert "max_pool.overwritten" in {c.diagnosis.code for c in wrong["MaxPoolLayer.backward"].checks if c.diagnosis}
+
+
+ADAM_KERNEL_STEP = """    def updateWeights(self, gradIn, t, eta=0.01):
+        dJdK = _each(_correlate, self.getPrevIn(), np.asarray(gradIn, dtype=float))
+        dJdK = dJdK.sum(axis=0) if dJdK.ndim == 3 else dJdK
+        self.m = 0.9 * getattr(self, "m", 0) + 0.1 * dJdK
+        self.v = 0.999 * getattr(self, "v", 0) + 0.001 * dJdK ** 2
+        m, v = self.m / (1 - 0.9 ** t), self.v / (1 - 0.999 ** t)
+        self.kernel = self.kernel - eta * m / (np.sqrt(v) + 1e-8)
+"""
+
+
+def test_a_kernel_step_that_needs_adams_time_step_is_not_gradable_never_wrong(tmp_path, cnn_only):
+    """Real code (issue 22): updateWeights(gradIn, t, eta=0.01) runs Adam. Called as (gradIn, η), η went into t
+    and the Adam step was judged a wrong plain step; the signature says it is not the plain step."""
+    text = (reference_dir() / "cnn.py").read_text()
+    start = text.index("    def updateWeights(self, gradIn, eta):")
+    old = text[start:text.index("\n\n\n", start) + 1]
+    by_name = items(grade(submission(tmp_path / "adam", [(old, ADAM_KERNEL_STEP)]), cnn_only))
+    update = by_name["ConvolutionalLayer.updateWeights"]
+    assert update.score == 0 and update.status == "failed"
+    assert all(c.message.startswith("not gradable as written: updateWeights(gradIn, t, eta=0.01) needs t, which the plain "
+                                    "update step K ← K − η ∂J/∂K does not have") and not c.diagnosis for c in update.checks)
+    assert update.reason == update.graded_as["not_gradable"]
+    assert [n for n in IMAGE_ITEMS if by_name[n].score < by_name[n].max_score] == ["ConvolutionalLayer.updateWeights"]

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from grader.checking.checks import ItemContext, cross_checked, exact, named
+from grader.checking.checks import ItemContext, NotGradable, cross_checked, exact, named
 from grader.checking.results import CheckResult
 from grader.kinds import image_layers as il
 from grader.truth import convolution as truth
@@ -118,10 +118,21 @@ def backward_check(case: str):
     return named(il.guarded(check), f"convolution.backward.{case}")
 
 
+def refuse_another_optimiser(ctx: ItemContext):
+    """A kernel step whose signature needs more than (gradIn, η) — Adam's time step, an optimiser flag
+    defaulting to Adam — is not the plain step K ← K − η ∂J/∂K: not gradable as written, never a wrong
+    answer. The signature is read statically, as the fully connected layer's is (once per submission)."""
+    from grader.kinds.fully_connected_update import call_plan_for
+    plan = call_plan_for(ctx.student, ctx.cls)
+    if plan.shape == "not gradable":
+        raise NotGradable(plan.reason.replace("W ← W − η ∂J/∂W", "K ← K − η ∂J/∂K"))
+
+
 def update_check(case: str):
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         image_shape, kernel_shape = sizes(ctx, "other_size" if case == "other_size" else "values")
         eta = 0.37 if case == "learning_rate" else ETA
+        refuse_another_optimiser(ctx)
         K, X = kernel_of(ctx, kernel_shape), il.image(ctx, image_shape)
         layer = layer_with(ctx, K)
         _, out_shape = forward_of(ctx, layer, X, K)
