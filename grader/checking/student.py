@@ -156,7 +156,7 @@ class StudentCode:
         fallback = None
         if cls.kind in ("elementwise", "softmax") and data is not None:
             fallback = {"kind": "data", "data": np.asarray(data, dtype=float)}
-        elif cls.kind == "fully_connected":
+        elif cls.kind in ("fully_connected", "fully_connected_adam"):
             fallback = {"kind": "none"}
         return self._guard(during, lambda: self.sandbox.new(cls.name, *args, during=during, fallback=fallback))
 
