@@ -1,0 +1,150 @@
+"""The `adam` spec: FullyConnectedLayer.updateWeights graded as Adam (grader/kinds/adam.py) — its
+SymPy truth against the reference, the signatures students write, each named mistake costing the
+Adam item alone, trivial answers earning nothing, the kit's stub."""
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.assignment.spec import load_spec
+from grader.grade import grade_submission
+from grader.kinds.adam import adam_plan
+from grader.kinds.fully_connected_update import plan_from_signature
+from grader.paths import reference_dir, template_dir
+from grader.sandbox import Limits
+from grader.truth.adam_truth import adam_directions
+
+SUBMISSIONS = Path(__file__).resolve().parent / "fixtures" / "submissions"
+FAST = Limits(call_timeout=2.0, total_timeout=120.0)
+ADAM = "FullyConnectedLayer.updateWeights"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec("adam")
+
+
+@pytest.fixture(scope="module")
+def graded(spec):
+    cache = {}
+
+    def get(path):
+        if path not in cache:
+            cache[path] = grade_submission(path, spec=spec, sandbox="process", limits=FAST)
+        return cache[path]
+    return get
+
+
+def test_truth_is_the_recurrence_and_agrees_with_the_reference():
+    from grader.reference.layers import FullyConnectedLayer
+
+    rng = np.random.default_rng(3)
+    layer = FullyConnectedLayer(4, 2)
+    W0, b0 = layer.getWeights().copy(), layer.getBiases().copy()
+    grads, thetas = [], [np.vstack([W0, b0])]
+    for t in (1, 2, 3):
+        X, G = rng.normal(size=(5, 4)), rng.normal(size=(5, 2))
+        layer.forward(X)
+        layer.updateWeights(G, 0.01, t, 0.8, 0.99, 1e-8)
+        grads.append(np.vstack([X.T @ G / 5, G.mean(axis=0, keepdims=True)]))
+        thetas.append(np.vstack([layer.getWeights(), layer.getBiases()]))
+    truth = adam_directions(grads, 0.8, 0.99, 1e-8)
+    np.testing.assert_allclose(-np.diff(np.array(thetas), axis=0) / 0.01, truth, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.abs(truth[0]), 1, rtol=1e-6)  # the first step is ≈ sign(g): only later steps tell Adam
+
+
+def test_reference_scores_full_marks_and_the_template_nothing(graded, spec):
+    ref = graded(reference_dir())
+    assert ref.score == spec.max_score == 100
+    assert ref.item(ADAM).graded_as["signature"] == "updateWeights(gradIn, eta=0.001, t=None, p1=0.9, p2=0.999, delta=1e-08)"
+    assert graded(template_dir()).score == 0
+
+
+def test_the_default_spec_still_reads_the_reference_as_the_plain_step():
+    source = (reference_dir() / "layers.py").read_text()
+    fc = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "FullyConnectedLayer")
+    function = next(f for f in fc.body if isinstance(f, ast.FunctionDef) and f.name == "updateWeights")
+    assert plan_from_signature(function).shape == "gradIn, eta"
+    result = grade_submission(reference_dir(), sandbox="process", limits=FAST)
+    assert result.score == 100
+
+
+# (fixture, the Adam item's status, its score out of 5, the diagnosis code of its failed checks)
+MISTAKES = [
+    ("adam_no_bias_correction", "failed", 0.0, "adam.no_correction"),
+    ("adam_power_of_complement", "failed", 0.0, "adam.power_of_complement_v"),
+    ("adam_moments_reset", "failed", 0.0, "adam.reset"),
+    ("adam_gradin_moments", "partial", 1.25, "adam.gradin_moments"),  # its bias is Adam's: the bias check (and next_forward) pass
+    ("adam_bias_plain_sgd", "partial", 4.25, "adam.bias_plain_sgd"),  # the course's Adam moves b too: only the bias check
+    ("adam_plain_sgd", "failed", 0.0, "adam.plain_sgd"),
+    ("adam_sign", "failed", 0.0, "adam.sign"),
+]
+
+
+@pytest.mark.parametrize("fixture,status,score,code", MISTAKES)
+def test_each_mistake_costs_the_adam_item_alone(fixture, status, score, code, graded):
+    result = graded(SUBMISSIONS / fixture)
+    lost = [i.name for i in result.items if i.score < i.max_score]
+    assert lost == [ADAM]
+    item = result.item(ADAM)
+    assert item.status == status and item.score == pytest.approx(score)
+    failed = [c for c in item.checks if not c.passed]
+    assert failed and all(getattr(c.diagnosis, "code", None) in (code, "adam.bias_plain_sgd") for c in failed)
+    assert any(c.diagnosis.code == code for c in failed)
+
+
+@pytest.mark.parametrize("fixture,signature,called_as", [
+    ("adam_correct", "updateWeights(gradIn, t, p1=0.9, p2=0.999, eta=0.001, delta=1e-08)", "updateWeights(gradIn, t, p1, p2, η, δ)"),
+    ("adam_shape_flag", "updateWeights(gradIn, eta, Adam=False, epoch=0)", "updateWeights(gradIn, η, True, t)"),
+    ("adam_shape_own_method", "updateWeights2(GradIn, learningRate, beta1=0.9, beta2=0.999, epsilon=1e-08)",
+     "updateWeights2(gradIn, η, p1, p2, δ)"),
+    ("adam_shape_t_inside", "updateWeights(gradIn, eta=0.001, p1=0.9, p2=0.999, delta=1e-08)", "updateWeights(gradIn, η, p1, p2, δ)"),
+])
+def test_signatures_are_driven_and_recorded(fixture, signature, called_as, graded):
+    result = graded(SUBMISSIONS / fixture)
+    item = result.item(ADAM)
+    assert result.score == 100 and item.status == "passed"
+    assert item.graded_as["signature"] == signature and item.graded_as["called_as"].startswith(called_as)
+
+
+def _plan(source, constants=None):
+    return adam_plan(ast.parse(source).body[0], class_constants=constants)
+
+
+@pytest.mark.parametrize("source,roles", [
+    ("def updateWeights(self, gradIn, t, p_1=0.9, p_2=0.999, eta=0.0001, delta=10e-8, optimizer='Adam'): pass",
+     ("gradIn", "t", "p1", "p2", "eta", "delta", ("flag", "Adam"))),
+    ("def updateWeights(self, gradIn, eta, useAdam=False, iteration=1): pass", ("gradIn", "eta", ("flag", True), "t")),
+    ("def learn(self, gradIn, t): pass", ("gradIn", "t")),
+    ("def updateWeights2(self, gradIn, epochnum, learningRate=0.001): pass", ("gradIn", "t", "eta")),
+    ("def adam_weight_update(self, gradIn, epoch=1): pass", ("gradIn", "t")),
+])
+def test_name_variants_are_read_by_role(source, roles):
+    assert _plan(source).roles == roles
+
+
+def test_constants_not_taken_are_the_students_own_or_said():
+    plan = _plan("def learn(self, gradIn, t): pass", {"eta": 0.01, "p1": 0.9, "p2": 0.999, "delta": 1e-8})
+    assert dict(plan.own) == {"eta": 0.01, "p1": 0.9, "p2": 0.999, "delta": 1e-8}
+    plan = _plan("def adam_weight_update(self, gradIn, epoch=1): pass")
+    assert dict(plan.own)["eta"] is None and any("η estimated from the first step" in n for n in plan.notes)
+
+
+def test_a_shape_it_cannot_drive_is_not_gradable_never_wrong():
+    plan = _plan("def updateWeights(self, gradIn, t, optimizerState): pass")
+    assert not plan.gradable and "optimizerState" in plan.reason
+    plan = _plan("def updateWeights(self, gradIn, t, *, state): pass")
+    assert not plan.gradable and "state" in plan.reason
+
+
+def test_the_kit_hands_out_the_adam_stub(tmp_path):
+    from grader.course.deploy import build_kit
+
+    kit = build_kit(tmp_path / "kit", spec_file=Path("adam"))
+    text = (kit / "my_work" / "layers.py").read_text()
+    fc = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == "FullyConnectedLayer")
+    function = next(f for f in fc.body if isinstance(f, ast.FunctionDef) and f.name == "updateWeights")
+    assert ast.unparse(function.args) == "self, gradIn, t, p1=0.9, p2=0.999, eta=0.001, delta=1e-08"
+    assert "m ← p1 m + (1 − p1) g" in ast.get_docstring(function)
+    assert text.count("def updateWeights") == 1
