@@ -72,13 +72,13 @@ def test_the_default_spec_still_reads_the_reference_as_the_plain_step():
 
 # (fixture, the Adam item's status, its score out of 5, the diagnosis code of its failed checks)
 MISTAKES = [
-    ("adam_no_bias_correction", "failed", 0.0, "adam.no_correction"),
-    ("adam_power_of_complement", "failed", 0.0, "adam.power_of_complement_v"),
-    ("adam_moments_reset", "failed", 0.0, "adam.reset"),
-    ("adam_gradin_moments", "partial", 1.25, "adam.gradin_moments"),  # its bias is Adam's: the bias check (and next_forward) pass
-    ("adam_bias_plain_sgd", "partial", 4.25, "adam.bias_plain_sgd"),  # the course's Adam moves b too: only the bias check
-    ("adam_plain_sgd", "failed", 0.0, "adam.plain_sgd"),
-    ("adam_sign", "failed", 0.0, "adam.sign"),
+    ("adam_no_bias_correction", "failed", 0.0, "fully_connected_adam.no_correction"),
+    ("adam_power_of_complement", "failed", 0.0, "fully_connected_adam.power_of_complement_v"),
+    ("adam_moments_reset", "failed", 0.0, "fully_connected_adam.reset"),
+    ("adam_gradin_moments", "partial", 1.25, "fully_connected_adam.gradin_moments"),  # its bias is Adam's: the bias check (and next_forward) pass
+    ("adam_bias_plain_sgd", "partial", 4.25, "fully_connected_adam.bias_plain_sgd"),  # the course's Adam moves b too: only the bias check
+    ("adam_plain_sgd", "failed", 0.0, "fully_connected_adam.plain_sgd"),
+    ("adam_sign", "failed", 0.0, "fully_connected_adam.sign"),
 ]
 
 
@@ -90,7 +90,7 @@ def test_each_mistake_costs_the_adam_item_alone(fixture, status, score, code, gr
     item = result.item(ADAM)
     assert item.status == status and item.score == pytest.approx(score)
     failed = [c for c in item.checks if not c.passed]
-    assert failed and all(getattr(c.diagnosis, "code", None) in (code, "adam.bias_plain_sgd") for c in failed)
+    assert failed and all(getattr(c.diagnosis, "code", None) in (code, "fully_connected_adam.bias_plain_sgd") for c in failed)
     assert any(c.diagnosis.code == code for c in failed)
 
 

@@ -357,18 +357,18 @@ def trajectories(ctx: ItemContext, n: int, *, layers: int = 1, asked: dict | Non
 def _candidates(tr: Trajectory, rows: slice):
     c = tr.consts
     for variant in ("no_correction", "power_of_complement", "power_of_complement_v", "reset"):
-        yield f"adam.{variant}", VARIANTS[variant], tr.truth(variant)[:, rows]
+        yield f"fully_connected_adam.{variant}", VARIANTS[variant], tr.truth(variant)[:, rows]
     gW_mean = [np.broadcast_to(G.mean(axis=0, keepdims=True), (D, K)) for G in tr.G]
     q_mean = [np.broadcast_to((G * G).mean(axis=0, keepdims=True), (D, K)) for G in tr.G]
     moments_of_gradin = adam_directions(gW_mean, c["p1"], c["p2"], c["delta"], seconds=q_mean)
-    yield ("adam.gradin_moments", "moments of gradIn (its column means) instead of ∂J/∂W = Xᵀδ/N",
+    yield ("fully_connected_adam.gradin_moments", "moments of gradIn (its column means) instead of ∂J/∂W = Xᵀδ/N",
            np.concatenate([moments_of_gradin, tr.truth()[:, D:]], axis=1)[:, rows])
     grads = np.array(tr.grads)
-    yield "adam.plain_sgd", "plain SGD: θ ← θ − η ∂J/∂θ (no moments)", grads[:, rows]
-    yield "adam.sign", "only the sign of the gradient: θ ← θ − η·sign(∂J/∂θ) (Adam's first step, at every step)", np.sign(grads)[:, rows]
-    yield "adam.ascent", "the step uphill: θ + η m̂/(√v̂ + δ)", -tr.truth()[:, rows]
+    yield "fully_connected_adam.plain_sgd", "plain SGD: θ ← θ − η ∂J/∂θ (no moments)", grads[:, rows]
+    yield "fully_connected_adam.sign", "only the sign of the gradient: θ ← θ − η·sign(∂J/∂θ) (Adam's first step, at every step)", np.sign(grads)[:, rows]
+    yield "fully_connected_adam.ascent", "the step uphill: θ + η m̂/(√v̂ + δ)", -tr.truth()[:, rows]
     if rows.start == D:
-        yield "adam.bias_plain_sgd", "the bias by plain SGD (b ← b − η ∂J/∂b) where the course's Adam moves W and b alike", grads[:, rows]
+        yield "fully_connected_adam.bias_plain_sgd", "the bias by plain SGD (b ← b − η ∂J/∂b) where the course's Adam moves W and b alike", grads[:, rows]
 
 
 def mistake_of(tr: Trajectory, rows: slice, rtol: float, atol: float) -> Diagnosis | None:
@@ -379,7 +379,7 @@ def mistake_of(tr: Trajectory, rows: slice, rtol: float, atol: float) -> Diagnos
         return Diagnosis("W and b did not change (no update, or an update of a copy)", "update.no_change")
     candidates = list(_candidates(tr, rows))
     if rows.start == D:
-        candidates.sort(key=lambda m: m[0] != "adam.bias_plain_sgd")
+        candidates.sort(key=lambda m: m[0] != "fully_connected_adam.bias_plain_sgd")
     for code, name, numbers in candidates:
         if numbers.shape == got.shape and close(got, numbers, rtol, atol):
             return Diagnosis(name, code)
@@ -440,7 +440,7 @@ def adam_per_layer(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         if not result.passed:
             if result.diagnosis is None:
                 result.diagnosis = Diagnosis("moments shared between layers (class attributes or module globals?): each layer "
-                                             "must keep its own m and v", "adam.shared_moments")
+                                             "must keep its own m and v", "fully_connected_adam.shared_moments")
             break
     return result
 
