@@ -227,6 +227,11 @@ def _grade_item(item: Item, student: StudentCode, found, truth, seed, load_probl
     if recorded is not None and out.graded_as:
         out.graded_as.update(recorded(item, student))
         out.reason = out.reason or out.graded_as.get("not_gradable", "")  # e.g. Adam's signature: said once, as the reason
+    unresolved = next((c.not_gradable for c in out.checks if c.not_gradable), "")
+    if unresolved:  # every kind's "not gradable as written" in the same places: graded_as and the item's reason
+        if out.graded_as:
+            out.graded_as.setdefault("not_gradable", unresolved)
+        out.reason = out.reason or unresolved
     if all(c.outcome == "timeout" for c in out.checks if not c.passed) and any(not c.passed for c in out.checks):
         out.reason = "your code did not answer in time in some checks (an endless loop?)"
     return out
@@ -249,10 +254,13 @@ def _unique(placeholders: list[dict], found) -> list[dict]:
 
 def _run_check(check, ctx: ItemContext, name: str, weight: float, result: SubmissionResult) -> CheckResult:
     """Run one check; whatever happens, return a CheckResult."""
+    from grader.checking.checks import NotGradable, not_gradable
     from grader.checking.student import StudentFailure
 
     try:
         return check(ctx, name, weight)
+    except NotGradable as exc:  # a shape the grader cannot drive: said so, never a wrong answer
+        return not_gradable(name, weight, str(exc))
     except StudentFailure as failure:
         outcome = failure.outcome
         status = failure.status

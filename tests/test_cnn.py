@@ -326,8 +326,10 @@ def test_a_shape_that_cannot_be_driven_is_not_gradable_never_wrong(tmp_path, cnn
     result = grade(folder, cnn_only)
     item = items(result)["ConvolutionalLayer.updateWeights"]
     assert item.score == 0
-    assert all(c.diagnosis == "not gradable as written" for c in item.checks if not c.auxiliary)
+    assert all(c.message.startswith("not gradable as written: ") and not c.diagnosis for c in item.checks if not c.auxiliary)
     assert re.search(r"takes other arguments than the course's", item.checks[0].message)
+    assert item.status == "failed" and "takes other arguments than the course's" in item.graded_as["not_gradable"]
+    assert item.reason == item.graded_as["not_gradable"]
 
 
 BATCH_ONLY_FLATTENING = '''
@@ -391,3 +393,72 @@ def test_an_answer_of_the_right_size_in_another_shape_is_not_reshaped_into_the_t
     checks = {c.name: c for c in item.checks}
     assert all(not checks[n].passed and "Shape mismatch" in checks[n].message for n in ("values", "other_size"))
     assert checks["smallest_image"].passed  # its 1×1 answer as (1,) differs only by an axis of length 1
+
+
+# ----------------------------------------------------------------------------- 4-D layouts and multi-kernel constructors
+
+IMAGE_SHAPES = ROOT / "tests" / "fixtures" / "image_shapes"
+#: (fixture, the realistic mistake edited in, the item it must lose, the mistake named)
+LAYOUT_MISTAKES = [
+    ("nchw_channels_filters", ("xcorr(padded, np.rot90(self.kernels[f, c], 2))", "xcorr(padded, self.kernels[f, c])"),
+     "ConvolutionalLayer.backward", "convolution.not_turned"),
+    ("nhwc_n_kernels", ("out[n, i * s + a, j * s + b, c] += G[n, i, j, c]", "out[n, i * s:i * s + p, j * s:j * s + p, c] += G[n, i, j, c]"),
+     "MaxPoolLayer.backward", "max_pool.spread"),
+]
+
+
+def layout_submission(dest: Path, fixture: str, edit=None) -> Path:
+    dest.mkdir(parents=True)
+    text = (IMAGE_SHAPES / fixture / "layers.py").read_text()
+    if edit:
+        assert edit[0] in text, f"the fixture's edit no longer applies: {edit[0]!r}"
+        text = text.replace(*edit)
+    (dest / "layers.py").write_text(text)
+    return dest
+
+
+@pytest.mark.parametrize("fixture,constructor,kernel,layout", [
+    ("nchw_channels_filters", "ConvolutionalLayer(1, 1, 3)", "its attribute kernels (no setter)", "NCHW with one channel (1×1×H×W)"),
+    ("nhwc_n_kernels", "ConvolutionalLayer(1, 3, 3)", "setWeights()", "NHWC with one channel (1×H×W×1)"),
+])
+def test_4d_layouts_and_multi_kernel_constructors_are_graded_to_full_marks(tmp_path, cnn_only, fixture, constructor, kernel, layout):
+    by_name = items(grade(layout_submission(tmp_path / fixture, fixture), cnn_only))
+    for name in IMAGE_ITEMS:
+        assert by_name[name].score == by_name[name].max_score, (name, [(c.name, c.message) for c in by_name[name].checks if not c.passed])
+    driven = by_name["ConvolutionalLayer.forward"].graded_as["driven"]
+    assert driven == f"built as {constructor}; kernel set by {kernel}; images passed as {layout}, answers read in that layout"
+    assert by_name["MaxPoolLayer.backward"].graded_as["driven"] == f"images passed as {layout}, answers read in that layout"
+
+
+@pytest.mark.parametrize("fixture,edit,lost,code", LAYOUT_MISTAKES)
+def test_a_mistake_in_a_4d_layout_loses_exactly_its_item(tmp_path, cnn_only, fixture, edit, lost, code):
+    by_name = items(grade(layout_submission(tmp_path / fixture, fixture, edit), cnn_only))
+    assert [n for n in IMAGE_ITEMS if by_name[n].score < by_name[n].max_score] == [lost]
+    assert by_name[lost].status in ("failed", "partial") and code in {c.diagnosis.code for c in by_name[lost].checks if c.diagnosis}
+
+
+def test_a_layout_that_cannot_be_told_is_not_gradable_never_wrong(tmp_path, cnn_only):
+    by_name = items(grade(layout_submission(tmp_path / "undecidable", "layout_undecidable"), cnn_only))
+    forward = by_name["ConvolutionalLayer.forward"]
+    assert forward.score == 0 and forward.status == "failed"
+    assert all(c.message.startswith("not gradable as written: ConvolutionalLayer.forward() answers 4-D images both as NCHW "
+                                    "and as NHWC, differently") and not c.diagnosis for c in forward.checks)
+    assert "the layout it takes cannot be told" in forward.graded_as["not_gradable"] == forward.reason
+
+
+def test_the_spec_may_pin_a_layout_and_grade_a_batch_in_it(tmp_path):
+    text = built_in_path("cnn").read_text()
+    tables = text[text.index("[classes.ConvolutionalLayer]"):text.index("# ----", text.index("[classes.ConvolutionalLayer]"))]
+    spec_file = tmp_path / "nchw.toml"
+    spec_file.write_text('[assignment]\nname = "nchw"\n\n' + tables.replace('images = "single"', 'images = "nchw"'))
+    spec = load_spec(spec_file)
+    by_name = items(grade(layout_submission(tmp_path / "nchw", "nchw_channels_filters"), spec))
+    for name in IMAGE_ITEMS:
+        assert by_name[name].score == by_name[name].max_score, (name, [(c.name, c.message) for c in by_name[name].checks if not c.passed])
+    assert "N×1×H×W" in by_name["ConvolutionalLayer.forward"].graded_as["driven"]
+    nhwc = items(grade(layout_submission(tmp_path / "nhwc", "nhwc_n_kernels"), spec))  # pinned: never probed in another layout
+    assert nhwc["ConvolutionalLayer.forward"].score == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(spec_file.read_text().replace('images = "nchw"', 'images = "nwhc"', 1))
+    with pytest.raises(SpecError, match='"nchw" .N×1×H×W. or "nhwc"'):
+        load_spec(bad)

@@ -99,6 +99,9 @@ def test_adam_by_default_is_not_gradable_as_written_never_a_wrong_answer(graded)
     assert item.score == 0 and item.graded_as["called_as"] == "not called"
     assert "runs Adam unless told otherwise (optimizer='Adam')" in item.graded_as["not_gradable"]
     assert all("not gradable as written" in c.message and not c.diagnosis for c in item.checks)
+    # said as every kind says it (checks.not_gradable): the same status, wording and places as an image layer's
+    assert item.status == "failed" and all(c.message.startswith("not gradable as written: updateWeights(") for c in item.checks)
+    assert all(c.outcome == "ok" and c.not_gradable == item.graded_as["not_gradable"] for c in item.checks)
     assert item.reason.startswith("updateWeights(gradIn, t, p_1=0.9, p_2=0.999, eta=0.0001, optimizer='Adam') runs Adam")
 
 

@@ -90,7 +90,8 @@ _CLASS_KEYS = {
     "kernel", "image", "images", "pool", "stride",
 }
 #: The image layers' parameters (their kinds' options: grader.kinds.ConvolutionOptions, …): kernel
-#: [kH, kW], image [H, W], images "single" (one H×W image, the course's) or "batch" (N×H×W), pool, stride.
+#: [kH, kW], image [H, W], images "single" (one H×W image, the course's), "batch" (N×H×W) or "nchw"/"nhwc"
+#: (N×1×H×W / N×H×W×1: the layout pinned, not probed), pool, stride.
 IMAGE_KEYS = ("kernel", "image", "images", "pool", "stride")
 _MISTAKE_KEYS = {"method", "name", "formula"}
 _NETWORK_KEYS = {"name", "layers", "objective"}
@@ -526,8 +527,9 @@ def _geometry(name, kind, body, source) -> dict:
                 raise SpecError(source, "must be [height, width], whole numbers from 1 to 30", item=name, key=key)
             value = tuple(value)
         elif key == "images":
-            if value not in ("single", "batch"):
-                raise SpecError(source, 'must be "single" (one H×W image) or "batch" (N×H×W)', item=name, key=key)
+            if value not in ("single", "batch", "nchw", "nhwc"):
+                raise SpecError(source, 'must be "single" (one H×W image), "batch" (N×H×W), or a layout of one channel: '
+                                        '"nchw" (N×1×H×W) or "nhwc" (N×H×W×1)', item=name, key=key)
         elif not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
             raise SpecError(source, "must be a whole number from 1 to 10", item=name, key=key)
         out[key] = value

@@ -239,3 +239,23 @@ def named(check, name: str):
     code = check.__code__.replace(co_name=name)
     check.__code__ = code.replace(co_qualname=name) if hasattr(code, "co_qualname") else code  # what tracebacks print
     return check
+
+
+# ----------------------------------------------------------------------------- not gradable as written
+
+NOT_GRADABLE = "not gradable as written"
+
+
+class NotGradable(Exception):
+    """Raised inside a check when the student's code cannot be called the course's way (a signature
+    or a shape the grader cannot drive): reported as such by `not_gradable`, never as a wrong answer."""
+
+
+def not_gradable(name: str, weight: float, reason: str) -> CheckResult:
+    """The one way every kind reports a shape it cannot drive: the check fails (the item's status
+    "failed", as the update step's always was: nothing of the student's code crashed), with the message
+    "not gradable as written: <reason>. …", no diagnosis (it is no mistake), and the reason kept for
+    the item's `graded_as` and `reason`, where the report says it once."""
+    return CheckResult(name, False, weight, not_gradable=reason,
+                       message=f"{NOT_GRADABLE}: {reason}. The grader calls the course's shapes only; "
+                               "your instructor can grade this by hand")

@@ -36,6 +36,7 @@ class CheckResult:
     details: dict = field(default_factory=dict)  # small arrays for the reports: got / expected
     hidden: bool = False  # drawn from the instructor's secret; not run in a self-check
     auxiliary: bool = False  # judges behaviour, not values: pays only as far as the item's values are right
+    not_gradable: str = ""  # why the student's code could not be called the course's way (checks.not_gradable)
 
     def to_dict(self, earned: float) -> dict:
         out = {"name": self.name, "passed": self.passed, "score": round(earned, 6),

@@ -99,7 +99,7 @@ class ConvolutionOptions:
 
     kernel: tuple[int, int] = (3, 3)
     image: tuple[int, int] = (7, 7)  # odd sizes by default
-    images: str = "single"  # "single": one H×W image (the course's); "batch": N×H×W
+    images: str = "single"  # "single": one H×W image (the course's); "batch": N×H×W; "nchw"/"nhwc": N×1×H×W / N×H×W×1
 
 
 @dataclass(frozen=True)

@@ -48,15 +48,16 @@ def conv(X, K):
 
 
 def layer_with(ctx: ItemContext, K: np.ndarray):
-    """A student convolution holding K: constructor (kH, kW), else (k) or (k, 1) for a square kernel."""
+    """A student convolution holding K: constructor (kH, kW), else (k) or (k, 1) for a square kernel, else
+    one kernel of a multi-kernel layer, (1, kH, kW) as (n_kernels, kH, kW) or (1, 1, k) as (channels, filters, k)."""
     kh, kw = K.shape
-    variants = [(kh, kw)] + ([(kh,), (kh, 1)] if kh == kw else [])
-    return il.new_layer(ctx, variants, check=lambda layer: il.set_kernel(ctx, layer, K))
+    variants = [(kh, kw)] + ([(kh,), (kh, 1)] if kh == kw else []) + [(1, kh, kw)] + ([(1, 1, kh)] if kh == kw else [])
+    return il.new_layer(ctx, variants, check=lambda layer, args: il.set_kernel(ctx, layer, K, args))
 
 
 def forward_of(ctx, layer, X, K):
     out = per_image(lambda x: np.zeros((x.shape[0] - K.shape[0] + 1, x.shape[1] - K.shape[1] + 1)), X)
-    outcome = il.call_image(ctx, layer, "forward", X, out.size, return_args=True)
+    outcome = il.call_image(ctx, layer, "forward", X, out.size, return_args=True, shape=out.shape)
     return outcome, out.shape
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.checking import points
-from grader.checking.checks import ItemContext, exact, finite_difference_band, judge, named, own_values, situation
+from grader.checking.checks import ItemContext, NotGradable, exact, finite_difference_band, judge, named, own_values, situation
 from grader.checking.compare import close, compare
 from grader.checking.results import CheckResult, Diagnosis
 from grader.checking.student import StudentFailure, array_of
@@ -247,7 +247,7 @@ def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=Non
     cls, student = ctx.cls, ctx.student
     plan = call_plan(ctx)
     if plan.shape == "not gradable":
-        raise StudentFailure(Outcome("other", type="not gradable as written", detail=plan.reason), f"{cls.name}.updateWeights()")
+        raise NotGradable(plan.reason)
     d, k = X.shape[1], G.shape[1]
     if W is None:
         W, b = points.weights(ctx.rng, d, k)

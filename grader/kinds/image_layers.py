@@ -1,9 +1,12 @@
 """What the image layers' kinds share: driving a student's class by its signature, and judging.
 
 Real submissions vary more than the course's scaffold (issue 22): a convolution built as
-`(kH, kW)`, `(k)` or `(k, n)` (n kernels; the grader asks for one), its kernel set through a
-setter the spec names (`setKernel`, `setKernels`, `setWeights`) or, without one, the attribute
-that holds it; images passed as one H×W image (the course's) or as a batch of one 1×H×W. The
+`(kH, kW)`, `(k)` or `(k, n)` (n kernels; the grader asks for one), or with channels and filters,
+`(n_kernels, kH, kW)` or `(channels, filters, k)` (asked for one of each: with one input channel and
+one filter such a layer is the course's cross-correlation); its kernel set through a setter the
+spec names (`setKernel`, `setKernels`, `setWeights`) or, without one, the attribute that holds it;
+images passed as one H×W image (the course's), as a batch of one 1×H×W, or with one channel as
+NCHW (1×1×H×W) or NHWC (1×H×W×1), the layout told by the shape of what forward returns. The
 driver finds the shape a class answers to once, on its first call, keeps it for every check,
 and records it (`StudentCode.driven`, shown in the item's `graded_as`). A shape it cannot drive
 is reported as "not gradable as written" with the reason, never as a wrong answer.
@@ -14,7 +17,7 @@ import re
 
 import numpy as np
 
-from grader.checking.checks import ItemContext, json_numbers
+from grader.checking.checks import NOT_GRADABLE, ItemContext, NotGradable, json_numbers, not_gradable
 from grader.checking.compare import compare
 from grader.checking.results import CheckResult, Diagnosis
 from grader.checking.student import StudentFailure, array_of
@@ -24,7 +27,6 @@ from grader.sandbox import Outcome
 KERNEL_ATTRIBUTES = ("kernel", "kernels", "_kernel", "K", "weights", "W", "filter", "filters")
 #: How many images a batch of a "batch" spec holds.
 BATCH = 3
-NOT_GRADABLE = "not gradable as written"
 
 
 def geometry(ctx: ItemContext) -> dict:
@@ -33,7 +35,39 @@ def geometry(ctx: ItemContext) -> dict:
 
 
 def batch(ctx: ItemContext) -> bool:
-    return geometry(ctx)["images"] == "batch"
+    """Whether the test images are a batch N×H×W (the spec's "batch", or a layout it pins: "nchw", "nhwc")."""
+    return geometry(ctx)["images"] in ("batch", *LAYOUTS)
+
+
+#: The 4-D layouts of one-channel images, and the axis of their channel.
+LAYOUTS = {"nchw": 1, "nhwc": 3}
+
+
+def in_form(a: np.ndarray, form: str, is_batch: bool) -> np.ndarray:
+    """An H×W image (N×H×W batch) as the class takes it: as given, a batch of one, or one channel of a 4-D layout."""
+    if form == "batch_of_one":
+        return a[None]
+    if form in LAYOUTS:
+        a = a if is_batch else a[None]
+        return np.expand_dims(a, LAYOUTS[form])
+    return a
+
+
+def from_form(v: np.ndarray, form: str, is_batch: bool) -> np.ndarray:
+    """An answer in the class's form back in the grader's (H×W, or N×H×W); any other shape as it came."""
+    if form == "batch_of_one" and v.shape[:1] == (1,):
+        return v[0]
+    if form in LAYOUTS and v.ndim == 4 and v.shape[LAYOUTS[form]] == 1 and (is_batch or v.shape[0] == 1):
+        v = np.take(v, 0, axis=LAYOUTS[form])
+        return v if is_batch else v[0]
+    return v
+
+
+def form_text(form: str, is_batch: bool) -> str:
+    n = "N" if is_batch else "1"
+    return {"batch_of_one": "images passed as 1×H×W batches of one",
+            "nchw": f"images passed as NCHW with one channel ({n}×1×H×W), answers read in that layout",
+            "nhwc": f"images passed as NHWC with one channel ({n}×H×W×1), answers read in that layout"}.get(form, "")
 
 
 def image(ctx: ItemContext, shape, *, low=-2.0, high=2.0) -> np.ndarray:
@@ -55,7 +89,7 @@ def _describe(ctx: ItemContext):
     d = driven(ctx)
     parts = [f"built as {d['constructor']}" if d.get("constructor") else "",
              f"kernel set by {d['kernel']}" if d.get("kernel") else "",
-             "images passed as 1×H×W batches of one" if d.get("images") == "batch_of_one" else ""]
+             form_text(d.get("images", ""), batch(ctx)) if d.get("forms_tried") else ""]
     ctx.student.driven_text[ctx.cls.name] = "; ".join(p for p in parts if p)
 
 
@@ -65,12 +99,12 @@ def new_layer(ctx: ItemContext, variants: list[tuple], check=None):
     cls, student, d = ctx.cls, ctx.student, driven(ctx)
     if "constructor_args" in d:
         layer = student.new(cls, *d["constructor_args"])
-        return layer if check is None else check(layer)
+        return layer if check is None else check(layer, d["constructor_args"])
     failures = []
     for args in variants:
         layer = student.new(cls, *args)
         try:
-            result = check(layer) if check is not None else _built(ctx, layer)
+            result = check(layer, args) if check is not None else _built(ctx, layer)
         except StudentFailure as failure:
             if failure.outcome.kind not in ("error", "missing", "other") or failure.status == "not_implemented":
                 raise
@@ -87,7 +121,7 @@ def new_layer(ctx: ItemContext, variants: list[tuple], check=None):
     first = next((f for _, f in failures if f is not None), None)
     if first is not None and not all(f is None or f.outcome.error_type == "TypeError" for _, f in failures):
         raise first  # the constructor fails for another reason than its parameters: the student's error
-    shown = "; ".join(f"{cls.name}({', '.join(map(repr, a))}): " + (f.outcome.describe() if f else "holds another number of kernel entries")
+    shown = "; ".join(f"{cls.name}({', '.join(map(repr, a))}): " + (f.outcome.describe() if f else "holds no single kernel of the size asked, or none the grader can read")
                       for a, f in failures)
     raise NotGradable(f"no constructor call of the course's shapes gives one layer to grade ({shown})")
 
@@ -95,16 +129,6 @@ def new_layer(ctx: ItemContext, variants: list[tuple], check=None):
 def _built(ctx, layer):
     ctx.student.call(layer, ctx.cls, "__getattribute__", "__class__")  # a posted constructor's failure surfaces here
     return layer
-
-
-class NotGradable(Exception):
-    """The class's shape cannot be driven: say so, never as a wrong answer."""
-
-
-def not_gradable(name: str, weight: float, reason: str) -> CheckResult:
-    return CheckResult(name, False, weight, outcome="error", diagnosis=Diagnosis(NOT_GRADABLE, "image.not_gradable"),
-                       message=f"{NOT_GRADABLE}: {reason}. The grader calls the course's shapes only; your instructor can "
-                               "grade this by hand")
 
 
 def guarded(check):
@@ -132,29 +156,56 @@ def signature_mismatch(failure: StudentFailure) -> str:
     return ""
 
 
-def call_image(ctx: ItemContext, layer, method: str, arg: np.ndarray, size, *rest, return_args=False):
-    """Call `method(arg, *rest)` in the image form the class answers to: as given, else (a single-image
-    spec) as a batch of one, 1×…, the answer's leading 1 dropped. The first forward call of a class whose
-    answer has `size` entries (or that `size(answer)` accepts) decides its form; a call with `size` None (backward, updateWeights) uses the
-    form decided, else the spec's. Returns the Outcome (an array reshaped to the given form)."""
-    cls, student, d = ctx.cls, ctx.student, driven(ctx)
+def call_image(ctx: ItemContext, layer, method: str, arg: np.ndarray, size, *rest, return_args=False, shape=None):
+    """Call `method(arg, *rest)` in the image form the class answers to, the answer taken back to the
+    grader's form. The first forward call of a class decides its form: as given; a single image as a
+    batch of one, 1×…; then one channel in NCHW or NHWC. A form is the class's when its answer has `size`
+    entries (or `size(answer)` accepts it); a 4-D layout only when the answer comes back 4-D in that
+    layout with the grader's `shape`, and never when the other layout gives a different answer too (the
+    layout cannot be told: not gradable). A call with `size` None (backward, updateWeights) uses the form
+    decided, else the spec's. Returns the Outcome (an array taken back to the given form)."""
+    cls, student, d, is_batch = ctx.cls, ctx.student, driven(ctx), batch(ctx)
+    pinned = geometry(ctx)["images"] if geometry(ctx)["images"] in LAYOUTS else None
+
+    def attempt(form):
+        outcome = student.call(layer, cls, method, in_form(arg, form, is_batch), *rest, return_args=return_args)
+        raw = outcome.value if outcome.ok else None
+        if outcome.ok:
+            outcome.value = from_form(outcome.value, form, is_batch)
+        return outcome, raw
+
+    def accepted(outcome, raw, form) -> bool:
+        if not outcome.ok:
+            return False
+        if form in LAYOUTS and (raw.ndim != 4 or (shape is not None and outcome.value.shape != tuple(shape))):
+            return False
+        return bool(size(outcome.value)) if callable(size) else outcome.value.size == size
+
+    if "undecided" in d:  # decided once for the class, like its form: every check says so
+        raise NotGradable(d["undecided"])
     if "images" in d or size is None:
-        forms = [d.get("images", "as_given")]
-    else:
-        forms = ["as_given"] if batch(ctx) else ["as_given", "batch_of_one"]
-    outcome = None
+        return attempt(d.get("images", pinned or "as_given"))[0]
+    forms = [pinned] if pinned else (["as_given"] if is_batch else ["as_given", "batch_of_one"]) + list(LAYOUTS)
+    first = None
     for form in forms:
-        given = arg[None] if form == "batch_of_one" else arg
-        outcome = student.call(layer, cls, method, given, *rest, return_args=return_args)
-        if outcome.ok and form == "batch_of_one" and outcome.value.shape[:1] == (1,):
-            outcome.value = outcome.value[0]
-        if size is None or "images" in d:
-            return outcome
-        if outcome.ok and (size(outcome.value) if callable(size) else outcome.value.size == size):
-            d["images"] = form
-            _describe(ctx)
-            return outcome
-    return outcome
+        outcome, raw = attempt(form)
+        first = first or (form, outcome)
+        if not accepted(outcome, raw, form):
+            continue
+        if form in LAYOUTS and not pinned:
+            other = next(f for f in LAYOUTS if f != form)
+            twin, twin_raw = attempt(other)
+            if accepted(twin, twin_raw, other) and not np.allclose(twin.value, outcome.value, rtol=1e-12, atol=0, equal_nan=True):
+                d["undecided"] = (f"{cls.name}.{method}() answers 4-D images both as NCHW and as NHWC, differently: "
+                                  "the layout it takes cannot be told")
+                raise NotGradable(d["undecided"])
+            outcome = attempt(form)[0]  # the layer keeps this call's state, not the probe's
+        d["images"], d["forms_tried"] = form, form != "as_given"
+        _describe(ctx)
+        return outcome
+    if len(forms) > 1 and first[0] != forms[-1]:
+        return attempt(first[0])[0]  # no form fits: judged as the class was first asked (its own message), in that state
+    return first[1]
 
 
 def value(outcome: Outcome, during: str) -> np.ndarray:
@@ -164,12 +215,30 @@ def value(outcome: Outcome, during: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- kernels
 
 
-def set_kernel(ctx: ItemContext, layer, K: np.ndarray):
+def held_kernel(ctx: ItemContext, layer) -> np.ndarray | None:
+    """The kernel a freshly built layer holds (getter, else a kernel attribute), or None when none can be read."""
+    cls, student = ctx.cls, ctx.student
+    if student.has(cls, "getKernel"):
+        outcome = student.call(layer, cls, "getKernel")
+        return outcome.value if outcome.ok else None
+    for attr in KERNEL_ATTRIBUTES:
+        held = student.call(layer, cls, "__getattribute__", attr)
+        if held.ok:
+            return held.value
+    return None
+
+
+def set_kernel(ctx: ItemContext, layer, K: np.ndarray, args=()):
     """Give `layer` the kernel K: through the setter, else the attribute holding a kernel of K's size.
-    Returns the layer, or None when it holds another number of kernel entries (another constructor call)."""
+    Returns the layer, or None when it holds another number of kernel entries (another constructor call).
+    A constructor of three parameters (channels and filters) is the course's layer only when the kernel it
+    holds can be read and has K's entries (then K is given in that shape: 1×kH×kW, 1×1×kH×kW, …)."""
     cls, student, d = ctx.cls, ctx.student, driven(ctx)
     if student.has(cls, "setKernel"):
-        student.tell(layer, cls, "setKernel", K)
+        held = held_kernel(ctx, layer) if len(args) >= 3 or student.has(cls, "getKernel") else None
+        if held is not None and held.size != K.size or held is None and len(args) >= 3:
+            return None
+        student.tell(layer, cls, "setKernel", K if held is None else K.reshape(held.shape))
         _built(ctx, layer)
         setter = student.methods[cls.name]["setKernel"]
         if setter != "setKernel":  # the course's own name goes without saying

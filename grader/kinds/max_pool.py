@@ -114,7 +114,7 @@ def forward_check(case: str):
             stride = pool
         layer = layer_of(ctx, pool, stride)
         expected = per_image(lambda x: pooled(x, pool, stride), X)
-        outcome = il.call_image(ctx, layer, "forward", X, expected.size, return_args=True)
+        outcome = il.call_image(ctx, layer, "forward", X, expected.size, return_args=True, shape=expected.shape)
         got = il.value(outcome, f"{ctx.cls.name}.forward()")
         if case == "input_not_mutated":
             return il.unchanged_arg(name, weight, outcome, X, "X")
@@ -136,7 +136,7 @@ def backward_check(case: str):
             X = shared_maxima(ctx, shape) if case == "overlapping_windows" else il.image(ctx, shape)
         layer = layer_of(ctx, pool, stride)
         out_shape = per_image(lambda x: pooled(x, pool, stride), X).shape
-        il.call_image(ctx, layer, "forward", X, int(np.prod(out_shape)))
+        il.call_image(ctx, layer, "forward", X, int(np.prod(out_shape)), shape=out_shape)
         G = np.round(ctx.rng.uniform(0.5, 2.0, size=out_shape), 6) * ctx.rng.choice([-1.0, 1.0], size=out_shape)
         outcome = il.call_image(ctx, layer, "backward", G, None, return_args=True)
         got = il.value(outcome, f"{ctx.cls.name}.backward()")
