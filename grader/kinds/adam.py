@@ -27,13 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from grader.checking import points
-from grader.checking.checks import ItemContext, exact, judge, situation
+from grader.checking.checks import ItemContext, NotGradable, exact, judge, situation
 from grader.checking.compare import close, compare
 from grader.checking.results import CheckResult, Diagnosis
 from grader.checking.student import StudentFailure
 from grader.kinds import fully_connected as _fc
 from grader.kinds.fully_connected_update import OPTIMIZER_NAMES, RATE_NAMES, _literal, _normal, _NOT_LITERAL, find_method, read_back
-from grader.sandbox import Outcome
 from grader.truth.adam_truth import VARIANTS, adam_directions
 from grader.truth.update_truth import update_gradients
 
@@ -318,7 +317,7 @@ def trajectories(ctx: ItemContext, n: int, *, layers: int = 1, asked: dict | Non
     cls, student = ctx.cls, ctx.student
     plan = plan_for(student, cls)
     if not plan.gradable:
-        raise StudentFailure(Outcome("other", type="not gradable as written", detail=plan.reason), f"{cls.name}.updateWeights()")
+        raise NotGradable(plan.reason)
     consts = _constants(ctx, plan, asked or {})
     steps = cls.options.steps
     out = []
