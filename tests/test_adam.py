@@ -79,6 +79,7 @@ MISTAKES = [
     ("adam_bias_plain_sgd", "partial", 4.25, "fully_connected_adam.bias_plain_sgd"),  # the course's Adam moves b too: only the bias check
     ("adam_plain_sgd", "failed", 0.0, "fully_connected_adam.plain_sgd"),
     ("adam_sign", "failed", 0.0, "fully_connected_adam.sign"),
+    ("adam_constructor_flag", "partial", 4.25, "fully_connected_adam.bias_plain_sgd"),  # DeLens: Adam=True given to the constructor too
 ]
 
 
@@ -106,6 +107,27 @@ def test_signatures_are_driven_and_recorded(fixture, signature, called_as, grade
     item = result.item(ADAM)
     assert result.score == 100 and item.status == "passed"
     assert item.graded_as["signature"] == signature and item.graded_as["called_as"].startswith(called_as)
+
+
+def test_a_constructor_flag_is_switched_on_and_said(graded):
+    """DeLens: __init__(sizeIn, sizeOut, xavier=False, Adam=False) creates the moments only when Adam is on."""
+    item = graded(SUBMISSIONS / "adam_constructor_flag").item(ADAM)
+    assert item.graded_as["notes"][0] == ("its constructor switches Adam on by a flag: each layer built as "
+                                          "FullyConnectedLayer(sizeIn, sizeOut, xavier=False, Adam=True)")
+    assert [c.name for c in item.checks if not c.passed] == ["bias"]
+
+
+def test_a_constructor_that_cannot_run_is_not_gradable_not_the_students_error(graded):
+    """zsheff1: the constructor sets W and the moments only for the student's own activation class;
+    the grader's fallback (None) bypasses it, and learn(gradIn, t) then misses the moments."""
+    result = graded(SUBMISSIONS / "adam_constructor_needs_class")
+    item = result.item(ADAM)
+    assert [i.name for i in result.items if i.score < i.max_score] == [ADAM]
+    assert item.status == "failed" and item.score == 0
+    assert item.reason.startswith("FullyConnectedLayer's constructor could not run as written "
+                                  "(FullyConnectedLayer(5, 3, None) raised AttributeError), and learn needs state only it sets")
+    assert "'mW'" in item.reason and item.graded_as["not_gradable"] == item.reason
+    assert all(not c.passed and c.diagnosis is None and c.message.startswith("not gradable as written: ") for c in item.checks)
 
 
 def _plan(source, constants=None):

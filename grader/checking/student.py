@@ -195,14 +195,16 @@ class StudentCode:
     def call(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args, return_args=False) -> Outcome:
         return self.calls(obj, cls, method, [args], return_args=return_args)[0]
 
-    def fully_connected(self, cls: ClassSpec, W: np.ndarray, b: np.ndarray, *, need_bias: bool = True) -> tuple[ObjectHandle, np.ndarray, np.ndarray]:
+    def fully_connected(self, cls: ClassSpec, W: np.ndarray, b: np.ndarray, *, need_bias: bool = True,
+                        built: tuple = ()) -> tuple[ObjectHandle, np.ndarray, np.ndarray]:
         """A student FC layer holding W and b; without setters, the student's own weights are read and used instead.
 
         With `need_bias` False (the biases do not enter what is judged), biases that can be neither
-        set nor read are left to the student and the grader's b stands for them.
+        set nor read are left to the student and the grader's b stands for them. `built`: the
+        constructor's arguments after (d, k) (an Adam flag switched on).
         """
         d, k = W.shape
-        layer = self.new(cls, d, k)
+        layer = self.new(cls, d, k, *built)
         values = []
         for setter, getter, value in (("setWeights", "getWeights", W), ("setBiases", "getBiases", b)):
             if self.has(cls, setter):

@@ -64,6 +64,7 @@ class AdamPlan:
     own: tuple = ()  # ((constant, the student's own value or None), …) for constants not passed
     reason: str = ""  # not gradable as written, and why
     notes: tuple = ()
+    built: tuple = ()  # the constructor's arguments after (sizeIn, sizeOut) that switch Adam on (its flag), else ()
 
     @property
     def gradable(self) -> bool:
@@ -178,6 +179,21 @@ def adam_plan(function: ast.FunctionDef | None, method: str = "updateWeights", c
     return AdamPlan(method, written, tuple(roles), tuple(own), notes=tuple(notes))
 
 
+def constructor_flag(function: ast.FunctionDef | None, class_name: str = "") -> tuple[tuple, str]:
+    """The constructor's arguments after (sizeIn, sizeOut) that switch Adam on, and how that reads:
+    a flag-like parameter (Adam=False, optimizer="sgd", useAdam), the parameters before it at their
+    own literal defaults; ((), "") when there is none or one before it has no literal default."""
+    if function is None:
+        return (), ""
+    params = _params(function)[2:]
+    at = next((i for i, (a, d) in enumerate(params) if _normal(a.arg) in OPTIMIZER_NAMES and d is not None), None)
+    if at is None or any(d is None or _literal(d) is _NOT_LITERAL for _, d in params[:at]):
+        return (), ""
+    args = tuple(_literal(d) for _, d in params[:at]) + (_adam_value(function, params[at][1]),)
+    shown = ", ".join(f"{a.arg}={v!r}" for (a, _), v in zip(params[:at + 1], args))
+    return args, f"its constructor switches Adam on by a flag: each layer built as {class_name or function.name}(sizeIn, sizeOut, {shown})"
+
+
 def class_constants(root: Path, file: str, class_name: str, line: int) -> dict:
     """Constants of Adam set in the class body or a base class defined in the submission (Layer.ETA, RHO1 …)."""
     found: dict = {}
@@ -230,6 +246,7 @@ def plan_for(student, cls) -> AdamPlan:
         update = find_method(root, where.file, where.name, where.line, (methods.get("updateWeights") or "updateWeights",))
         own = find_method(root, where.file, where.name, where.line, (methods["updateWeightsAdam"],)) if methods.get("updateWeightsAdam") else None
         constants = class_constants(root, where.file, where.name, where.line)
+        built, said = constructor_flag(find_method(root, where.file, where.name, where.line, ("__init__",)), where.name)
         if is_adam(update) or own is None:
             plan = adam_plan(update, "updateWeights", constants)
             if update is not None and not is_adam(update):
@@ -238,6 +255,8 @@ def plan_for(student, cls) -> AdamPlan:
                                               "and the class has no Adam method of its own: it is graded as Adam all the same",))
         else:
             plan = adam_plan(own, "updateWeightsAdam", constants)
+        if built:
+            plan = AdamPlan(plan.method, plan.written, plan.roles, plan.own, plan.reason, (said, *plan.notes), built)
         plans[cls.name] = plan
     return plans[cls.name]
 
@@ -296,7 +315,7 @@ def _constants(ctx: ItemContext, plan: AdamPlan, asked: dict) -> dict:
 def _new_layer(ctx, d, k, W=None, b=None):
     if W is None:
         W, b = points.weights(ctx.rng, d, k)
-    return ctx.student.fully_connected(ctx.cls, W, b)
+    return ctx.student.fully_connected(ctx.cls, W, b, built=plan_for(ctx.student, ctx.cls).built)
 
 
 def _store(ctx, layer, X, W, b):
@@ -334,6 +353,10 @@ def trajectories(ctx: ItemContext, n: int, *, layers: int = 1, asked: dict | Non
             tr.thetas[-1] = np.vstack([W, b])
             outcome = student.call(tr.layer, cls, plan.method, *plan.args(G, t, consts))
             if outcome.kind not in ("array", "none", "other"):
+                bypassed = getattr(student.sandbox, "constructed", {}).get(cls.name, "")
+                if outcome.kind == "error" and outcome.error_type == "AttributeError" and bypassed.startswith("without its own constructor"):
+                    raise NotGradable(f"{cls.name}'s constructor could not run as written ({bypassed.split(': ', 1)[-1]}), and "
+                                      f"{plan.written.split('(')[0]} needs state only it sets ({outcome.message})")
                 raise StudentFailure(outcome, f"{cls.name}.{student.methods.get(cls.name, {}).get(plan.method) or plan.method}()")
             W_after, b_after = read_back(student, cls, tr.layer, D, K)
             tr.X.append(X)
