@@ -130,6 +130,16 @@ def test_a_constructor_that_cannot_run_is_not_gradable_not_the_students_error(gr
     assert all(not c.passed and c.diagnosis is None and c.message.startswith("not gradable as written: ") for c in item.checks)
 
 
+def test_t_counted_from_zero_is_credited_and_said(graded):
+    """whood23: corrections 1 − pᵗ⁺¹ when called with t (its training loop passes 0, 1, 2 …) is the rule, not a mistake."""
+    result = graded(SUBMISSIONS / "adam_zero_based_t")
+    item = result.item(ADAM)
+    assert result.score == 100 and item.status == "passed"
+    from grader.kinds.adam import ZERO_BASED_NOTE
+    assert item.graded_as["notes"][-1] == ZERO_BASED_NOTE.format(call="updateWeights")
+    assert all(ZERO_BASED_NOTE.format(call="updateWeights") in c.note for c in item.checks if c.name != "next_forward")
+
+
 def _plan(source, constants=None):
     return adam_plan(ast.parse(source).body[0], class_constants=constants)
 

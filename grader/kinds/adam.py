@@ -229,6 +229,7 @@ def class_constants(root: Path, file: str, class_name: str, line: int) -> dict:
 
 
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ZERO_BASED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # student -> {class names whose t counts from 0}
 
 
 def plan_for(student, cls) -> AdamPlan:
@@ -271,8 +272,11 @@ def graded_as(item, student) -> dict:
     out = {"signature": plan.written, "called_as": plan.called_as() if plan.gradable else "not called"}
     if plan.reason:
         out["not_gradable"] = plan.reason
-    if plan.notes:
-        out["notes"] = list(plan.notes)
+    notes = list(plan.notes)
+    if item.cls.name in _ZERO_BASED.get(student, ()):
+        notes.append(ZERO_BASED_NOTE.format(call=plan.written.split("(")[0]))
+    if notes:
+        out["notes"] = notes
     return out
 
 
@@ -413,6 +417,10 @@ def mistake_of(tr: Trajectory, rows: slice, rtol: float, atol: float) -> Diagnos
 W_ROWS, B_ROWS = slice(0, D), slice(D, D + 1)
 
 
+ZERO_BASED_NOTE = ("{call} counts t from 0: each step called with t matches the course's Adam at t + 1 "
+                   "(corrections 1 − pᵗ⁺¹), as a training loop passing its epoch index 0, 1, 2 … needs: credited as right")
+
+
 def _judge(ctx: ItemContext, name: str, weight: float, tr: Trajectory, rows: slice, what: str, note: str = "") -> CheckResult:
     plan = plan_for(ctx.student, ctx.cls)
     rtol, atol = ctx.precision.values(ctx.tol)
@@ -426,6 +434,13 @@ def _judge(ctx: ItemContext, name: str, weight: float, tr: Trajectory, rows: sli
     got, truth = tr.applied[:, rows], tr.truth()[:, rows]
     result = judge(ctx, name, weight, got, exact(truth), situation(ctx, "updateWeights", X=tr.X[0], G=tr.G[0]),
                    rtol=rtol, atol=atol, what=what, note=note)
+    if not result.passed and plan.takes("t"):  # the caller's t counted from 0: the rule itself, one step ahead in t
+        zero_based = tr.truth("zero_based")[:, rows]
+        if np.isfinite(got).all() and close(got, zero_based, rtol, atol):
+            _ZERO_BASED.setdefault(ctx.student, set()).add(ctx.cls.name)
+            note = "; ".join(n for n in (note, ZERO_BASED_NOTE.format(call=plan.written.split("(")[0])) if n)
+            result = judge(ctx, name, weight, got, exact(zero_based), situation(ctx, "updateWeights", X=tr.X[0], G=tr.G[0]),
+                           rtol=rtol, atol=atol, what=what + " (t counted from 0: corrections 1 − pᵗ⁺¹)", note=note)
     if not result.passed:
         result.diagnosis = mistake_of(tr, rows, rtol, atol) or result.diagnosis
     return result

@@ -23,6 +23,8 @@ VARIANTS = {
     "power_of_complement": "(1 − p)ᵗ instead of 1 − pᵗ in both corrections",
     "power_of_complement_v": "(1 − p2)ᵗ instead of 1 − p2ᵗ in the second moment's correction",
     "reset": "moments reset every call: m = (1 − p1)g, v = (1 − p2)g² each time",
+    # not a mistake: the course's rule with t counted from 0 (the caller passes 0, 1, 2 …), credited as such
+    "zero_based": "t counted from 0: m̂ = m/(1 − p1ᵗ⁺¹), v̂ = v/(1 − p2ᵗ⁺¹) when called with t",
 }
 
 
@@ -47,6 +49,8 @@ def adam_exprs(steps: int, variant: str = "course"):
             c1, c2 = (1 - p1) ** t, (1 - p2) ** t
         elif variant == "power_of_complement_v":
             c2 = (1 - p2) ** t
+        elif variant == "zero_based":
+            c1, c2 = 1 - p1 ** (t + 1), 1 - p2 ** (t + 1)
         out.append((m / c1) / (sp.sqrt(v / c2) + delta))
     return [*g, *q, p1, p2, delta], out
 
