@@ -170,6 +170,17 @@ def test_a_shape_it_cannot_drive_is_not_gradable_never_wrong():
     assert not plan.gradable and "state" in plan.reason
 
 
+@pytest.mark.parametrize("fixture,code", [
+    ("adam_shared_moments", "fully_connected_adam.shared_moments"),  # one layer alone right, two in turn wrong
+    ("adam_no_sqrt", None),  # wrong for one layer too: an unnamed mistake, not shared moments
+])
+def test_shared_moments_are_said_only_when_one_layer_alone_is_right(fixture, code, graded):
+    item = graded(SUBMISSIONS / fixture).item(ADAM)
+    per_layer = next(c for c in item.checks if c.name == "per_layer")
+    assert not per_layer.passed and getattr(per_layer.diagnosis, "code", None) == code
+    assert any(c.passed for c in item.checks if c.name != "next_forward") == (code is not None)
+
+
 def test_the_kit_hands_out_the_adam_stub(tmp_path):
     from grader.course.deploy import build_kit
 
@@ -180,3 +191,37 @@ def test_the_kit_hands_out_the_adam_stub(tmp_path):
     assert ast.unparse(function.args) == "self, gradIn, t, p1=0.9, p2=0.999, eta=0.001, delta=1e-08"
     assert "m ← p1 m + (1 − p1) g" in ast.get_docstring(function)
     assert text.count("def updateWeights") == 1
+
+
+# Trivial Adam steps (after the real step ran, the state is replaced): none earns any of the Adam item.
+ADAM_TRIVIAL = {
+    "no_op": "W0, b0",
+    "zeros": "np.zeros_like(W0), np.zeros_like(b0)",
+    "ones": "np.ones_like(W0), np.ones_like(b0)",
+    "random": "np.random.default_rng().random(np.shape(W0)), np.random.default_rng().random(np.shape(b0))",
+    "constant_step": "W0 - 0.75 * eta, b0 - 0.75 * eta",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ADAM_TRIVIAL))
+def test_a_trivial_adam_step_earns_nothing(kind, spec, tmp_path):
+    import shutil
+
+    dest = tmp_path / f"trivial_{kind}"  # a folder named after a stdlib module (random) would shadow it
+    shutil.copytree(reference_dir(), dest, ignore=shutil.ignore_patterns("__pycache__"))
+    path = dest / "layers.py"
+    tree = ast.parse(path.read_text())
+    fc = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "FullyConnectedLayer")
+    real = next(f for f in fc.body if isinstance(f, ast.FunctionDef) and f.name == "updateWeights")
+    real.name = "_real_updateWeights"
+    fc.body.append(ast.parse("def updateWeights(self, gradIn, eta=0.001, t=None, p1=0.9, p2=0.999, delta=1e-8):\n"
+                             "    W0, b0 = np.array(self.getWeights()), np.array(self.getBiases())\n"
+                             "    self._real_updateWeights(gradIn, eta, t, p1, p2, delta)\n"
+                             f"    W, b = {ADAM_TRIVIAL[kind]}\n"
+                             "    self.setWeights(W)\n    self.setBiases(b)\n").body[0])
+    path.write_text("import numpy as np\n" + ast.unparse(tree))
+    result = grade_submission(dest, spec=spec, sandbox="process", limits=FAST)
+    item = result.item(ADAM)
+    assert [i.name for i in result.items if i.score < i.max_score] == [ADAM]
+    assert item.score == 0 and item.status == "failed"
+    assert all(not c.passed for c in item.checks if c.name != "next_forward")

@@ -475,7 +475,8 @@ def adam_per_layer(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     for tr in (first, second):
         result = _judge(ctx, name, weight, tr, W_ROWS, "∂J/∂W's rows of one of two layers stepped in turn")
         if not result.passed:
-            if result.diagnosis is None:
+            alone = trajectories(ctx, N)[0]  # shared moments only when one layer stepped alone is right
+            if result.diagnosis is None and _judge(ctx, name, weight, alone, W_ROWS, "∂J/∂W's rows").passed:
                 result.diagnosis = Diagnosis("moments shared between layers (class attributes or module globals?): each layer "
                                              "must keep its own m and v", "fully_connected_adam.shared_moments")
             break
