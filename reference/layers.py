@@ -68,13 +68,27 @@ class FullyConnectedLayer(Layer):
     def backward(self, gradIn):
         return np.asarray(gradIn, dtype=float) @ self.gradient()
 
-    def updateWeights(self, gradIn, eta):
-        """W ← W − η ∂J/∂W and b ← b − η ∂J/∂b, with ∂J/∂W = Xᵀδ/N (X the stored input) and ∂J/∂b the column means of δ."""
+    def updateWeights(self, gradIn, eta=0.001, t=None, p1=0.9, p2=0.999, delta=1e-8):
+        """W ← W − η ∂J/∂W and b ← b − η ∂J/∂b, with ∂J/∂W = Xᵀδ/N (X the stored input) and ∂J/∂b the column means of δ.
+
+        Given t (the `adam` spec), step t of Adam instead, the moments kept on the layer:
+        m ← p1 m + (1 − p1) g, v ← p2 v + (1 − p2) g², θ ← θ − η (m/(1 − p1ᵗ)) / (√(v/(1 − p2ᵗ)) + δ), for W and b.
+        """
         gradIn = np.asarray(gradIn, dtype=float)
         dJdW = self.getPrevIn().T @ gradIn / gradIn.shape[0]
         dJdb = np.mean(gradIn, axis=0, keepdims=True)
-        self.weights = self.weights - eta * dJdW
-        self.biases = self.biases - eta * dJdb
+        if t is None:
+            self.weights = self.weights - eta * dJdW
+            self.biases = self.biases - eta * dJdb
+            return
+        if t == 1 or not hasattr(self, "moments"):
+            self.moments = {name: (np.zeros_like(g), np.zeros_like(g)) for name, g in (("weights", dJdW), ("biases", dJdb))}
+        for name, g in (("weights", dJdW), ("biases", dJdb)):
+            m, v = self.moments[name]
+            m, v = p1 * m + (1 - p1) * g, p2 * v + (1 - p2) * g * g
+            self.moments[name] = (m, v)
+            step = (m / (1 - p1 ** t)) / (np.sqrt(v / (1 - p2 ** t)) + delta)
+            setattr(self, name, getattr(self, name) - eta * step)
 
 
 class LinearLayer(Layer):

@@ -220,7 +220,7 @@ def test_the_runner_knows_kinds_only_through_the_registry_and_the_spec_loads_no_
 
     import grader.kinds as kinds
 
-    assert set(kinds.KINDS) == {"objective", "elementwise", "softmax", "fully_connected", "input",
+    assert set(kinds.KINDS) == {"objective", "elementwise", "softmax", "fully_connected", "fully_connected_adam", "input",
                                 "convolution", "max_pool", "flatten"}  # public names
     for name, kind in kinds.KINDS.items():
         module = kinds.implementation(name)

@@ -52,7 +52,8 @@ def test_every_method_raises_not_implemented(template):
         for method in GRADED_METHODS[cls.kind]:
             ours = list(inspect.signature(getattr(klass, method)).parameters)
             theirs = list(inspect.signature(getattr(getattr(ref, cls.name), method)).parameters)
-            assert ours == theirs, f"{cls.name}.{method}: {ours} != {theirs}"
+            # the reference's updateWeights serves the adam spec too: its extra parameters (t, p1, …) come after
+            assert theirs[:len(ours)] == ours, f"{cls.name}.{method}: {ours} != {theirs}"
 
 
 def test_template_holds_no_solution():

@@ -142,7 +142,7 @@ def test_a_copy_of_reference_with_a_noop_update_earns_nothing(tmp_path):
     shutil.copytree(reference_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
     layers = folder / "layers.py"
     text = layers.read_text()
-    start = text.index("    def updateWeights(self, gradIn, eta):")
+    start = text.index("    def updateWeights(self, gradIn, eta")
     end = text.index("class LinearLayer")
     layers.write_text(text[:start] + "    def updateWeights(self, gradIn, eta):\n        self.getPrevIn().T @ gradIn\n\n\n" + text[end:])
     result = grade_submission(folder, sandbox="process", limits=FAST)

@@ -86,7 +86,7 @@ _CONVENTION_KEYS = {"input_ddof"}
 _CLASS_KEYS = {
     "kind", "aliases", "methods", "points", "rules", "tolerance", "forward", "loss", "reduction",
     "targets", "estimates", "domain", "kinks", "gradient_forms", "ddof", "mistakes", "rule_formulas", "pin",
-    "update_reduction",
+    "update_reduction", "adam",
     "kernel", "image", "images", "pool", "stride",
 }
 #: The image layers' parameters (their kinds' options: grader.kinds.ConvolutionOptions, …): kernel
@@ -448,11 +448,12 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
     elif "gradient_forms" in body:
         raise SpecError(source, f"a {kind} class has no gradient() forms to choose", item=name, key="gradient_forms")
     if "update_reduction" in body:
-        if kind != "fully_connected" or body["update_reduction"] not in UPDATE_REDUCTIONS:
+        if kind not in ("fully_connected", "fully_connected_adam") or body["update_reduction"] not in UPDATE_REDUCTIONS:
             raise SpecError(source, f"a fully connected class's update_reduction is one of {', '.join(UPDATE_REDUCTIONS)}",
                             item=name, key="update_reduction")
         fields["update_reduction"] = body["update_reduction"]
     fields.update(_geometry(name, kind, body, source))
+    fields.update(_adam(name, kind, body, source))
     if kind == "input" and "ddof" in body:
         if body["ddof"] not in (0, 1):
             raise SpecError(source, "must be 0 or 1", item=name, key="ddof")
@@ -472,7 +473,38 @@ def _class(name, body, source, tolerance, epsilon, epsilon_range, ddof, derived=
 
 #: What `_class` reads that belongs in a kind's options object.
 _OPTION_KEYS = ("reduction", "targets", "estimates", "squared_error", "domain", "kinks", "gradient_forms", "ddof", "update_reduction",
-                "kernel", "image", "images", "pool", "stride")
+                "kernel", "image", "images", "pool", "stride", "p1", "p2", "eta", "delta", "steps")
+#: Adam's constants (`adam = { p1 = 0.9, p2 = 0.999, eta = 0.001, delta = 1e-8, steps = 3 }`), a fully_connected_adam class's.
+ADAM_KEYS = ("p1", "p2", "eta", "delta", "steps")
+
+
+def _adam(name, kind, body, source) -> dict:
+    """A fully_connected_adam class's `adam` table, validated: 0 < p1, p2 < 1, η > 0, δ ≥ 0, 2 ≤ steps ≤ 10."""
+    if "adam" not in body:
+        return {}
+    table = body["adam"]
+    if kind != "fully_connected_adam":
+        raise SpecError(source, f"a {kind} class takes no 'adam' table (kind = \"fully_connected_adam\" does)", item=name, key="adam")
+    if not isinstance(table, dict):
+        raise SpecError(source, "must be a table: adam = { p1 = 0.9, p2 = 0.999, eta = 0.001, delta = 1e-8, steps = 3 }", item=name, key="adam")
+    _no_unknown(table, set(ADAM_KEYS), source, item=name)
+    out = {}
+    for key, value in table.items():
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key == "steps":
+            ok = ok and isinstance(value, int) and 2 <= value <= 10
+        elif key in ("p1", "p2"):
+            ok = ok and 0 < value < 1
+        elif key == "eta":
+            ok = ok and value > 0
+        else:
+            ok = ok and value >= 0
+        if not ok:
+            raise SpecError(source, {"steps": "must be a whole number from 2 to 10", "p1": "must lie between 0 and 1",
+                                     "p2": "must lie between 0 and 1", "eta": "must be positive", "delta": "must be 0 or more"}[key],
+                            item=name, key=f"adam.{key}")
+        out[key] = value if key == "steps" else float(value)
+    return out
 
 
 def _geometry(name, kind, body, source) -> dict:

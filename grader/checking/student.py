@@ -156,7 +156,7 @@ class StudentCode:
         fallback = None
         if cls.kind in ("elementwise", "softmax") and data is not None:
             fallback = {"kind": "data", "data": np.asarray(data, dtype=float)}
-        elif cls.kind == "fully_connected":
+        elif cls.kind in ("fully_connected", "fully_connected_adam"):
             fallback = {"kind": "none"}
         return self._guard(during, lambda: self.sandbox.new(cls.name, *args, during=during, fallback=fallback))
 
@@ -195,14 +195,16 @@ class StudentCode:
     def call(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args, return_args=False) -> Outcome:
         return self.calls(obj, cls, method, [args], return_args=return_args)[0]
 
-    def fully_connected(self, cls: ClassSpec, W: np.ndarray, b: np.ndarray, *, need_bias: bool = True) -> tuple[ObjectHandle, np.ndarray, np.ndarray]:
+    def fully_connected(self, cls: ClassSpec, W: np.ndarray, b: np.ndarray, *, need_bias: bool = True,
+                        built: tuple = ()) -> tuple[ObjectHandle, np.ndarray, np.ndarray]:
         """A student FC layer holding W and b; without setters, the student's own weights are read and used instead.
 
         With `need_bias` False (the biases do not enter what is judged), biases that can be neither
-        set nor read are left to the student and the grader's b stands for them.
+        set nor read are left to the student and the grader's b stands for them. `built`: the
+        constructor's arguments after (d, k) (an Adam flag switched on).
         """
         d, k = W.shape
-        layer = self.new(cls, d, k)
+        layer = self.new(cls, d, k, *built)
         values = []
         for setter, getter, value in (("setWeights", "getWeights", W), ("setBiases", "getBiases", b)):
             if self.has(cls, setter):

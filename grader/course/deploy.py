@@ -123,7 +123,7 @@ def stub_source(cls: ClassSpec) -> str:
 
     if cls.kind == "input":
         method("__init__", ", dataIn", ["Remember the mean and the standard deviation of each column of dataIn."], ["super().__init__()"])
-    elif cls.kind == "fully_connected":
+    elif cls.kind in ("fully_connected", "fully_connected_adam"):
         method("__init__", ", sizeIn, sizeOut", ["Weights W (sizeIn × sizeOut) and biases b (1 × sizeOut), small random values."],
                ["super().__init__()"])
         for helper in _LAYER_HELPERS["fully_connected"]:
@@ -144,7 +144,55 @@ def stub_source(cls: ClassSpec) -> str:
         if rule is not None:
             doc += ["", f"{rule.text}:", f"    {rule.plain}"]
         method(name, params[name], doc)
+    for (kind, name), (signature, doc) in _METHOD_STUBS.items():
+        if cls.kind == kind and name in graded:
+            lines += [""] + _method_stub(cls, name, signature, doc)
     return "\n".join(lines) + "\n"
+
+
+#: Methods a kind needs written otherwise than the template writes them: (kind, method) → (parameters, docstring).
+_METHOD_STUBS = {
+    ("fully_connected_adam", "updateWeights"): (
+        ", gradIn, t, p1=0.9, p2=0.999, eta=0.001, delta=1e-8",
+        ["Adam, step t (t = 1, 2, 3, … on this layer; keep m and v on the layer, one pair for W and one for b).",
+         "",
+         "g = ∂J/∂W = Xᵀδ/N (X the stored input, δ = gradIn); for b, g = the column means of δ:",
+         "    m ← p1 m + (1 − p1) g,   v ← p2 v + (1 − p2) g²,",
+         "    W ← W − η (m/(1 − p1ᵗ)) / (√(v/(1 − p2ᵗ)) + δ), and the same for b."]),
+}
+
+
+def _method_stub(cls: ClassSpec, method: str, params: str, doc: list[str]) -> list[str]:
+    lines = [f"    def {method}(self{params}):", f'        """{doc[0]}']
+    lines += [f"        {line}".rstrip() for line in doc[1:]] + ['        """', f'        raise NotImplementedError("TODO: {cls.name}.{method}")']
+    return lines
+
+
+def _replace_method_stubs(spec, work: Path) -> list[str]:
+    """Where a spec's kind needs a method the template writes otherwise (the `adam` spec's updateWeights),
+    replace that method of the starting class (its lines, found with `ast`) with the generated stub."""
+    import ast
+
+    from grader.intake.submission import discover
+
+    found, replaced = discover(work, spec).found, []
+    for cls in spec.classes.values():
+        for (kind, method), (params, doc) in _METHOD_STUBS.items():
+            where = found.get(cls.name)
+            if cls.kind != kind or method not in cls.points or where is None:
+                continue
+            path = work / where.file
+            lines = path.read_text(encoding="utf-8").splitlines()
+            tree = ast.parse("\n".join(lines))
+            node = next((n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == where.name), None)
+            function = next((f for f in (node.body if node else []) if isinstance(f, ast.FunctionDef) and f.name == method), None)
+            if function is None:
+                continue
+            start = min([function.lineno] + [d.lineno for d in function.decorator_list]) - 1
+            lines[start:function.end_lineno] = _method_stub(cls, method, params, doc)
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            replaced.append(f"{cls.name}.{method}")
+    return replaced
 
 
 def _add_missing_stubs(spec, work: Path) -> list[str]:
@@ -182,6 +230,7 @@ def build_kit(out: Path, *, spec_file: Path | None = None) -> Path:
     shutil.copytree(template_dir(), out / "my_work", ignore=shutil.ignore_patterns(
         "__pycache__", "*.pyc", "__init__.py", *template_files_left_out(spec.classes)))
     added = _add_missing_stubs(spec, out / "my_work")  # a class the instructor's spec adds reaches the students too
+    _replace_method_stubs(spec, out / "my_work")  # a method the spec's kind writes otherwise (Adam's updateWeights)
     hidden = ""
     if spec.hidden is not None:
         hidden = (", except the hidden checks: the self-check says how many will run at grading time, "

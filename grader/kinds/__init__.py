@@ -51,6 +51,18 @@ class FullyConnectedOptions(LayerOptions):
 
 
 @dataclass(frozen=True)
+class AdamOptions(FullyConnectedOptions):
+    """A fully connected layer graded with Adam: the constants the grader passes (where the signature
+    takes them) and the number of steps t = 1…steps judged on one layer."""
+
+    p1: float = 0.9
+    p2: float = 0.999
+    eta: float = 0.001
+    delta: float = 1e-8
+    steps: int = 3
+
+
+@dataclass(frozen=True)
 class InputOptions:
     """The input layer's options: the ddof of its standard deviation."""
 
@@ -178,6 +190,23 @@ register(Kind("fully_connected", ("forward", "gradient", "backward", "updateWeig
               LAYER_HELPERS + ("getWeights", "setWeights", "getBiases", "setBiases"), {**LAYER_CHECKS, "updateWeights": UPDATE_CHECKS},
               gradient_forms=("matrix", "per_observation"), default_gradient_forms=("matrix", "per_observation"),
               options=FullyConnectedOptions))
+#: Adam as the fully connected layer's update (the `adam` spec, grader/kinds/adam.py): W and b read
+#: back after t = 1, 2, 3 calls on one layer; forward, gradient and backward are fully_connected's.
+ADAM_CHECKS = (
+    CheckDef("values", 0.35),
+    CheckDef("single_observation", 0.15),
+    CheckDef("bias", 0.15),
+    CheckDef("constants", 0.15),
+    CheckDef("per_layer", 0.1),
+    CheckDef("next_forward", 0.1, AUXILIARY),
+)
+register(Kind("fully_connected_adam", ("forward", "gradient", "backward", "updateWeights"),
+              LAYER_HELPERS + ("getWeights", "setWeights", "getBiases", "setBiases", "updateWeightsAdam"),
+              {**LAYER_CHECKS, "updateWeights": ADAM_CHECKS},
+              gradient_forms=("matrix", "per_observation"), default_gradient_forms=("matrix", "per_observation"),
+              options=AdamOptions, module="grader.kinds.adam"))
+#: The kinds that are a fully connected layer h = XW + b (built with W and b, trained in networks).
+FULLY_CONNECTED = ("fully_connected", "fully_connected_adam")
 register(Kind(
     "input", ("forward",), LAYER_HELPERS, options=InputOptions,
     checks={

@@ -122,6 +122,16 @@ def written_form(kind: str, text: str) -> sp.Expr:
     return parse_formula(text, {"y": s["y"], "yhat": sp.Symbol("ŷ"), "eps": epsilon}, evaluate=False)
 
 
+def _adam_rule(text: str) -> dict:
+    """W′ = W − η m̂/(√v̂ + δ) with m̂ = m/(1 − p1ᵗ), v̂ = v/(1 − p2ᵗ) (the recurrence itself: grader/truth/adam_truth.py)."""
+    W, m, v = sp.IndexedBase("W"), sp.IndexedBase("m"), sp.IndexedBase("v")
+    i, j, t = sp.symbols("i j t", integer=True)
+    eta, delta, p1, p2 = sp.symbols("eta delta p_1 p_2", positive=True)
+    mhat = m[i, j] / (1 - p1 ** t)
+    vhat = v[i, j] / (1 - p2 ** t)
+    return _rule(text, sp.Symbol("W′_ij"), sp.Add(W[i, j], -eta * mhat / (sp.sqrt(vhat) + delta), evaluate=False))
+
+
 def _update_rule(text: str, reduction: str) -> dict:
     """W′_ij = W_ij − η ∂J/∂W_ij, ∂J/∂W derived from J = (1/N) Σ_n Σ_m δ_nm h_nm (the objective seen from
     the layer, δ = gradIn) by `sympy.diff` with indexed sums; `reduction` "sum" drops the 1/N."""
@@ -199,7 +209,7 @@ def derive_rules(kind: str, formula: str | None, rules: tuple, reduction: str, w
             "gradient": _rule(text.get("gradient", "∂g_j/∂z_i: a K×K matrix per observation"), sp.Derivative(g[i], z[j]), d),
             "backward": _rule(text.get("backward", "δ · J for each observation"), _DELTA_OUT, _DELTA_IN * sp.Symbol("J", commutative=False)),
         }
-    if cls.kind == "fully_connected":
+    if cls.kind in ("fully_connected", "fully_connected_adam"):
         x, W, b, h = sp.IndexedBase("x"), sp.IndexedBase("W"), sp.IndexedBase("b"), sp.IndexedBase("h")
         D = sp.Symbol("D", integer=True, positive=True)
         forward = sp.Sum(x[k] * W[k, j], (k, 1, D)) + b[j]
@@ -209,7 +219,8 @@ def derive_rules(kind: str, formula: str | None, rules: tuple, reduction: str, w
             "forward": _rule(text.get("forward", "h = xW + b"), h[j], forward),
             "gradient": _rule(text.get("gradient", "∂h_j/∂x_i: the K×D matrix Wᵀ"), sp.Derivative(h[j], x[i]), d),
             "backward": _rule(text.get("backward", "δ · Wᵀ"), _DELTA_OUT, _DELTA_IN * sp.Symbol("W^T", commutative=False)),
-            "updateWeights": _update_rule(text.get("updateWeights", "W ← W − η ∂J/∂W, b ← b − η ∂J/∂b"), cls.reduction),
+            "updateWeights": (_adam_rule(text.get("updateWeights", "Adam")) if cls.kind == "fully_connected_adam" else
+                              _update_rule(text.get("updateWeights", "W ← W − η ∂J/∂W, b ← b − η ∂J/∂b"), cls.reduction)),
         }
     if cls.kind in ("convolution", "max_pool", "flatten"):
         return _image_rules(cls.kind, text)

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 #: Every built-in spec by name: its file in this folder (the first is the default).
-BUILT_IN = {"default": "default.toml", "cnn": "cnn.toml"}
+BUILT_IN = {"default": "default.toml", "cnn": "cnn.toml", "adam": "adam.toml"}
 #: The template files a built-in spec hands out beside the default's (which every kit has).
 TEMPLATE_FILES = {"cnn": ("cnn_layers.py",)}
 
