@@ -1,5 +1,6 @@
 """Static discovery: classes found by ast, import names from import styles, problems named."""
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -133,3 +134,21 @@ def test_a_notebook_alone_is_a_submission(tmp_path):
     dest = copy_submission(tmp_path / "hw2.ipynb", tmp_path / "work")
     assert dest.name == "hw2" and (dest / "hw2.ipynb").read_text() == '{"cells": []}'
     assert submission_name(tmp_path / "hw2.ipynb") == "hw2"
+
+
+@pytest.mark.parametrize("name", ["random", "code", "numpy", "grader"])
+def test_a_folder_named_like_a_module_the_grader_has_is_still_the_submissions_package(tmp_path, name, spec):
+    """A package-relative submission in `random/` imported `random.layers` from the standard library's
+    `random`: every item an import error. Its copy gets a name no module has; the result keeps its own."""
+    from grader.grade import grade_submission
+    from grader.intake.submission import import_folder_name
+    from grader.paths import reference_dir
+
+    assert import_folder_name(name) == f"{name}_submission"
+    assert import_folder_name("hw2") == "hw2" and import_folder_name("my work") == "my_work"
+    folder = tmp_path / name
+    shutil.copytree(reference_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    assert "from ." in (folder / "__init__.py").read_text()  # package-relative, as the failing case was
+    result = grade_submission(folder, spec=spec, sandbox="process")
+    assert result.submission == name
+    assert result.score == result.max_score, [(i.name, i.reason) for i in result.items if i.score < i.max_score]

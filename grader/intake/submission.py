@@ -123,19 +123,34 @@ def read_source(path: Path) -> bytes | None:
         return None
 
 
+def import_folder_name(name: str) -> str:
+    """The name of the folder a submission is copied to: its own name, so that `from <folder>.Layer
+    import Layer` resolves, made an identifier; but never the name of a module of the standard library
+    or of one the grader's environment has (`random/`, `code/`, `test/`, `numpy/`): a package-relative
+    import of `random.layers` would find the standard library's module, and no file of the submission."""
+    import importlib.util
+    import sys
+
+    name = name if name.isidentifier() else re.sub(r"\W", "_", name) or "submission"
+    taken = name in sys.builtin_module_names or name in getattr(sys, "stdlib_module_names", ())
+    try:
+        taken = taken or name in sys.modules or importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        taken = True
+    return f"{name}_submission" if taken else name
+
+
 def copy_submission(path: Path, into: Path) -> Path:
     """Copy (or unzip) the submission at `path` into a folder below `into` and return that folder.
 
-    The folder keeps the submission's own name, so `from <folder>.Layer import Layer` resolves.
+    The folder keeps the submission's own name where it can (`import_folder_name`).
     """
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise SubmissionError(f"{path}: no such file or folder")
     if path.is_symlink():
         raise SubmissionError(f"{path}: a symbolic link; give the folder or file itself")
-    name = submission_name(path)
-    name = name if name.isidentifier() else re.sub(r"\W", "_", name) or "submission"
-    dest = Path(into) / name
+    dest = Path(into) / import_folder_name(submission_name(path))
     if path.is_dir():
         _copy_tree(path, dest)
     elif path.suffix.lower() == ".zip":
