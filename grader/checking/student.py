@@ -192,6 +192,32 @@ class StudentCode:
                 self.hung.add((cls.name, method))
             raise
 
+    def chain(self, steps: list[tuple[ObjectHandle, ClassSpec, str, tuple, bool]]) -> list[Outcome] | None:
+        """Calls (obj, class, method, args, posted) made in turn in one round trip, as `call` (posted:
+        as `tell`) would make them; an argument `Ref(i)` is step i's answer. The outcomes of the steps
+        made: the worker stops after one whose answer the next cannot use. None when a method is
+        missing or ran out of time earlier: calling one by one then says so as `call` does.
+
+        The time limit is the calls' together (each call's limit, times the steps)."""
+        wire = []
+        for obj, cls, method, args, posted in steps:
+            name = self.methods.get(cls.name, {}).get(method)
+            if not name or (cls.name, method) in self.hung:
+                return None
+            watch = ()
+            if method in ("gradient", "backward"):  # as in calls(): a gradient computed from the student's own forward is noted
+                watch = tuple(n for m in ("forward", "eval") if (n := self.methods.get(cls.name, {}).get(m)))
+            wire.append((obj, name, args, watch, posted))
+        first, last = steps[0], steps[-1]
+        during = f"{first[1].name}.{first[2]}() … {last[1].name}.{last[2]}(), {len(steps)} calls in turn"
+        outcomes = self._guard(during, lambda: self.sandbox.chain(wire, self.sandbox.limits.call_timeout * len(steps)))
+        for (_, cls, method, _, _), o in zip(steps, outcomes):
+            if o.kind == "array":
+                self.precisions.append(precision_of(o.dtype))
+            if o.numeric:
+                self.numeric.setdefault((cls.name, method), set()).update(o.numeric)
+        return outcomes
+
     def call(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args, return_args=False) -> Outcome:
         return self.calls(obj, cls, method, [args], return_args=return_args)[0]
 

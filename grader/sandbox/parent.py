@@ -172,6 +172,8 @@ def encode_arg(value):
 
     if isinstance(value, ObjectHandle):
         return {"obj": value.id}
+    if isinstance(value, Ref):
+        return {"ref": value.index}
     if isinstance(value, np.ndarray):
         return array_to_wire(np.ascontiguousarray(value, dtype="<f8").tobytes(), value.shape)
     if isinstance(value, list):
@@ -223,6 +225,13 @@ class ObjectHandle:
 
     id: int
     cls: str
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An argument of a chained call (`Sandbox.chain`): the answer of the chain's call number `index`."""
+
+    index: int
 
 
 ForkServer = process.ForkServer
@@ -550,6 +559,23 @@ class Sandbox:
         results = data.get("results")
         if data.get("kind") != "ok" or not isinstance(results, list) or len(results) != len(calls):
             return [decode_outcome(data)] * len(calls)
+        return [decode_outcome(r) for r in results]
+
+    def chain(self, steps: list[tuple], timeout: float) -> list[Outcome]:
+        """Calls made in turn in one round trip, for a sequence whose calls take earlier answers.
+
+        Each step is (handle, method, args, watch, posted); an argument `Ref(i)` is the answer of
+        step i, passed on as the grader would pass it (the float64 it reads). The worker stops after
+        a step whose answer the next cannot use (not an array; for a posted step, a setter whose
+        answer is not used, an error): the outcomes of the steps made, in order."""
+        message = {"op": "chain", "steps": [
+            {"obj": handle.id, "method": method, "args": [encode_arg(a) for a in args],
+             **({"watch": list(watch)} if watch else {}), **({"posted": True} if posted else {})}
+            for handle, method, args, watch, posted in steps]}
+        data = self.request(message, timeout)
+        results = data.get("results")
+        if data.get("kind") != "ok" or not isinstance(results, list) or not 0 < len(results) <= len(steps):
+            return [decode_outcome(data)]
         return [decode_outcome(r) for r in results]
 
 

@@ -428,6 +428,8 @@ class Worker:
             return self.new(request)
         if op == "call":
             return self.call(request)
+        if op == "chain":
+            return self.chain(request)
         if op == "drop":
             self.objects.clear()
             return {"kind": "ok"}
@@ -540,6 +542,28 @@ class Worker:
             results.append(result)
         self.current = ""
         return self.with_placeholders({"kind": "ok", "results": results})
+
+    def chain(self, request):
+        """Calls in turn, as the grader would make them one request each, in one round trip.
+
+        An argument {"ref": i} is the i-th call's answer as the grader would send it back (float64,
+        exactly the bytes of that answer). The chain stops after a call whose answer the next
+        ones cannot use: not an array, or for a "posted" call (a setter, whose answer is not
+        used) an error; the grader stops there too."""
+        results, placeholders = [], []
+        for step in request["steps"]:
+            args = []
+            for arg in step["args"]:
+                if isinstance(arg, dict) and "ref" in arg:
+                    answer = results[arg["ref"]]
+                    arg = {"f8": answer["f8"], "shape": answer["shape"]}
+                args.append(arg)
+            reply = self.call({"obj": step["obj"], "method": step["method"], "calls": [args], "watch": step.get("watch")})
+            placeholders += reply.get("placeholders", [])
+            results.append(reply["results"][0])
+            if results[-1].get("kind") == "error" or not step.get("posted") and results[-1].get("kind") != "array":
+                break
+        return {"kind": "ok", "results": results, **({"placeholders": placeholders} if placeholders else {})}
 
 
 def _fingerprint(array):
