@@ -1,6 +1,7 @@
 """Network.training (grader/checking/training.py): the student's own classes trained beside the truth."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from grader.grade import grade_submission
@@ -129,3 +130,12 @@ def test_after_the_read_back_epochs_each_epoch_is_one_round_trip(monkeypatch):
     # two networks: 22 chained epochs each, beside the read-back epochs asked call by call (before: ~360 requests)
     assert counted.count("chain") == 2 * (training.EPOCHS - training.READ_BACK_EPOCHS)
     assert len(counted) < 100, len(counted)
+
+
+def test_the_binary_targets_split_at_the_column_medians_as_np_median_does():
+    from grader.checking.training import _column_medians
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 11, 12):
+        scores = rng.normal(size=(n, 3))
+        np.testing.assert_array_equal(_column_medians(scores), np.median(scores, axis=0))
