@@ -255,6 +255,35 @@ class StudentCode:
         return array_of(self.call(obj, cls, method, *args), f"{cls.name}.{method}()")
 
 
+class Chained:
+    """Calls known in advance, asked in one round trip (`StudentCode.chain`) and handed out in the
+    same order, each as `call` or `tell` would have given it; asked one by one when they cannot be
+    chained. The caller then makes exactly the calls of `steps`, in order, until one fails."""
+
+    def __init__(self, student: StudentCode, steps: list[tuple]):
+        self.student = student
+        self.outcomes = student.chain(steps) if steps else None
+        self.next = 0
+
+    def call(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args) -> Outcome:
+        if self.outcomes is None:
+            return self.student.call(obj, cls, method, *args)
+        return self._answer(cls, method)
+
+    def tell(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args) -> None:
+        if self.outcomes is None:
+            return self.student.tell(obj, cls, method, *args)
+        outcome = self._answer(cls, method)
+        if outcome.kind == "error":  # what tell() raises at the next call
+            raise StudentFailure(outcome, f"{cls.name}.{method}()")
+
+    def _answer(self, cls: ClassSpec, method: str) -> Outcome:
+        if self.next >= len(self.outcomes):  # the chain stopped at a call whose failure was raised already
+            raise StudentFailure(Outcome("other", type="?", detail="no answer"), f"{cls.name}.{method}()")
+        self.next += 1
+        return self.outcomes[self.next - 1]
+
+
 def array_of(outcome: Outcome, during: str) -> np.ndarray:
     if outcome.kind == "array":
         return outcome.value

@@ -18,8 +18,8 @@ from grader.checking import points
 from grader.checking.compare import compare
 from grader.checking.network import FEATURES, HIDDEN, _final_width, _Step
 from grader.checking.results import CheckResult, ItemResult
-from grader.checking.student import StudentFailure, array_of
-from grader.sandbox import Outcome, Ref
+from grader.checking.student import Chained, StudentFailure, array_of
+from grader.sandbox import Ref
 from grader.truth.symbolic import SymbolicTruth
 from grader.truth.update_truth import update_gradients
 
@@ -98,7 +98,7 @@ def _train(net, spec, student, seed) -> CheckResult:
         for epoch in range(EPOCHS):
             # After the first epochs (which read the weights back) the student's calls need no answer
             # of the grader's: one round trip per epoch, replayed below in the same order.
-            ask = _Epoch(student, _epoch_steps(layers, obj, objective, X, Y) if epoch >= READ_BACK_EPOCHS else None)
+            ask = Chained(student, _epoch_steps(layers, obj, objective, X, Y) if epoch >= READ_BACK_EPOCHS else [])
             got, want = X, X
             for i, (cls, handle, step, _) in enumerate(layers):
                 got = array_of(ask.call(handle, cls, "forward", got), f"{cls.name}.forward()")
@@ -177,35 +177,6 @@ def _epoch_steps(layers, obj, objective, X, Y) -> list[tuple]:
         if plan is not None:
             steps.append((handle, cls, "updateWeights", _update_args(plan, upstream), True))
     return steps
-
-
-class _Epoch:
-    """The student's side of one epoch: asked call by call, or, given the epoch's steps, asked in
-    one round trip (`StudentCode.chain`) and handed out in the same order, each as `call` or
-    `tell` would have given it."""
-
-    def __init__(self, student, steps=None):
-        self.student = student
-        self.outcomes = student.chain(steps) if steps else None  # None also when chaining is not possible
-        self.next = 0
-
-    def call(self, handle, cls, method, *args):
-        if self.outcomes is None:
-            return self.student.call(handle, cls, method, *args)
-        return self._answer(cls, method)
-
-    def tell(self, handle, cls, method, *args):
-        if self.outcomes is None:
-            return self.student.tell(handle, cls, method, *args)
-        outcome = self._answer(cls, method)
-        if outcome.kind == "error":  # what tell() would have raised at the next call
-            raise StudentFailure(outcome, f"{cls.name}.{method}()")
-
-    def _answer(self, cls, method):
-        if self.next >= len(self.outcomes):  # the chain stopped before: the call that stopped it has raised already
-            raise StudentFailure(Outcome("other", type="?", detail="no answer"), f"{cls.name}.{method}()")
-        self.next += 1
-        return self.outcomes[self.next - 1]
 
 
 def _column_medians(a: np.ndarray) -> np.ndarray:
