@@ -139,3 +139,24 @@ def test_the_binary_targets_split_at_the_column_medians_as_np_median_does():
     for n in (1, 2, 11, 12):
         scores = rng.normal(size=(n, 3))
         np.testing.assert_array_equal(_column_medians(scores), np.median(scores, axis=0))
+
+
+def test_answers_too_large_for_one_reply_are_asked_one_by_one_and_judged_as_before(tmp_path):
+    # 1000 × 1000 answers (each layer passes one on): a chain of them would pass the reply bound; the worker stops it, the rest is asked call by call
+    import shutil
+
+    folder = tmp_path / "submission"
+    shutil.copytree(reference_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    layers = folder / "layers.py"
+    line = "        out = dataIn @ self.weights + self.biases\n"
+    assert line in layers.read_text()
+    layers.write_text(layers.read_text().replace(line, "        self.__dict__['n'] = self.__dict__.get('n', 0) + 1\n"
+                                                       "        if self.n == 3:\n            return np.zeros((1000, 1000))\n" + line))
+    result = grade_submission(folder, sandbox="process", limits=FAST)
+    item = result.item("Network.training")
+    assert [c.name for c in item.checks] == ["classifier", "binary"] and not result.errors  # no fault of the grader's
+    for check in item.checks:
+        where = {"classifier": "layer 2 of 5", "binary": "layer 1 of 2"}[check.name]
+        assert not check.passed and check.outcome != "timeout"
+        assert check.message.startswith(f"epoch 3: the forward output departs first at FullyConnectedLayer ({where})"), check.message
+        assert "died" not in check.message

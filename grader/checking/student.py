@@ -266,20 +266,23 @@ class Chained:
         self.next = 0
 
     def call(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args) -> Outcome:
-        if self.outcomes is None:
+        if self._live():
             return self.student.call(obj, cls, method, *args)
-        return self._answer(cls, method)
+        return self._answer()
 
     def tell(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args) -> None:
-        if self.outcomes is None:
+        if self._live():
             return self.student.tell(obj, cls, method, *args)
-        outcome = self._answer(cls, method)
+        outcome = self._answer()
         if outcome.kind == "error":  # what tell() raises at the next call
             raise StudentFailure(outcome, f"{cls.name}.{method}()")
 
-    def _answer(self, cls: ClassSpec, method: str) -> Outcome:
-        if self.next >= len(self.outcomes):  # the chain stopped at a call whose failure was raised already
-            raise StudentFailure(Outcome("other", type="?", detail="no answer"), f"{cls.name}.{method}()")
+    def _live(self) -> bool:
+        """Ask one by one: no chain, or the worker cut it short (its answers filled a message); the
+        calls already answered ran, so the next is asked where the chain stopped."""
+        return self.outcomes is None or self.next >= len(self.outcomes)
+
+    def _answer(self) -> Outcome:
         self.next += 1
         return self.outcomes[self.next - 1]
 

@@ -108,7 +108,8 @@ def _train(net, spec, student, seed) -> CheckResult:
                     if epoch > 0 and cls.kind == "fully_connected":
                         trace.first_bad += " — its weights after the previous epoch's update differ from the truth's"
                         trace.diagnosis = last_update.get(i)
-            trace.your_loss.append(float(truth.objective_value(objective, Y, got)))
+            # an output of another shape has no loss to draw (the departure is named above)
+            trace.your_loss.append(float(truth.objective_value(objective, Y, got)) if np.shape(got) == np.shape(want) else float("nan"))
             trace.truth_loss.append(float(truth.objective_value(objective, Y, want)))
             delta = array_of(ask.call(obj, objective, "gradient", Y, got), f"{objective.name}.gradient()")
             true_delta = truth.objective_gradient(objective, Y, want)

@@ -16,7 +16,7 @@ import sys
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a script, -I would leave out its folder
-from protocol import MAX_ELEMENTS, array_to_wire, read_message, write_message  # noqa: E402
+from protocol import MAX_ELEMENTS, MAX_MESSAGE_BYTES, array_to_wire, read_message, write_message  # noqa: E402
 
 MAX_TEXT = 2000
 
@@ -549,9 +549,12 @@ class Worker:
         An argument {"ref": i} is the i-th call's answer as the grader would send it back (float64,
         exactly the bytes of that answer). The chain stops after a call whose answer the next
         ones cannot use: not an array, or for a "posted" call (a setter, whose answer is not
-        used) an error; the grader stops there too."""
-        results, placeholders = [], []
+        used) an error; the grader stops there too. It also stops when the answers so far fill a
+        quarter of a message: the grader then asks for the rest one by one."""
+        results, placeholders, size = [], [], 0
         for step in request["steps"]:
+            if size > MAX_MESSAGE_BYTES // 4:
+                break
             args = []
             for arg in step["args"]:
                 if isinstance(arg, dict) and "ref" in arg:
@@ -561,6 +564,7 @@ class Worker:
             reply = self.call({"obj": step["obj"], "method": step["method"], "calls": [args], "watch": step.get("watch")})
             placeholders += reply.get("placeholders", [])
             results.append(reply["results"][0])
+            size += len(results[-1].get("f8", "")) + len(results[-1].get("traceback", "")) + 1000
             if results[-1].get("kind") == "error" or not step.get("posted") and results[-1].get("kind") != "array":
                 break
         return {"kind": "ok", "results": results, **({"placeholders": placeholders} if placeholders else {})}
