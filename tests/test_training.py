@@ -160,3 +160,22 @@ def test_answers_too_large_for_one_reply_are_asked_one_by_one_and_judged_as_befo
         assert not check.passed and check.outcome != "timeout"
         assert check.message.startswith(f"epoch 3: the forward output departs first at FullyConnectedLayer ({where})"), check.message
         assert "died" not in check.message
+
+
+def test_a_call_running_out_of_time_in_a_chained_epoch_costs_its_own_limit_and_is_named(tmp_path):
+    # each chained call is awaited as long as a call of its own, and the one that hangs is named, as one by one
+    folder = tmp_path / "submission"
+    import shutil
+
+    shutil.copytree(reference_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    layers = folder / "layers.py"
+    line = "    def backward(self, gradIn):\n        return np.asarray(gradIn, dtype=float) @ self.gradient()\n"
+    assert line in layers.read_text()
+    layers.write_text(layers.read_text().replace(line, "    def backward(self, gradIn):\n"
+                                                       "        self.__dict__['n'] = self.__dict__.get('n', 0) + 1\n"
+                                                       "        while self.n == 3:\n            pass\n"
+                                                       "        return np.asarray(gradIn, dtype=float) @ self.gradient()\n"))
+    result = grade_submission(folder, sandbox="process", limits=FAST)
+    classifier, binary = result.item("Network.training").checks
+    assert classifier.outcome == "timeout" and binary.outcome == "timeout"
+    assert classifier.message.startswith("the network could not be trained: FullyConnectedLayer.backward(): "), classifier.message

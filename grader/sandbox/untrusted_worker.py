@@ -16,7 +16,7 @@ import sys
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a script, -I would leave out its folder
-from protocol import MAX_ELEMENTS, MAX_MESSAGE_BYTES, array_to_wire, read_message, write_message  # noqa: E402
+from protocol import MAX_ELEMENTS, array_to_wire, read_message, write_message  # noqa: E402
 
 MAX_TEXT = 2000
 
@@ -357,6 +357,7 @@ class Worker:
         self.finder = None
         self.reported = 0  # placeholders already sent to the parent
         self.given = {}  # object -> fingerprints of the arrays the grader passed it
+        self.send = None  # sends one message before the request's own answer (serve sets it)
 
     # ------------------------------------------------------------------ encoding
 
@@ -544,17 +545,16 @@ class Worker:
         return self.with_placeholders({"kind": "ok", "results": results})
 
     def chain(self, request):
-        """Calls in turn, as the grader would make them one request each, in one round trip.
+        """Calls in turn, as the grader would make them one request each, without a round trip each.
 
         An argument {"ref": i} is the i-th call's answer as the grader would send it back (float64,
-        exactly the bytes of that answer). The chain stops after a call whose answer the next
-        ones cannot use: not an array, or for a "posted" call (a setter, whose answer is not
-        used) an error; the grader stops there too. It also stops when the answers so far fill a
-        quarter of a message: the grader then asks for the rest one by one."""
-        results, placeholders, size = [], [], 0
-        for step in request["steps"]:
-            if size > MAX_MESSAGE_BYTES // 4:
-                break
+        exactly the bytes of that answer). Each answer is sent as soon as it is known, one message
+        per call ({"kind": "step", "result": ..., "more": ...}), so the grader waits for each as long
+        as for a call of its own. The chain stops after a call whose answer the next ones cannot
+        use: not an array, or for a "posted" call (a setter, whose answer is not used) an error;
+        the grader stops there too. The last message is returned (the serve loop sends it)."""
+        results, steps = [], request["steps"]
+        for n, step in enumerate(steps):
             args = []
             for arg in step["args"]:
                 if isinstance(arg, dict) and "ref" in arg:
@@ -562,13 +562,15 @@ class Worker:
                     arg = {"f8": answer["f8"], "shape": answer["shape"]}
                 args.append(arg)
             reply = self.call({"obj": step["obj"], "method": step["method"], "calls": [args], "watch": step.get("watch")})
-            placeholders += reply.get("placeholders", [])
             results.append(reply["results"][0])
-            size += len(results[-1].get("f8", "")) + len(results[-1].get("traceback", "")) + 1000
-            if results[-1].get("kind") == "error" or not step.get("posted") and results[-1].get("kind") != "array":
-                break
-        return {"kind": "ok", "results": results, **({"placeholders": placeholders} if placeholders else {})}
-
+            stop = results[-1].get("kind") == "error" or not step.get("posted") and results[-1].get("kind") != "array"
+            message = {"kind": "step", "result": results[-1], "more": not stop and n + 1 < len(steps)}
+            if reply.get("placeholders"):
+                message["placeholders"] = reply["placeholders"]
+            if not message["more"]:
+                return message
+            self.send(message)
+        return {"kind": "bad-request", "message": "an empty chain"}
 
 def _fingerprint(array):
     return (array.shape, array.dtype.str, array.tobytes()[:1 << 16])
@@ -852,6 +854,15 @@ def serve(read_fd, write_fd):
     roots = [os.getcwd()]
     worker = Worker(np, roots)
     write_message(write_fd, {"kind": "ready", "pid": os.getpid()})
+
+    def send(response):
+        for stream in (sys.stdout, sys.stderr):  # -I ignores PYTHONUNBUFFERED; a killed worker must not lose prints
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        write_message(write_fd, response)
+    worker.send = send
     while True:
         request = read_message(read_fd)
         if request is None:
@@ -861,12 +872,7 @@ def serve(read_fd, write_fd):
         except BaseException as exc:  # a student object that breaks the worker itself
             response = worker.error(exc)
             response["kind"] = "error"
-        for stream in (sys.stdout, sys.stderr):  # -I ignores PYTHONUNBUFFERED; a killed worker must not lose prints
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        write_message(write_fd, response)
+        send(response)
 
 
 #: This file's names for itself (its source, and the name its bytecode was compiled under).
