@@ -141,8 +141,8 @@ def test_the_binary_targets_split_at_the_column_medians_as_np_median_does():
         np.testing.assert_array_equal(_column_medians(scores), np.median(scores, axis=0))
 
 
-def test_answers_too_large_for_one_reply_are_asked_one_by_one_and_judged_as_before(tmp_path):
-    # 1000 × 1000 answers (each layer passes one on): a chain of them would pass the reply bound; the worker stops it, the rest is asked call by call
+def test_answers_too_large_for_one_reply_together_are_judged_as_one_by_one(tmp_path):
+    # 1000 × 1000 answers (each layer passes one on): together they would pass a reply's bound; each is its own message
     import shutil
 
     folder = tmp_path / "submission"
