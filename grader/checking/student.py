@@ -264,9 +264,10 @@ class StudentCode:
 
 
 class Chained:
-    """Calls known in advance, asked in one round trip (`StudentCode.chain`) and handed out in the
-    same order, each as `call` or `tell` would have given it; asked one by one when they cannot be
-    chained. The caller then makes exactly the calls of `steps`, in order, until one fails."""
+    """Calls known in advance, asked together (`StudentCode.chain`: one request, no round trip per
+    call) and handed out in the same order, each as `call` or `tell` would have given it or raised;
+    asked one by one when they cannot be chained. The caller then makes exactly the calls of
+    `steps`, in order, until one fails."""
 
     def __init__(self, student: StudentCode, steps: list[tuple]):
         self.student = student
