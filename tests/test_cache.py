@@ -284,3 +284,23 @@ def test_the_grade_program_asks_for_one_blas_thread_before_numpy_is_imported(tmp
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "OPENBLAS_NUM_THREADS": "4"},
                           cwd=str(ROOT), timeout=60)
     assert done.stdout.split() == ["4", "1", "False"]  # what the user set stays
+
+
+@pytest.mark.parametrize("body", [
+    "return x.__class__", "return __import__('os')", "import os\n    return x", "return [y for y in x]", "return (lambda: x)()",
+    "return x[0]", "del x\n    return 1", "global q\n    return x", "return (y := x)", "return f'{x}'", "return b'x'",
+    "return 'text'", "return exp(x, out=x)", "return open('f')", "x.y = 1\n    return x", "return q", "return {x: 1}",
+    "def inner():\n        return x\n    return inner()", "return exp(*x)", "return exp(**x)", "return exp(x)[0]",
+    "for y in x:\n        pass\n    return x", "return x if x else x.y",
+])
+def test_cached_numpy_code_that_is_not_plain_arithmetic_is_refused(body):
+    # the check walks the tree with a stack of its own: every node kind lambdify never writes is still refused
+    with pytest.raises(ValueError, match="cached code refused"):
+        symbolic._load_lambdified(f"def _lambdifygenerated(x):\n    {body}\n", "x.py")
+
+
+def test_cached_numpy_code_as_lambdify_writes_it_is_read():
+    text = ("def _lambdifygenerated(z, epsilon):\n    x0 = exp(-z)\n    x1 = x0 + 1\n"
+            "    return [select([less(z, 0), True], [x0/x1**2, -x1 + 2.0], default=nan), -x0 if z > 1 else epsilon]\n")
+    fn = symbolic._load_lambdified(text, "x.py")
+    assert fn(np.array(-1.0), 1e-7)[0] == pytest.approx(np.e / (np.e + 1) ** 2)

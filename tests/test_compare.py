@@ -71,3 +71,17 @@ def test_an_infinite_band_accepts_any_finite_value_but_not_inf_or_nan():
     for bad in (np.inf, -np.inf, np.nan):
         result = compare([bad], expected, rtol=1e-6, atol=0, lower=lower, upper=upper)
         assert not result.passed and "where a finite value was expected" in result.message
+
+
+def test_the_quick_path_for_close_finite_answers_agrees_with_the_general_one():
+    # compare() without bounds returns early when every entry is finite and close; lower=expected takes the general path
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        expected = rng.normal(size=5) * 10.0 ** rng.integers(-8, 4)
+        got = expected * (1 + rng.normal(scale=1e-5, size=5)) + rng.normal(scale=1e-6, size=5)
+        got[rng.random(5) < 0.05] = rng.choice([np.nan, np.inf, -np.inf])
+        expected[rng.random(5) < 0.03] = rng.choice([np.nan, np.inf])
+        with np.errstate(invalid="ignore"):  # the general path's message subtracts ∞ − ∞ for an infinite expected value
+            quick = compare(got, expected, rtol=1e-5, atol=1e-6)
+            general = compare(got, expected, rtol=1e-5, atol=1e-6, lower=expected)
+        assert (quick.passed, quick.mismatched) == (general.passed, general.mismatched)

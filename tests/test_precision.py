@@ -66,3 +66,48 @@ def test_values_from_large_inputs_get_the_rounding_of_those_inputs_and_no_more()
         return g * (1 - g)
     Z = np.linspace(-5, 5, 11)[None, :]
     assert (PRECISIONS["float32"].propagated(input_sensitivity(sigmoid_gradient, Z)) < 1e-5).all()
+
+
+def test_a_wider_band_never_fails_what_a_narrower_one_passes():
+    # judge() skips computing the rounding band of an answer right without it: sound only if widening is monotone
+    from grader.checking.checks import widened
+    from grader.checking.compare import compare
+    from grader.truth.symbolic import Band
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        nominal = rng.normal(size=6)
+        lower, upper = nominal + rng.normal(scale=0.1, size=6), nominal + rng.normal(scale=0.1, size=6)  # either side, as ε bands are
+        lower[rng.random(6) < 0.2], upper[rng.random(6) < 0.2] = np.nan, np.inf
+        got = nominal + rng.normal(scale=0.1, size=6)
+        band = Band(nominal, lower, upper)
+        r = rng.random(6)
+        spreads = [0.0, r * 0.05, r * 0.2, r * np.inf]  # growing entry by entry
+        verdicts = [compare(got, b.nominal, rtol=1e-2, atol=1e-3, lower=b.lower, upper=b.upper).passed
+                    for b in (widened(band, s) for s in spreads)]
+        assert verdicts == sorted(verdicts), verdicts  # once passed, passed at every larger spread
+
+
+def test_the_rounding_band_is_computed_only_for_an_answer_not_right_without_it(monkeypatch):
+    from pathlib import Path
+
+    import grader.checking.layer_checks as layer_checks
+    import grader.kinds.input as input_kind
+    from grader.grade import grade_submission
+    from grader.paths import reference_dir
+    from grader.sandbox import Limits
+
+    calls = []
+
+    def counted(f, *arrays):
+        calls.append(f)
+        return input_sensitivity(f, *arrays)
+    monkeypatch.setattr(layer_checks, "input_sensitivity", counted)
+    monkeypatch.setattr(input_kind, "input_sensitivity", counted)
+    limits = Limits(call_timeout=2.0, total_timeout=120.0)
+    assert grade_submission(reference_dir(), sandbox="process", limits=limits).score == 100.0
+    assert calls == []  # 22 forward checks, every one right at the truth's own numbers: no band computed
+    # a float32 softmax through log-sum-exp is right only with the band: it is computed there, and the verdict stands
+    result = grade_submission(Path(__file__).parent / "fixtures" / "submissions" / "float32_softmax_logsumexp", sandbox="process", limits=limits)
+    assert calls and result.score == 100.0
+    assert [c.passed for c in result.item("SoftmaxLayer.forward").checks if c.name == "edges"] == [True]

@@ -175,3 +175,44 @@ def test_gradescope_shows_the_update_like_the_other_items(graded):
     update = next(t for name, t in tests.items() if name.startswith(UPDATE))
     assert update["max_score"] == 5 and update["score"] == 0 and "gradient ascent" in update["output"]
     assert sum(t["max_score"] for t in tests.values()) == pytest.approx(100)
+
+
+def test_the_central_differences_of_the_own_forward_take_one_round_trip(monkeypatch):
+    # 24 shifted weights (W and b, ±h), each set and run forward: asked together, answered in order
+    import grader.grade as grade
+    from grader.sandbox import Sandbox
+
+    requests, inside = [], []
+    request, run_check = Sandbox.request, grade._run_check
+
+    def counting(self, message, timeout=None):
+        if any(inside):
+            requests.append(message["op"])
+        return request(self, message, timeout)
+
+    def watched(check, ctx, name, weight, result):
+        inside.append(ctx.item.name == "FullyConnectedLayer.updateWeights" and name == "finite_differences")
+        try:
+            return run_check(check, ctx, name, weight, result)
+        finally:
+            inside.clear()
+    monkeypatch.setattr(Sandbox, "request", counting)
+    monkeypatch.setattr(grade, "_run_check", watched)
+    item = grade_submission(reference_dir(), sandbox="process", limits=FAST).item("FullyConnectedLayer.updateWeights")
+    assert [c.passed for c in item.checks if c.name == "finite_differences"] == [True]
+    assert requests.count("chain") == 1 and len(requests) == 8, requests  # before: 32 (24 of them the shifted forwards)
+
+
+def test_a_setter_failing_among_the_shifted_weights_is_reported_as_it_was(tmp_path):
+    folder = tmp_path / "submission"
+    shutil.copytree(reference_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    layers = folder / "layers.py"
+    text = layers.read_text()
+    head = "    def setWeights(self, weights):\n"
+    assert head in text
+    layers.write_text(text.replace(head, head + "        self.__dict__['sets'] = self.__dict__.get('sets', 0) + 1\n"
+                                               "        if self.sets == 9:\n            raise ValueError('ninth set')\n", 1))
+    item = grade_submission(folder, sandbox="process", limits=FAST).item("FullyConnectedLayer.updateWeights")
+    (check,) = [c for c in item.checks if c.name == "finite_differences"]
+    assert not check.passed and check.outcome == "error"
+    assert check.message.startswith("FullyConnectedLayer.setWeights() gave ") and "ninth set" in check.message, check.message

@@ -73,27 +73,42 @@ class ItemContext:
 
 def judge(ctx: ItemContext, name: str, weight: float, got: np.ndarray, expected, situation: Situation, *,
           rtol: float | None = None, atol: float | None = None, what: str = "your result", note: str = "",
-          sensitivity: np.ndarray | None = None) -> CheckResult:
+          sensitivity=None) -> CheckResult:
     """Compare at the answer's precision; on a mismatch, name the mistake the numbers support.
 
     `expected` is an array, or a `Band` whose interval holds every right answer. `sensitivity`
-    (input_sensitivity) widens it by what holding the inputs at the answer's precision moves the rule.
+    (input_sensitivity, or a function returning it) widens it by what holding the inputs at the
+    answer's precision moves the rule. A function is called only when the answer is not right
+    without the widening: a wider interval never fails what a narrower one passes (`widened`),
+    so the verdict is the same, and a right answer does not pay for the 2 × entries evaluations.
     """
     band = expected if isinstance(expected, Band) else Band(expected, expected, expected)
     precision = ctx.precision
-    if sensitivity is not None:
-        spread = np.broadcast_to(precision.propagated(sensitivity), np.shape(band.nominal))
-        band = Band(band.nominal, np.minimum(band.lower, band.nominal) - spread, np.maximum(band.upper, band.nominal) + spread)
     value_rtol, value_atol = precision.values(ctx.tol)
     rtol = value_rtol if rtol is None else rtol
     atol = value_atol if atol is None else atol
     note = _with_precision_note(note, precision, situation.method)
+    if callable(sensitivity):
+        narrow = widened(band, 0.0)
+        if compare(got, narrow.nominal, rtol=rtol, atol=atol, what=what, lower=narrow.lower, upper=narrow.upper).passed:
+            return CheckResult(name, True, weight, note=note)
+        sensitivity = sensitivity()
+    if sensitivity is not None:
+        band = widened(band, np.broadcast_to(precision.propagated(sensitivity), np.shape(band.nominal)))
     result = compare(got, band.nominal, rtol=rtol, atol=atol, what=what, lower=band.lower, upper=band.upper)
     if result.passed:
         return CheckResult(name, True, weight, note=note)
     diagnosis = diagnose(got, band.nominal, situation, rtol=rtol, atol=atol, lower=band.lower, upper=band.upper)
     return CheckResult(name, False, weight, message=result.message, diagnosis=diagnosis, note=note,
                        details=_details(got, band.nominal))
+
+
+def widened(band: Band, spread) -> Band:
+    """`band` with its interval (which always holds the nominal value) widened by `spread` ≥ 0 on each side.
+
+    Each bound moves outward or stays NaN (which the comparison ignores), so what passes at a
+    spread passes at every larger one: `judge` relies on it to skip computing the spread."""
+    return Band(band.nominal, np.minimum(band.lower, band.nominal) - spread, np.maximum(band.upper, band.nominal) + spread)
 
 
 def _with_precision_note(note: str, precision: Precision, method: str) -> str:

@@ -42,6 +42,10 @@ def compare(got, expected, *, rtol: float, atol: float, what: str = "your result
         return Comparison(False, f"Shape mismatch: {what} has shape {got.shape}, expected {expected.shape}.",
                           int(max(got.size, expected.size)), int(expected.size))
     total = int(expected.size)
+    if lower is None and upper is None:  # the common case, all finite and close: what the general path concludes, sooner
+        with np.errstate(all="ignore"):
+            if np.isfinite(got).all() and np.isfinite(expected).all() and (np.abs(got - expected) <= atol + rtol * np.abs(expected)).all():
+                return Comparison(True, "", 0, total)
     lines = []
     bad_special = np.zeros(expected.shape, dtype=bool)
     for label, test in (("NaN", np.isnan), ("+inf", lambda a: np.isposinf(a)), ("-inf", lambda a: np.isneginf(a))):

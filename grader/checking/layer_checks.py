@@ -191,7 +191,7 @@ def forward_values(single: bool, name: str):
         reference = ReferenceTruth().layer(ctx.cls, X, W=W, b=b)
         expected = cross_checked(ctx, exact(true_forward(ctx, X, W, b)), reference.getPrevOut() if reference else None)
         result = judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, W=W, b=b),
-                       sensitivity=layer_sensitivity(ctx, X, W, b))
+                       sensitivity=lambda: layer_sensitivity(ctx, X, W, b))
         return ctx.layer.forward_judged(ctx, result, layer, X, W, b, got)
     return named(check, name)
 
@@ -210,7 +210,7 @@ def forward_edges(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     layer, W, b = new_layer(ctx, X, k)
     got = student.value(layer, cls, "forward", X)
     result = judge(ctx, name, weight, got, exact(true_forward(ctx, X, W, b)), situation(ctx, "forward", X=X, W=W, b=b),
-                   what=f"your forward at large inputs {X.tolist()}", sensitivity=layer_sensitivity(ctx, X, W, b))
+                   what=f"your forward at large inputs {X.tolist()}", sensitivity=lambda: layer_sensitivity(ctx, X, W, b))
     return ctx.layer.forward_judged(ctx, result, layer, X, W, b, got)
 
 

@@ -192,6 +192,40 @@ class StudentCode:
                 self.hung.add((cls.name, method))
             raise
 
+    def chain(self, steps: list[tuple[ObjectHandle, ClassSpec, str, tuple, bool]]) -> list[Outcome] | None:
+        """Calls (obj, class, method, args, posted) made in turn without a round trip each, as `call` (posted:
+        as `tell`) would make them; an argument `Ref(i)` is step i's answer. The outcomes of the steps
+        made: the worker stops after one whose answer the next cannot use. None when a method is
+        missing or ran out of time earlier: calling one by one then says so as `call` does.
+
+        Each call has its own time limit, as one asked alone: one that runs out of time (or kills
+        the worker) answers a timeout (or death) outcome, and the worker is restarted as after `call`."""
+        wire = []
+        for obj, cls, method, args, posted in steps:
+            name = self.methods.get(cls.name, {}).get(method)
+            if not name or (cls.name, method) in self.hung:
+                return None
+            watch = ()
+            if method in ("gradient", "backward"):  # as in calls(): a gradient computed from the student's own forward is noted
+                watch = tuple(n for m in ("forward", "eval") if (n := self.methods.get(cls.name, {}).get(m)))
+            wire.append((obj, name, args, watch, posted))
+        outcomes: list[Outcome] = []
+        try:
+            self._guard("", lambda: self.sandbox.chain(wire, outcomes))
+        except StudentFailure as failure:  # the step that did not answer (its time ran out, the worker died)
+            if failure.during or len(outcomes) >= len(steps):  # a call posted before the chain failed: as call() raises it
+                raise
+            _, cls, method, _, posted = steps[len(outcomes)]
+            if failure.outcome.kind == "timeout" and not posted:
+                self.hung.add((cls.name, method))  # as calls() does: an endless loop costs its time limit once
+            outcomes.append(failure.outcome)
+        for (_, cls, method, _, _), o in zip(steps, outcomes):
+            if o.kind == "array":
+                self.precisions.append(precision_of(o.dtype))
+            if o.numeric:
+                self.numeric.setdefault((cls.name, method), set()).update(o.numeric)
+        return outcomes
+
     def call(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args, return_args=False) -> Outcome:
         return self.calls(obj, cls, method, [args], return_args=return_args)[0]
 
@@ -229,6 +263,42 @@ class StudentCode:
     def value(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args) -> np.ndarray:
         """Call and return the array, or raise StudentFailure saying what came back instead."""
         return array_of(self.call(obj, cls, method, *args), f"{cls.name}.{method}()")
+
+
+class Chained:
+    """Calls known in advance, asked together (`StudentCode.chain`: one request, no round trip per
+    call) and handed out in the same order, each as `call` or `tell` would have given it or raised;
+    asked one by one when they cannot be chained. The caller then makes exactly the calls of
+    `steps`, in order, until one fails."""
+
+    def __init__(self, student: StudentCode, steps: list[tuple]):
+        self.student = student
+        self.outcomes = student.chain(steps) if steps else None
+        self.next = 0
+
+    def call(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args) -> Outcome:
+        if self._live():
+            return self.student.call(obj, cls, method, *args)
+        outcome = self._answer()
+        if outcome.kind in ("timeout", "died"):  # what call() raises
+            raise StudentFailure(outcome, f"{cls.name}.{method}()")
+        return outcome
+
+    def tell(self, obj: ObjectHandle, cls: ClassSpec, method: str, *args) -> None:
+        if self._live():
+            return self.student.tell(obj, cls, method, *args)
+        outcome = self._answer()
+        if outcome.kind in ("error", "timeout", "died"):  # what tell() raises at the next call
+            raise StudentFailure(outcome, f"{cls.name}.{method}()")
+
+    def _live(self) -> bool:
+        """Ask one by one: no chain, or a chain that stopped early after an answer that was not a
+        failure; the calls already answered ran, so the next is asked where the chain stopped."""
+        return self.outcomes is None or self.next >= len(self.outcomes)
+
+    def _answer(self) -> Outcome:
+        self.next += 1
+        return self.outcomes[self.next - 1]
 
 
 def array_of(outcome: Outcome, during: str) -> np.ndarray:

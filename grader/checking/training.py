@@ -18,11 +18,13 @@ from grader.checking import points
 from grader.checking.compare import compare
 from grader.checking.network import FEATURES, HIDDEN, _final_width, _Step
 from grader.checking.results import CheckResult, ItemResult
-from grader.checking.student import StudentFailure, array_of
+from grader.checking.student import Chained, StudentFailure, array_of
+from grader.sandbox import Ref
 from grader.truth.symbolic import SymbolicTruth
 from grader.truth.update_truth import update_gradients
 
 EPOCHS = 24
+READ_BACK_EPOCHS = 2  # the first epochs read W and b back after each update, to name a wrong step
 ETA = 0.5
 SAMPLES = 12
 # As loose as the network diagnostic: right forms differ by ε-sized terms that training magnifies.
@@ -69,7 +71,7 @@ def _train(net, spec, student, seed) -> CheckResult:
     k_out = _final_width(net, spec)
     scores = (X - X.mean(axis=0)) / X.std(axis=0) @ rng.normal(size=(d, k_out))
     Y = (np.eye(k_out)[np.argmax(scores, axis=1)] if objective.options.targets == "onehot"
-         else (scores > np.median(scores, axis=0)).astype(float))
+         else (scores > _column_medians(scores)).astype(float))
     trace = _Trace()
     layers = []  # (class, student handle, true step, call plan or None)
     fc_total = sum(1 for name in net.layers if spec.classes[name].kind == "fully_connected")
@@ -94,18 +96,22 @@ def _train(net, spec, student, seed) -> CheckResult:
         last_update = {}  # layer index -> the named mistake of its last update, where one departed
         rates = {}  # layer index -> the rate the truth applies (the student's own, when it takes none)
         for epoch in range(EPOCHS):
+            # After the first epochs (which read the weights back) the student's calls need no answer
+            # of the grader's: one round trip per epoch, replayed below in the same order.
+            ask = Chained(student, _epoch_steps(layers, obj, objective, X, Y) if epoch >= READ_BACK_EPOCHS else [])
             got, want = X, X
             for i, (cls, handle, step, _) in enumerate(layers):
-                got = array_of(student.call(handle, cls, "forward", got), f"{cls.name}.forward()")
+                got = array_of(ask.call(handle, cls, "forward", got), f"{cls.name}.forward()")
                 want = step.forward(want)
                 if not _agrees(got, want) and trace.first_bad is None:
                     trace.first_bad = f"epoch {epoch + 1}: the forward output departs first at {cls.name} (layer {i + 1} of {len(layers)})"
                     if epoch > 0 and cls.kind == "fully_connected":
                         trace.first_bad += " — its weights after the previous epoch's update differ from the truth's"
                         trace.diagnosis = last_update.get(i)
-            trace.your_loss.append(float(truth.objective_value(objective, Y, got)))
+            # an output of another shape has no loss to draw (the departure is named above)
+            trace.your_loss.append(float(truth.objective_value(objective, Y, got)) if np.shape(got) == np.shape(want) else float("nan"))
             trace.truth_loss.append(float(truth.objective_value(objective, Y, want)))
-            delta = array_of(student.call(obj, objective, "gradient", Y, got), f"{objective.name}.gradient()")
+            delta = array_of(ask.call(obj, objective, "gradient", Y, got), f"{objective.name}.gradient()")
             true_delta = truth.objective_gradient(objective, Y, want)
             last_update = {}
             for i in range(len(layers) - 1, -1, -1):
@@ -113,21 +119,19 @@ def _train(net, spec, student, seed) -> CheckResult:
                 if cls.kind == "input":
                     continue
                 upstream, true_upstream = delta, true_delta
-                delta = array_of(student.call(handle, cls, "backward", upstream), f"{cls.name}.backward()")
+                delta = array_of(ask.call(handle, cls, "backward", upstream), f"{cls.name}.backward()")
                 true_delta = step.backward(true_upstream)
                 if not _agrees(delta, true_delta) and trace.first_bad is None:
                     trace.first_bad = f"epoch {epoch + 1}: δ departs first at {cls.name}.backward (layer {i + 1} of {len(layers)}, going backward)"
                 if plan is None:
                     continue
                 stored, W0, b0 = step.input, step.W.copy(), step.b.copy()
-                args = () if plan.shape == "after backward" else (ETA,) if plan.shape == "eta after backward" else (
-                    (upstream,) if plan.shape == "gradIn" else (upstream, *plan.before_rate, ETA))
-                student.tell(handle, cls, "updateWeights", *args)  # posted: a failure surfaces at the next call
+                ask.tell(handle, cls, "updateWeights", *_update_args(plan, upstream))  # posted: a failure surfaces at the next call
                 gW, gb = update_gradients(stored, true_upstream, cls.options.update_reduction)
                 if i not in rates:
                     rates[i] = ETA if plan.rate_given else _student_rate(student, cls, handle, W0, b0, gW, gb, read_back)
                 step.W, step.b = W0 - rates[i] * gW, b0 - rates[i] * gb
-                if trace.first_bad is None and student.has(cls, "getWeights") and student.has(cls, "getBiases") and epoch < 2:
+                if trace.first_bad is None and student.has(cls, "getWeights") and student.has(cls, "getBiases") and epoch < READ_BACK_EPOCHS:
                     W1, b1 = read_back_quietly(student, cls, handle, read_back, W0.shape)
                     if W1 is not None and not (_agrees(W1, step.W) and _agrees(b1, step.b)):
                         u = Update(stored, true_upstream, W0, b0, W1, b1, rates[i], not plan.rate_given, handle)
@@ -150,6 +154,36 @@ def _train(net, spec, student, seed) -> CheckResult:
         return CheckResult(net.name, True, 0.0, note=f"your network learns as the truth does: {said}", details={"curves": curves})
     where = trace.first_bad or "the loss departs from the truth's"
     return CheckResult(net.name, False, 0.0, message=f"{where}; {said}", diagnosis=trace.diagnosis, details={"curves": curves})
+
+
+def _update_args(plan, upstream) -> tuple:
+    """updateWeights' arguments as its signature takes them (`fully_connected_update.call_plan`)."""
+    return () if plan.shape == "after backward" else (ETA,) if plan.shape == "eta after backward" else (
+        (upstream,) if plan.shape == "gradIn" else (upstream, *plan.before_rate, ETA))
+
+
+def _epoch_steps(layers, obj, objective, X, Y) -> list[tuple]:
+    """One epoch's calls of the student's network, in the order `_train` makes them, each later
+    argument the answer of an earlier call (`Ref`): forward through the layers, the objective's
+    gradient, then backward and updateWeights from the last layer to the first."""
+    steps = [(handle, cls, "forward", (X if i == 0 else Ref(i - 1),), False) for i, (cls, handle, _, _) in enumerate(layers)]
+    steps.append((obj, objective, "gradient", (Y, Ref(len(steps) - 1)), False))
+    delta = Ref(len(steps) - 1)
+    for cls, handle, _, plan in reversed(layers):
+        if cls.kind == "input":
+            continue
+        upstream = delta
+        steps.append((handle, cls, "backward", (upstream,), False))
+        delta = Ref(len(steps) - 1)
+        if plan is not None:
+            steps.append((handle, cls, "updateWeights", _update_args(plan, upstream), True))
+    return steps
+
+
+def _column_medians(a: np.ndarray) -> np.ndarray:
+    """np.median(a, axis=0), without the numpy.ma that np.median imports on its first call (10 ms)."""
+    s = np.sort(a, axis=0)
+    return (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2
 
 
 def _agrees(got, want) -> bool:

@@ -28,7 +28,7 @@ from grader.checking import points
 from grader.checking.checks import ItemContext, NotGradable, exact, finite_difference_band, judge, named, own_values, situation
 from grader.checking.compare import close, compare
 from grader.checking.results import CheckResult, Diagnosis
-from grader.checking.student import StudentFailure, array_of
+from grader.checking.student import Chained, StudentFailure, array_of
 from grader.sandbox import Outcome
 from grader.truth.symbolic import Band
 from grader.truth.update_truth import update_gradients
@@ -450,13 +450,16 @@ def update_finite_differences(ctx: ItemContext, name: str, weight: float) -> Che
         probe, _, _ = student.fully_connected(cls, W, b)
         if own_values(ctx, probe, "forward", [(X,)], ctx.truth.fully_connected_forward(X, W, b), (n, k)) is not None:
             own, largest = np.zeros((d + 1, k)), 0.0
+            moves = [shifted(part, idx, sign) for part, idx in entries for sign in (1, -1)]
+            asked = Chained(student, [step for Ws, bs in moves for step in ((probe, cls, "setWeights", (Ws,), True),
+                                      (probe, cls, "setBiases", (bs,), True), (probe, cls, "forward", (X,), False))])
             for part, idx in entries:
                 values = []
                 for sign in (1, -1):
                     Ws, bs = shifted(part, idx, sign)
-                    student.tell(probe, cls, "setWeights", Ws)
-                    student.tell(probe, cls, "setBiases", bs)
-                    outcome = student.call(probe, cls, "forward", X)
+                    asked.tell(probe, cls, "setWeights", Ws)  # the calls of one round trip, in their order
+                    asked.tell(probe, cls, "setBiases", bs)
+                    outcome = asked.call(probe, cls, "forward", X)
                     if not outcome.ok or outcome.value.shape != (n, k):
                         break
                     values.append(objective(outcome.value))

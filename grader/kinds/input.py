@@ -46,7 +46,7 @@ def input_values(case: str):
         expected = cross_checked(ctx, exact(ctx.truth.input_forward(data, X, cls.options.ddof)), reference.getPrevOut() if reference else None)
         what = {"batch": "forward(X) on the constructor's data", "constant_column": "forward with a constant column (σ = 0 counts as 1)",
                 "new_data": "forward of new data (the constructor's μ and σ apply)", "single": "forward of one observation"}[case]
-        sensitivity = input_sensitivity(lambda A, B: ctx.truth.input_forward(B, A, cls.options.ddof), X, data)
+        sensitivity = lambda: input_sensitivity(lambda A, B: ctx.truth.input_forward(B, A, cls.options.ddof), X, data)  # noqa: E731
         return judge(ctx, name, weight, got, expected, situation(ctx, "forward", X=X, data=data), what=what, sensitivity=sensitivity)
     return named(check, f"input.forward.{ {'batch': 'values', 'single': 'single_observation'}.get(case, case)}")
 

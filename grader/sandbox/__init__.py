@@ -18,6 +18,7 @@ from grader.sandbox.parent import (
     ObjectHandle,
     Outcome,
     PostFailed,
+    Ref,
     Sandbox,
     SandboxChoice,
     WorkerDied,
@@ -29,5 +30,5 @@ from grader.sandbox.parent import (
     resolve_sandbox,
 )
 
-__all__ = ["OUTPUT_LIMIT", "SANDBOXES", "ForkServer", "Limits", "ObjectHandle", "Outcome", "PostFailed", "Sandbox",
+__all__ = ["OUTPUT_LIMIT", "SANDBOXES", "ForkServer", "Limits", "ObjectHandle", "Outcome", "PostFailed", "Ref", "Sandbox",
            "SandboxChoice", "WorkerDied", "WorkerStartFailed", "WorkerTimeout", "bwrap_available", "decode_outcome", "encode_arg", "resolve_sandbox"]

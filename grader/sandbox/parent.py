@@ -172,6 +172,8 @@ def encode_arg(value):
 
     if isinstance(value, ObjectHandle):
         return {"obj": value.id}
+    if isinstance(value, Ref):
+        return {"ref": value.index}
     if isinstance(value, np.ndarray):
         return array_to_wire(np.ascontiguousarray(value, dtype="<f8").tobytes(), value.shape)
     if isinstance(value, list):
@@ -223,6 +225,13 @@ class ObjectHandle:
 
     id: int
     cls: str
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An argument of a chained call (`Sandbox.chain`): the answer of the chain's call number `index`."""
+
+    index: int
 
 
 ForkServer = process.ForkServer
@@ -552,6 +561,27 @@ class Sandbox:
             return [decode_outcome(data)] * len(calls)
         return [decode_outcome(r) for r in results]
 
+    def chain(self, steps: list[tuple], outcomes: list[Outcome]) -> None:
+        """Calls made in turn without a round trip each, for a sequence whose calls take earlier answers.
+
+        Each step is (handle, method, args, watch, posted); an argument `Ref(i)` is the answer of
+        step i, passed on as the grader would pass it (the float64 it reads). The worker sends each
+        answer as it is known, and each is awaited as long as a call of its own (`call_timeout`);
+        it stops after a step whose answer the next cannot use (not an array; for a posted step, a
+        setter whose answer is not used, an error). The outcomes are appended to `outcomes` as they
+        arrive, so that after a WorkerTimeout the caller knows which step did not answer."""
+        message = {"op": "chain", "steps": [
+            {"obj": handle.id, "method": method, "args": [encode_arg(a) for a in args],
+             **({"watch": list(watch)} if watch else {}), **({"posted": True} if posted else {})}
+            for handle, method, args, watch, posted in steps]}
+        data = self.request(message)
+        while data.get("kind") == "step" and len(outcomes) < len(steps):
+            outcomes.append(decode_outcome(data.get("result")))
+            if data.get("more") is not True or len(outcomes) == len(steps):
+                return
+            data = self._absorb(self._receive(self._limit(None)))
+        if not outcomes:  # the request itself failed (the worker's own error): that is the first step's answer
+            outcomes.append(decode_outcome(data))
 
 #: A reply is at most this big (the protocol's own bound, checked before reading the body).
 MAX_REPLY_BYTES = 24 * 1024 * 1024
