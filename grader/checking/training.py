@@ -23,9 +23,9 @@ from grader.sandbox import Ref
 from grader.truth.symbolic import SymbolicTruth
 from grader.truth.update_truth import update_gradients
 
-EPOCHS = 24
+EPOCHS = 12  # with η = 1 the truth's loss falls 1.39 → 0.55 (classifier) and 1.09 → 0.14 (binary): it learns, at half the calls of 24 epochs at η = 0.5
 READ_BACK_EPOCHS = 2  # the first epochs read W and b back after each update, to name a wrong step
-ETA = 0.5
+ETA = 1.0
 SAMPLES = 12
 # As loose as the network diagnostic: right forms differ by ε-sized terms that training magnifies.
 RTOL, ATOL = 1e-3, 1e-4
