@@ -32,7 +32,7 @@ from grader.checking.compare import close, compare
 from grader.checking.results import CheckResult, Diagnosis
 from grader.checking.student import StudentFailure
 from grader.kinds import fully_connected as _fc
-from grader.kinds.fully_connected_update import OPTIMIZER_NAMES, RATE_NAMES, _literal, _normal, _NOT_LITERAL, find_method, read_back
+from grader.kinds.fully_connected_update import OPTIMIZER_NAMES, RATE_NAMES, _literal, _normal, _NOT_LITERAL, find_method, read_back, store_input
 from grader.truth.adam_truth import VARIANTS, adam_directions
 from grader.truth.update_truth import update_gradients
 
@@ -322,17 +322,6 @@ def _new_layer(ctx, d, k, W=None, b=None):
     return ctx.student.fully_connected(ctx.cls, W, b, built=plan_for(ctx.student, ctx.cls).built)
 
 
-def _store(ctx, layer, X, W, b):
-    cls, student = ctx.cls, ctx.student
-    try:
-        student.call(layer, cls, "forward", X)
-    except StudentFailure as failure:
-        if failure.during != f"{cls.name}.forward()":
-            raise
-    if student.has(cls, "setPrevIn"):
-        student.tell(layer, cls, "setPrevIn", X)
-        if student.has(cls, "setPrevOut"):
-            student.tell(layer, cls, "setPrevOut", ctx.truth.fully_connected_forward(X, W, b))
 
 
 def trajectories(ctx: ItemContext, n: int, *, layers: int = 1, asked: dict | None = None, bias_offset: bool = False) -> list[Trajectory]:
@@ -352,7 +341,7 @@ def trajectories(ctx: ItemContext, n: int, *, layers: int = 1, asked: dict | Non
             X = points.layer_input(ctx.rng, cls, n, D)
             G = points.upstream(ctx.rng, n, K) + (ctx.rng.uniform(0.5, 1.5, size=(1, K)) if bias_offset else 0)
             W, b = tr.thetas[-1][:D], tr.thetas[-1][D:]
-            _store(ctx, tr.layer, X, W, b)
+            store_input(ctx, tr.layer, X, W, b)
             W, b = read_back(student, cls, tr.layer, D, K)  # the state as the layer holds it
             tr.thetas[-1] = np.vstack([W, b])
             outcome = student.call(tr.layer, cls, plan.method, *plan.args(G, t, consts))

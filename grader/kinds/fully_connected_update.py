@@ -242,6 +242,22 @@ def read_back(student, cls, layer, d: int, k: int) -> tuple[np.ndarray, np.ndarr
     return values[0], values[1]
 
 
+def store_input(ctx: ItemContext, layer, X: np.ndarray, W: np.ndarray, b: np.ndarray) -> None:
+    """Leave the layer holding input X as an update step expects: forward(X), the usual flow, then
+    the true stored state through setPrevIn/setPrevOut where it has them (a wrong forward is
+    forward's mistake, never the update's)."""
+    cls, student = ctx.cls, ctx.student
+    try:
+        student.call(layer, cls, "forward", X)
+    except StudentFailure as failure:
+        if failure.during != f"{cls.name}.forward()":
+            raise
+    if student.has(cls, "setPrevIn"):
+        student.tell(layer, cls, "setPrevIn", X)
+        if student.has(cls, "setPrevOut"):
+            student.tell(layer, cls, "setPrevOut", ctx.truth.fully_connected_forward(X, W, b))
+
+
 def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=None, b=None) -> Update:
     """A student layer holding W and b, its input X stored, updated with gradIn G at rate η, read back."""
     cls, student = ctx.cls, ctx.student
@@ -252,15 +268,7 @@ def updated(ctx: ItemContext, X: np.ndarray, G: np.ndarray, eta: float, *, W=Non
     if W is None:
         W, b = points.weights(ctx.rng, d, k)
     layer, W, b = student.fully_connected(cls, W, b)
-    try:
-        student.call(layer, cls, "forward", X)  # the usual flow; a wrong forward is replaced by the true stored state
-    except StudentFailure as failure:
-        if failure.during != f"{cls.name}.forward()":
-            raise
-    if student.has(cls, "setPrevIn"):
-        student.tell(layer, cls, "setPrevIn", X)
-        if student.has(cls, "setPrevOut"):
-            student.tell(layer, cls, "setPrevOut", ctx.truth.fully_connected_forward(X, W, b))
+    store_input(ctx, layer, X, W, b)
     # The state the update starts from, as the layer holds it: a setter that writes another
     # attribute (self.biases where getBiases reads self.__biases) is forward's mistake, not the update's.
     W, b = read_back(student, cls, layer, d, k)
