@@ -271,6 +271,18 @@ ConvolutionalLayer.updateWeights = _update
                     if k in ("convolution", "max_pool", "flatten")}
 
 
+def test_a_flattening_backward_that_returns_its_stored_input_earns_nothing(graded):
+    """backward(gradIn) returning the input forward stored ignores gradIn: backward(forward(X)) is X all the
+    same, so `undoes_forward` unflattens another image (flattened in the student's order). Before: 1.0/2.0."""
+    result = graded("flatten_backward_stored_input", edits=[
+        ("return np.asarray(gradIn, dtype=float).reshape(np.shape(self.getPrevIn()))", "return self.getPrevIn()")])
+    by_name = items(result)
+    item = by_name["FlatteningLayer.backward"]
+    assert item.score == 0 and item.status == "failed"
+    assert [c.name for c in item.checks if not c.passed] == ["values", "undoes_forward"]
+    assert all(by_name[n].score == by_name[n].max_score for n in IMAGE_ITEMS if n != "FlatteningLayer.backward")
+
+
 # ----------------------------------------------------------------------------- real shapes, driven by signature
 
 REAL_SHAPE = '''

@@ -80,8 +80,8 @@ def backward_check(case: str):
         rows = forwarded.ok and as_rows(forwarded.value, X).shape == flat(X, "C").shape  # flat, as forward must be
         own = order_of(forwarded.value, X) if rows else None
         shape_in = forwarded.value.shape if rows else flat(X, "C").shape
-        if case == "undoes_forward" and own is not None:  # backward of the student's own forward output gives back X
-            G = forwarded.value
+        if case == "undoes_forward" and own is not None:  # backward of the student's own flattening of another image gives it back
+            G = flat(il.image(ctx, X.shape[-2:]), own).reshape(forwarded.value.shape)  # (of X itself, returning the stored input would pass)
         else:
             G = np.round(ctx.rng.uniform(-1, 1, size=shape_in), 6)
         outcome = il.call_image(ctx, layer, "backward", G, None, return_args=True)
@@ -93,7 +93,7 @@ def backward_check(case: str):
         expected = unflat(G, X.shape, orders[0])
         other = "F" if orders[0] == "C" else "C"
         accepted = [] if own else [("forward flattens in neither order: either order is right here", unflat(G, X.shape, "F"))]
-        what = "backward(forward(X))" if case == "undoes_forward" else "backward(gradIn) after forward(X)"
+        what = "backward(G) after forward(X), G another image X′ flattened as forward does (X′ back)" if case == "undoes_forward" else "backward(gradIn) after forward(X)"
         return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=_backward(Case(G=G, shape=X.shape, own=own)), accepted=accepted,
                           note=f"judged in the order your forward flattens: {ORDERS[own]}" if own else "")
     return named(il.guarded(check), f"flatten.backward.{case}")
