@@ -283,6 +283,31 @@ def test_a_flattening_backward_that_returns_its_stored_input_earns_nothing(grade
     assert all(by_name[n].score == by_name[n].max_score for n in IMAGE_ITEMS if n != "FlatteningLayer.backward")
 
 
+MEMOISED_FORWARD = {  # forward computes on its first call only and answers that again after (a stale cache)
+    "ConvolutionalLayer.forward": ("        out = _each(lambda x: _correlate(x, self.kernel), dataIn)",
+                                   "        if not hasattr(self, '_memo'):\n            self._memo = _each(lambda x: _correlate(x, self.kernel), dataIn)\n"
+                                   "        out = self._memo"),
+    "MaxPoolLayer.forward": ("        out = _each(self._pool, dataIn)",
+                             "        if not hasattr(self, '_memo'):\n            self._memo = _each(self._pool, dataIn)\n        out = self._memo"),
+    "FlatteningLayer.forward": ("        out = dataIn.reshape(1 if dataIn.ndim == 2 else dataIn.shape[0], -1)",
+                                "        if not hasattr(self, '_memo'):\n            self._memo = dataIn.reshape(1 if dataIn.ndim == 2 else dataIn.shape[0], -1)\n"
+                                "        out = self._memo"),
+}
+
+
+@pytest.mark.parametrize("lost", sorted(MEMOISED_FORWARD))
+def test_a_forward_that_answers_its_first_call_again_earns_nothing(lost, graded):
+    """Every check built a new layer and called forward once: a forward keeping its first answer got full
+    marks (before: 127/127). The value checks call forward on another image first and judge the second call."""
+    result = graded(f"memoised_{lost}", edits=[MEMOISED_FORWARD[lost]])
+    by_name = items(result)
+    item = by_name[lost]
+    assert item.score == 0 and item.status == "failed"
+    value_checks = [c for c in item.checks if c.name != "input_not_mutated"]
+    assert value_checks and all(not c.passed and c.diagnosis.code == "image.first_answer_again" for c in value_checks)
+    assert all(by_name[n].score == by_name[n].max_score for n in IMAGE_ITEMS if n != lost)
+
+
 # ----------------------------------------------------------------------------- real shapes, driven by signature
 
 REAL_SHAPE = '''

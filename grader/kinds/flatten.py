@@ -59,6 +59,7 @@ def forward_check(case: str):
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         X = il.image(ctx, image_shape(ctx, case))
         layer = il.new_layer(ctx, [()])
+        before = None if case == "input_not_mutated" else il.forward_before(ctx, layer, X.shape[-2:], flat_rows(X))
         outcome = il.call_image(ctx, layer, "forward", X, flat_rows(X), return_args=True)
         got = il.value(outcome, f"{ctx.cls.name}.forward()")
         if case == "input_not_mutated":
@@ -66,8 +67,9 @@ def forward_check(case: str):
         got = as_rows(got, X)
         order = order_of(got, X) if got.shape == flat(X, "C").shape else None
         expected = flat(X, order or "C")
-        return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, X.shape))} input",
+        return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, X.shape))} input (the layer's second call)",
                           accepted=[("flattened column-major: right, as long as backward undoes it", flat(X, "F"))],
+                          mistakes=[(*il.FIRST_ANSWER_AGAIN, lambda: flat(before, order or "C"))],
                           note=f"flattened {ORDERS[order]}" if order else "")
     return named(il.guarded(check), f"flatten.forward.{case}")
 

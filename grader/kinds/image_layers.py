@@ -216,6 +216,19 @@ def call_image(ctx: ItemContext, layer, method: str, arg: np.ndarray, size, *res
     return first[1]
 
 
+#: A forward that answers its first call again (a cached answer) is wrong from its second call on.
+FIRST_ANSWER_AGAIN = ("image.first_answer_again", "forward answered its first call's input again (a cached answer): "
+                      "each call must compute on the input it is given")
+
+
+def forward_before(ctx: ItemContext, layer, shape, size, out_shape=None) -> np.ndarray:
+    """forward(X′) on `layer` before the call judged, X′ another image of `shape` (a layer is called
+    again and again: a forward that keeps its first answer is wrong from the second call on); X′."""
+    X_before = image(ctx, shape)
+    call_image(ctx, layer, "forward", X_before, size, shape=out_shape)
+    return X_before
+
+
 def value(outcome: Outcome, during: str) -> np.ndarray:
     return array_of(outcome, during)
 
