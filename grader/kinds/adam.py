@@ -437,7 +437,8 @@ def _judge(ctx: ItemContext, name: str, weight: float, tr: Trajectory, rows: sli
     if not result.passed and np.isfinite(got).all():  # δ as the student wrote it: none, 10e-8 (= 1e-7), inside the square root
         for base in ("course", "zero_based") if plan.takes("t") else ("course",):
             inside = "delta_inside" if base == "course" else f"{base}_delta_inside"
-            ends = [adam_directions(tr.grads, c["p1"], c["p2"], d, v)[:, rows] for v, d in ((base, 0.0), (base, 10 * c["delta"]), (inside, 10 * c["delta"]))]
+            ends = [adam_directions(tr.grads, c["p1"], c["p2"], d, v)[:, rows]
+                    for v, d in ((base, 0.0), (base, 10 * c["delta"]), (inside, 10 * c["delta"]))]
             nearest = np.clip(got, np.minimum.reduce(ends), np.maximum.reduce(ends))  # each entry's nearest answer of δ′ ∈ [0, 10δ]
             if close(got, nearest, rtol, atol):
                 notes = [note, DELTA_NOTE.format(delta=c["delta"], most=10 * c["delta"])]
