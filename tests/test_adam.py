@@ -225,3 +225,37 @@ def test_a_trivial_adam_step_earns_nothing(kind, spec, tmp_path):
     assert [i.name for i in result.items if i.score < i.max_score] == [ADAM]
     assert item.score == 0 and item.status == "failed"
     assert all(not c.passed for c in item.checks if c.name != "next_forward")
+
+
+# issue 22, attacked as a student would: δ as students write it is right; shared moments judged whatever the order
+@pytest.mark.parametrize("fixture", ["adam_delta_inside_sqrt", "adam_delta_10e8_in_body"])
+def test_delta_written_otherwise_is_credited_and_said(fixture, graded):
+    """m̂/√(v̂ + δ), or the slides' "10e-8" (= 1e-7), differ from the course's δ = 1e-8 only where the gradient is
+    tiny: both are Adam. (Before: 3.75/5 and 4.5/5, lost on whichever check drew a small gradient.)"""
+    from grader.kinds.adam import DELTA_NOTE
+
+    result = graded(SUBMISSIONS / fixture)
+    item = result.item(ADAM)
+    assert result.score == 100 and item.status == "passed"
+    said = DELTA_NOTE.format(delta=1e-8, most=1e-7)
+    assert any(said in (c.note or "") for c in item.checks)
+
+
+@pytest.mark.parametrize("fixture,code", [
+    ("adam_sign", "fully_connected_adam.sign"),
+    ("adam_no_bias_correction", "fully_connected_adam.no_correction"),
+    ("adam_moments_reset", "fully_connected_adam.reset"),
+])
+def test_the_delta_band_lets_no_mistake_through(fixture, code, graded):
+    item = graded(SUBMISSIONS / fixture).item(ADAM)
+    assert item.score == 0 and all(getattr(c.diagnosis, "code", None) == code for c in item.checks if c.name != "next_forward")
+
+
+@pytest.mark.xfail(strict=True, reason="moments created once on the class: only the first check the grader runs sees them "
+                   "fresh (values passes, the later ones fail with no diagnosis, 2.25/5): the verdict depends on the order "
+                   "of the checks; judging it as adam_shared_moments needs fresh student state per check (not fixed here)")
+def test_moments_kept_once_on_the_class_are_shared_moments_whatever_the_order(graded):
+    item = graded(SUBMISSIONS / "adam_shared_moments_lazy").item(ADAM)
+    per_layer = next(c for c in item.checks if c.name == "per_layer")
+    assert getattr(per_layer.diagnosis, "code", None) == "fully_connected_adam.shared_moments"
+    assert item.score == pytest.approx(graded(SUBMISSIONS / "adam_shared_moments").item(ADAM).score)

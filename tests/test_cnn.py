@@ -271,6 +271,60 @@ ConvolutionalLayer.updateWeights = _update
                     if k in ("convolution", "max_pool", "flatten")}
 
 
+def test_a_flattening_backward_that_returns_its_stored_input_earns_nothing(graded):
+    """backward(gradIn) returning the input forward stored ignores gradIn: backward(forward(X)) is X all the
+    same, so `undoes_forward` unflattens another image (flattened in the student's order). Before: 1.0/2.0."""
+    result = graded("flatten_backward_stored_input", edits=[
+        ("return np.asarray(gradIn, dtype=float).reshape(np.shape(self.getPrevIn()))", "return self.getPrevIn()")])
+    by_name = items(result)
+    item = by_name["FlatteningLayer.backward"]
+    assert item.score == 0 and item.status == "failed"
+    assert [c.name for c in item.checks if not c.passed] == ["values", "undoes_forward"]
+    assert all(by_name[n].score == by_name[n].max_score for n in IMAGE_ITEMS if n != "FlatteningLayer.backward")
+
+
+MEMOISED_FORWARD = {  # forward computes on its first call only and answers that again after (a stale cache)
+    "ConvolutionalLayer.forward": ("        out = _each(lambda x: _correlate(x, self.kernel), dataIn)",
+                                   "        if not hasattr(self, '_memo'):\n            self._memo = _each(lambda x: _correlate(x, self.kernel), dataIn)\n"
+                                   "        out = self._memo"),
+    "MaxPoolLayer.forward": ("        out = _each(self._pool, dataIn)",
+                             "        if not hasattr(self, '_memo'):\n            self._memo = _each(self._pool, dataIn)\n        out = self._memo"),
+    "FlatteningLayer.forward": ("        out = dataIn.reshape(1 if dataIn.ndim == 2 else dataIn.shape[0], -1)",
+                                "        if not hasattr(self, '_memo'):\n            self._memo = dataIn.reshape(1 if dataIn.ndim == 2 else dataIn.shape[0], -1)\n"
+                                "        out = self._memo"),
+}
+
+
+MEMOISED_FORWARD.update({  # backward and the kernel step likewise
+    "ConvolutionalLayer.backward": ("        return _each(lambda g: _correlate(np.pad(g, ((kh - 1, kh - 1), (kw - 1, kw - 1))), turned), gradIn)",
+                                    "        if not hasattr(self, '_memo'):\n            self._memo = _each(lambda g: _correlate(np.pad(g, ((kh - 1, kh - 1), "
+                                    "(kw - 1, kw - 1))), turned), gradIn)\n        return self._memo"),
+    "ConvolutionalLayer.updateWeights": ("        dJdK = _each(_correlate, self.getPrevIn(), gradIn)\n",
+                                         "        if not hasattr(self, '_memo'):\n            self._memo = _each(_correlate, self.getPrevIn(), gradIn)\n"
+                                         "        dJdK = self._memo\n"),
+    "MaxPoolLayer.backward": ("        return _each(self._route, self.getPrevIn(), np.asarray(gradIn, dtype=float))",
+                              "        if not hasattr(self, '_memo'):\n            self._memo = _each(self._route, self.getPrevIn(), np.asarray(gradIn, dtype=float))\n"
+                              "        return self._memo"),
+    "FlatteningLayer.backward": ("        return np.asarray(gradIn, dtype=float).reshape(np.shape(self.getPrevIn()))",
+                                 "        if not hasattr(self, '_memo'):\n            self._memo = np.asarray(gradIn, dtype=float).reshape(np.shape(self.getPrevIn()))\n"
+                                 "        return self._memo"),
+})
+
+
+@pytest.mark.parametrize("lost", sorted(MEMOISED_FORWARD))
+def test_a_method_that_answers_its_first_call_again_earns_nothing(lost, graded):
+    """Every check built a new layer and called each method once: a method keeping its first answer got full
+    marks (before: 127/127). The value checks call it once first (forward on another image; backward and the
+    step with another gradIn, after which forward(X) again and the kernel set back) and judge the second call."""
+    result = graded(f"memoised_{lost}", edits=[MEMOISED_FORWARD[lost]])
+    by_name = items(result)
+    item = by_name[lost]
+    assert item.score == 0 and item.status == "failed"
+    value_checks = [c for c in item.checks if not c.name.endswith("_not_mutated") and c.name != "ties"]
+    assert value_checks and all(not c.passed and c.diagnosis.code == "image.first_answer_again" for c in value_checks)
+    assert all(by_name[n].score == by_name[n].max_score for n in IMAGE_ITEMS if n != lost)
+
+
 # ----------------------------------------------------------------------------- real shapes, driven by signature
 
 REAL_SHAPE = '''

@@ -410,6 +410,10 @@ ZERO_BASED_NOTE = ("{call} counts t from 0: each step called with t matches the 
                    "(corrections 1 − pᵗ⁺¹), as a training loop passing its epoch index 0, 1, 2 … needs: credited as right")
 
 
+DELTA_NOTE = ("δ as written differs from δ = {delta:g} only where the gradient is tiny (none, up to {most:g} as 10e-8 "
+              "is, or inside the square root, m̂/√(v̂ + δ)): credited as right")
+
+
 def _judge(ctx: ItemContext, name: str, weight: float, tr: Trajectory, rows: slice, what: str, note: str = "") -> CheckResult:
     plan = plan_for(ctx.student, ctx.cls)
     rtol, atol = ctx.precision.values(ctx.tol)
@@ -430,6 +434,21 @@ def _judge(ctx: ItemContext, name: str, weight: float, tr: Trajectory, rows: sli
             note = "; ".join(n for n in (note, ZERO_BASED_NOTE.format(call=plan.written.split("(")[0])) if n)
             result = judge(ctx, name, weight, got, exact(zero_based), situation(ctx, "updateWeights", X=tr.X[0], G=tr.G[0]),
                            rtol=rtol, atol=atol, what=what + " (t counted from 0: corrections 1 − pᵗ⁺¹)", note=note)
+    if not result.passed and np.isfinite(got).all():  # δ as the student wrote it: none, 10e-8 (= 1e-7), inside the square root
+        for base in ("course", "zero_based") if plan.takes("t") else ("course",):
+            inside = "delta_inside" if base == "course" else f"{base}_delta_inside"
+            ends = [adam_directions(tr.grads, c["p1"], c["p2"], d, v)[:, rows]
+                    for v, d in ((base, 0.0), (base, 10 * c["delta"]), (inside, 10 * c["delta"]))]
+            nearest = np.clip(got, np.minimum.reduce(ends), np.maximum.reduce(ends))  # each entry's nearest answer of δ′ ∈ [0, 10δ]
+            if close(got, nearest, rtol, atol):
+                notes = [note, DELTA_NOTE.format(delta=c["delta"], most=10 * c["delta"])]
+                if base == "zero_based":
+                    _ZERO_BASED.setdefault(ctx.student, set()).add(ctx.cls.name)
+                    notes.append(ZERO_BASED_NOTE.format(call=plan.written.split("(")[0]))
+                result = judge(ctx, name, weight, got, exact(nearest), situation(ctx, "updateWeights", X=tr.X[0], G=tr.G[0]),
+                               rtol=rtol, atol=atol, what=what + f" (δ′ anywhere in [0, {10 * c['delta']:g}], outside or inside √)",
+                               note="; ".join(n for n in notes if n))
+                break
     if not result.passed:
         result.diagnosis = mistake_of(tr, rows, rtol, atol) or result.diagnosis
     return result
@@ -460,10 +479,13 @@ def adam_constants(ctx: ItemContext, name: str, weight: float) -> CheckResult:
 def adam_per_layer(ctx: ItemContext, name: str, weight: float) -> CheckResult:
     """Two layers stepped in turn: each keeps its own moments (not the class's, not a module's)."""
     first, second = trajectories(ctx, N, layers=2)
-    result = None
+    result, notes = None, []
     for tr in (first, second):
         result = _judge(ctx, name, weight, tr, W_ROWS, "∂J/∂W's rows of one of two layers stepped in turn")
-        if not result.passed:
+        notes += [n for n in (result.note or "").split("; ") if n and n not in notes]  # what either layer's verdict said
+        if result.passed:
+            result.note = "; ".join(notes)
+        else:
             alone = trajectories(ctx, N)[0]  # shared moments only when one layer stepped alone is right
             if result.diagnosis is None and _judge(ctx, name, weight, alone, W_ROWS, "∂J/∂W's rows").passed:
                 result.diagnosis = Diagnosis("moments shared between layers (class attributes or module globals?): each layer "

@@ -86,6 +86,7 @@ def forward_check(case: str):
         image_shape, kernel_shape = sizes(ctx, "values" if case == "input_not_mutated" else case)
         K, X = kernel_of(ctx, kernel_shape), il.image(ctx, image_shape)
         layer = layer_with(ctx, K)
+        before = None if case == "input_not_mutated" else il.forward_before(ctx, layer, image_shape, conv(X, K).size, conv(X, K).shape)
         outcome, shape = forward_of(ctx, layer, X, K)
         if case == "input_not_mutated":
             il.value(outcome, f"{ctx.cls.name}.forward()")
@@ -93,8 +94,8 @@ def forward_check(case: str):
         got = il.value(outcome, f"{ctx.cls.name}.forward()")
         got = il.shaped(got, shape)
         expected = cross_checked(ctx, exact(conv(X, K)), reference(ctx, "forward", X, K)).nominal
-        return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, image_shape))} image",
-                          mistakes=_forward(Case(X=X, K=K)))
+        return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, image_shape))} image (the layer's second call)",
+                          mistakes=[*_forward(Case(X=X, K=K)), il.first_answer_again("forward", lambda: conv(before, K))])
     return named(il.guarded(check), f"convolution.forward.{case}")
 
 
@@ -104,6 +105,8 @@ def backward_check(case: str):
         K, X = kernel_of(ctx, kernel_shape), il.image(ctx, image_shape)
         layer = layer_with(ctx, K)
         _, out_shape = forward_of(ctx, layer, X, K)  # the stored input is the grader's X, whatever forward returns
+        if case != "gradIn_not_mutated":
+            before = il.called_before(ctx, layer, "backward", out_shape, X, int(np.prod(out_shape)), out_shape=out_shape)
         G = np.round(ctx.rng.uniform(-1, 1, size=out_shape), 6)
         outcome = il.call_image(ctx, layer, "backward", G, None, return_args=True)
         if case == "gradIn_not_mutated":
@@ -114,7 +117,8 @@ def backward_check(case: str):
         expected = cross_checked(ctx, exact(per_image(lambda x, g: truth.input_gradient(x.shape, K, g), X, G)),
                                  reference(ctx, "backward", X, K, G)).nominal
         return il.verdict(ctx, name, weight, got, expected, what=f"backward(gradIn) after forward of a {'×'.join(map(str, image_shape))} image",
-                          mistakes=_backward(Case(K=K, G=G)))
+                          mistakes=[*_backward(Case(K=K, G=G)), il.first_answer_again(
+                              "backward", lambda: per_image(lambda x, g: truth.input_gradient(x.shape, K, g), X, before))])
     return named(il.guarded(check), f"convolution.backward.{case}")
 
 
@@ -136,6 +140,9 @@ def update_check(case: str):
         K, X = kernel_of(ctx, kernel_shape), il.image(ctx, image_shape)
         layer = layer_with(ctx, K)
         _, out_shape = forward_of(ctx, layer, X, K)
+        if case != "gradIn_not_mutated":  # a step first, the kernel then set back to K
+            before = il.called_before(ctx, layer, "updateWeights", out_shape, X, int(np.prod(out_shape)), eta, out_shape=out_shape,
+                                      then=lambda: il.set_kernel(ctx, layer, K, il.driven(ctx)["constructor_args"]))
         G = np.round(ctx.rng.uniform(-1, 1, size=out_shape), 6)
         outcome = il.call_image(ctx, layer, "updateWeights", G, None, eta, return_args=True)
         if outcome.kind == "error":
@@ -159,7 +166,9 @@ def update_check(case: str):
             return il.verdict(ctx, name, weight, got, conv(X2, expected), what="forward(X) after updateWeights(gradIn, η)", note=note,
                               accepted=[(a, conv(X2, k)) for a, k in accepted])
         return il.verdict(ctx, name, weight, held, expected, what=f"the kernel after updateWeights(gradIn, η = {eta:g})",
-                          mistakes=_update(Case(X=X, K=K, G=G, eta=eta, dK=dK)), accepted=accepted)
+                          mistakes=[*_update(Case(X=X, K=K, G=G, eta=eta, dK=dK)), il.first_answer_again("updateWeights", lambda: K - eta * (
+                              per_image(lambda x, g: truth.kernel_gradient(x, K.shape, g), X, before).reshape(-1, *K.shape).sum(axis=0)))],
+                          accepted=accepted)
     return named(il.guarded(check), f"convolution.updateWeights.{case}")
 
 

@@ -59,6 +59,7 @@ def forward_check(case: str):
     def check(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         X = il.image(ctx, image_shape(ctx, case))
         layer = il.new_layer(ctx, [()])
+        before = None if case == "input_not_mutated" else il.forward_before(ctx, layer, X.shape[-2:], flat_rows(X))
         outcome = il.call_image(ctx, layer, "forward", X, flat_rows(X), return_args=True)
         got = il.value(outcome, f"{ctx.cls.name}.forward()")
         if case == "input_not_mutated":
@@ -66,8 +67,9 @@ def forward_check(case: str):
         got = as_rows(got, X)
         order = order_of(got, X) if got.shape == flat(X, "C").shape else None
         expected = flat(X, order or "C")
-        return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, X.shape))} input",
+        return il.verdict(ctx, name, weight, got, expected, what=f"forward(X) of a {'×'.join(map(str, X.shape))} input (the layer's second call)",
                           accepted=[("flattened column-major: right, as long as backward undoes it", flat(X, "F"))],
+                          mistakes=[il.first_answer_again("forward", lambda: flat(before, order or "C"))],
                           note=f"flattened {ORDERS[order]}" if order else "")
     return named(il.guarded(check), f"flatten.forward.{case}")
 
@@ -80,8 +82,10 @@ def backward_check(case: str):
         rows = forwarded.ok and as_rows(forwarded.value, X).shape == flat(X, "C").shape  # flat, as forward must be
         own = order_of(forwarded.value, X) if rows else None
         shape_in = forwarded.value.shape if rows else flat(X, "C").shape
-        if case == "undoes_forward" and own is not None:  # backward of the student's own forward output gives back X
-            G = forwarded.value
+        if case != "gradIn_not_mutated":
+            before = il.called_before(ctx, layer, "backward", shape_in, X, flat_rows(X))
+        if case == "undoes_forward" and own is not None:  # backward of the student's own flattening of another image gives it back
+            G = flat(il.image(ctx, X.shape[-2:]), own).reshape(forwarded.value.shape)  # (of X itself, returning the stored input would pass)
         else:
             G = np.round(ctx.rng.uniform(-1, 1, size=shape_in), 6)
         outcome = il.call_image(ctx, layer, "backward", G, None, return_args=True)
@@ -93,8 +97,11 @@ def backward_check(case: str):
         expected = unflat(G, X.shape, orders[0])
         other = "F" if orders[0] == "C" else "C"
         accepted = [] if own else [("forward flattens in neither order: either order is right here", unflat(G, X.shape, "F"))]
-        what = "backward(forward(X))" if case == "undoes_forward" else "backward(gradIn) after forward(X)"
-        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=_backward(Case(G=G, shape=X.shape, own=own)), accepted=accepted,
+        what = ("backward(G) after forward(X), G another image X′ flattened as forward does (X′ back)" if case == "undoes_forward"
+                else "backward(gradIn) after forward(X)")
+        return il.verdict(ctx, name, weight, got, expected, what=what, accepted=accepted,
+                          mistakes=[*_backward(Case(G=G, shape=X.shape, own=own)),
+                                    il.first_answer_again("backward", lambda: unflat(before, X.shape, orders[0]))],
                           note=f"judged in the order your forward flattens: {ORDERS[own]}" if own else "")
     return named(il.guarded(check), f"flatten.backward.{case}")
 

@@ -216,6 +216,32 @@ def call_image(ctx: ItemContext, layer, method: str, arg: np.ndarray, size, *res
     return first[1]
 
 
+def first_answer_again(method: str, numbers) -> tuple:
+    """The mistake of a method that answers its first call again (a cached answer): wrong from its second call on."""
+    return ("image.first_answer_again", f"{method} answered its first call again (a cached answer): "
+            "each call must compute on the input it is given", numbers)
+
+
+def forward_before(ctx: ItemContext, layer, shape, size, out_shape=None) -> np.ndarray:
+    """forward(X′) on `layer` before the call judged, X′ another image of `shape` (a layer is called
+    again and again: a forward that keeps its first answer is wrong from the second call on); X′."""
+    X_before = image(ctx, shape)
+    call_image(ctx, layer, "forward", X_before, size, shape=out_shape)
+    return X_before
+
+
+def called_before(ctx: ItemContext, layer, method: str, G_shape, X, size, *rest, out_shape=None, then=None) -> np.ndarray:
+    """After the layer's forward(X): method(G′, *rest) with another gradient G′, `then()` (a step's kernel set
+    back), then forward(X) again, before the call judged (a backward or step keeping its first answer is wrong
+    from its second call on); G′."""
+    G_before = np.round(ctx.rng.uniform(-1, 1, size=G_shape), 6)
+    call_image(ctx, layer, method, G_before, None, *rest)
+    if then is not None:
+        then()
+    call_image(ctx, layer, "forward", X, size, shape=out_shape)
+    return G_before
+
+
 def value(outcome: Outcome, during: str) -> np.ndarray:
     return array_of(outcome, during)
 

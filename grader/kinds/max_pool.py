@@ -114,6 +114,7 @@ def forward_check(case: str):
             stride = pool
         layer = layer_of(ctx, pool, stride)
         expected = per_image(lambda x: pooled(x, pool, stride), X)
+        before = None if case == "input_not_mutated" else il.forward_before(ctx, layer, shape, expected.size, expected.shape)
         outcome = il.call_image(ctx, layer, "forward", X, expected.size, return_args=True, shape=expected.shape)
         got = il.value(outcome, f"{ctx.cls.name}.forward()")
         if case == "input_not_mutated":
@@ -123,7 +124,9 @@ def forward_check(case: str):
         what = {"values": f"forward(X) with pool {pool}, stride {stride}",
                 "overlapping_windows": f"forward(X) with overlapping windows (pool {pool}, stride {stride})",
                 "edges": "forward(X) with tied maxima and windows of negative numbers only"}[case]
-        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=_forward(Case(X=X, pool=pool, stride=stride)))
+        return il.verdict(ctx, name, weight, got, expected, what=what + " (the layer's second call)",
+                          mistakes=[*_forward(Case(X=X, pool=pool, stride=stride)),
+                                    il.first_answer_again("forward", lambda: per_image(lambda x: pooled(x, pool, stride), before))])
     return named(il.guarded(check), f"max_pool.forward.{case}")
 
 
@@ -137,6 +140,8 @@ def backward_check(case: str):
         layer = layer_of(ctx, pool, stride)
         out_shape = per_image(lambda x: pooled(x, pool, stride), X).shape
         il.call_image(ctx, layer, "forward", X, int(np.prod(out_shape)), shape=out_shape)
+        if case != "gradIn_not_mutated":
+            before = il.called_before(ctx, layer, "backward", out_shape, X, int(np.prod(out_shape)), out_shape=out_shape)
         G = np.round(ctx.rng.uniform(0.5, 2.0, size=out_shape), 6) * ctx.rng.choice([-1.0, 1.0], size=out_shape)
         outcome = il.call_image(ctx, layer, "backward", G, None, return_args=True)
         got = il.value(outcome, f"{ctx.cls.name}.backward()")
@@ -148,7 +153,9 @@ def backward_check(case: str):
         expected = per_image(lambda x, g: routed(x, g, pool, stride), X, G)
         cross_checked(ctx, exact(expected), reference(ctx, X, pool, stride, G))
         what = f"backward(gradIn) after forward(X), pool {pool}, stride {stride}" + (" (windows sharing maxima)" if case == "overlapping_windows" else "")
-        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=_backward(Case(X=X, G=G, pool=pool, stride=stride)))
+        return il.verdict(ctx, name, weight, got, expected, what=what, mistakes=[
+            *_backward(Case(X=X, G=G, pool=pool, stride=stride)),
+            il.first_answer_again("backward", lambda: per_image(lambda x, g: routed(x, g, pool, stride), X, before))])
     return named(il.guarded(check), f"max_pool.backward.{case}")
 
 

@@ -25,6 +25,9 @@ VARIANTS = {
     "reset": "moments reset every call: m = (1 − p1)g, v = (1 − p2)g² each time",
     # not a mistake: the course's rule with t counted from 0 (the caller passes 0, 1, 2 …), credited as such
     "zero_based": "t counted from 0: m̂ = m/(1 − p1ᵗ⁺¹), v̂ = v/(1 − p2ᵗ⁺¹) when called with t",
+    # not mistakes either: δ written inside the square root, m̂/√(v̂ + δ) (of the course's t, or t counted from 0)
+    "delta_inside": "δ inside the square root: m̂/√(v̂ + δ)",
+    "zero_based_delta_inside": "t counted from 0, δ inside the square root",
 }
 
 
@@ -49,9 +52,9 @@ def adam_exprs(steps: int, variant: str = "course"):
             c1, c2 = (1 - p1) ** t, (1 - p2) ** t
         elif variant == "power_of_complement_v":
             c2 = (1 - p2) ** t
-        elif variant == "zero_based":
+        elif variant.startswith("zero_based"):
             c1, c2 = 1 - p1 ** (t + 1), 1 - p2 ** (t + 1)
-        out.append((m / c1) / (sp.sqrt(v / c2) + delta))
+        out.append((m / c1) / sp.sqrt(v / c2 + delta) if variant.endswith("delta_inside") else (m / c1) / (sp.sqrt(v / c2) + delta))
     return [*g, *q, p1, p2, delta], out
 
 
