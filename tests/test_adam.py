@@ -2,6 +2,7 @@
 SymPy truth against the reference, the signatures students write, each named mistake costing the
 Adam item alone, trivial answers earning nothing, the kit's stub."""
 import ast
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,30 @@ def test_a_constructor_flag_is_switched_on_and_said(graded):
     assert item.graded_as["notes"][0] == ("its constructor switches Adam on by a flag: each layer built as "
                                           "FullyConnectedLayer(sizeIn, sizeOut, xavier=False, Adam=True)")
     assert [c.name for c in item.checks if not c.passed] == ["bias"]
+
+
+def test_an_adam_method_of_its_own_switched_on_by_a_string_is_graded_with_the_constants_it_sets(graded, tmp_path):
+    """cwma86: updateWeights(gradIn, epoch=1) is a plain step (its epoch only decays the weights), the
+    Adam step adam_weight_update, whose moments and constants the constructor sets on self only when
+    weight_up_func == "adam_weight_update". The grader followed the epoch into the plain step."""
+    item = graded(SUBMISSIONS / "adam_string_switch").item(ADAM)
+    assert item.status == "passed" and item.score == 5
+    assert item.graded_as["signature"] == "adam_weight_update(gradIn, epoch=1)"
+    assert "weight_up_func='adam_weight_update'" in item.graded_as["notes"][0]
+    # its own constants, read from the constructor: a p2 of its own is right, not the course's 0.999 assumed
+    folder = tmp_path / "own_p2"
+    shutil.copytree(SUBMISSIONS / "adam_string_switch", folder)
+    source = (folder / "submission.py").read_text()
+    (folder / "submission.py").write_text(source.replace("self.p2 = 0.999", "self.p2 = 0.95"))
+    assert graded(folder).item(ADAM).score == 5
+    # … and the moments of gradIn in it are named, the bias kept right
+    folder = tmp_path / "gradin_moments"
+    shutil.copytree(SUBMISSIONS / "adam_string_switch", folder)
+    (folder / "submission.py").write_text(source.replace(
+        "self.s = self.p1 * self.s + (1 - self.p1) * dJdW", "self.s = self.p1 * self.s + (1 - self.p1) * np.mean(gradIn, axis=0)").replace(
+        "self.r = self.p2 * self.r + (1 - self.p2) * dJdW * dJdW", "self.r = self.p2 * self.r + (1 - self.p2) * np.mean(gradIn * gradIn, axis=0)"))
+    wrong = graded(folder).item(ADAM)
+    assert wrong.score < 5 and any(getattr(c.diagnosis, "code", "") == "fully_connected_adam.gradin_moments" for c in wrong.checks)
 
 
 def test_a_constructor_that_cannot_run_is_not_gradable_not_the_students_error(graded):

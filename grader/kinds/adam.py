@@ -129,6 +129,19 @@ def is_adam(function: ast.FunctionDef | None) -> bool:
     return "sqrt" in source or "** 0.5" in source or "**0.5" in source
 
 
+def _only_a_counter(function: ast.FunctionDef | None) -> bool:
+    """Whether a method's only sign of Adam is a t-like parameter (an epoch a plain step decays its
+    rate by): no moment constant, no optimiser flag, no square root. Beside an Adam method of the
+    class's own (cwma86: updateWeights(gradIn, epoch=1) and adam_weight_update), that one is Adam."""
+    if function is None:
+        return False
+    names = [_normal(a.arg) for a, _ in _params(function)] + [_normal(a.arg) for a in function.args.kwonlyargs]
+    if any(n in ROLE_NAMES["p1"] | ROLE_NAMES["p2"] | OPTIMIZER_NAMES for n in names):
+        return False
+    source = ast.unparse(function)
+    return not ("sqrt" in source or "** 0.5" in source or "**0.5" in source)
+
+
 def adam_plan(function: ast.FunctionDef | None, method: str = "updateWeights", class_constants: dict | None = None) -> AdamPlan:
     """The call a signature takes (None, not found statically: the course's updateWeights(gradIn, t, p1, p2, eta, delta))."""
     if function is None:
@@ -179,6 +192,20 @@ def adam_plan(function: ast.FunctionDef | None, method: str = "updateWeights", c
     return AdamPlan(method, written, tuple(roles), tuple(own), notes=tuple(notes))
 
 
+def _compared_with_adam(function: ast.FunctionDef) -> dict[str, str]:
+    """Parameters the constructor compares (==) with a string naming Adam, and that string
+    (cwma86: weight_up_func == "adam_weight_update" creates the moments)."""
+    found = {}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+            sides = (node.left, node.comparators[0])
+            names = [n.id for n in sides if isinstance(n, ast.Name)]
+            strings = [n.value for n in sides if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            if names and strings and "adam" in strings[0].lower():
+                found.setdefault(names[0], strings[0])
+    return found
+
+
 def constructor_flag(function: ast.FunctionDef | None, class_name: str = "") -> tuple[tuple, str]:
     """The constructor's arguments after (sizeIn, sizeOut) that switch Adam on, and how that reads:
     a flag-like parameter (Adam=False, optimizer="sgd", useAdam), the parameters before it at their
@@ -186,12 +213,35 @@ def constructor_flag(function: ast.FunctionDef | None, class_name: str = "") -> 
     if function is None:
         return (), ""
     params = _params(function)[2:]
-    at = next((i for i, (a, d) in enumerate(params) if _normal(a.arg) in OPTIMIZER_NAMES and d is not None), None)
+    switches = _compared_with_adam(function)
+    at = next((i for i, (a, d) in enumerate(params) if d is not None and (_normal(a.arg) in OPTIMIZER_NAMES or a.arg in switches)), None)
     if at is None or any(d is None or _literal(d) is _NOT_LITERAL for _, d in params[:at]):
         return (), ""
-    args = tuple(_literal(d) for _, d in params[:at]) + (_adam_value(function, params[at][1]),)
+    name = params[at][0].arg
+    value = switches[name] if name in switches and _normal(name) not in OPTIMIZER_NAMES else _adam_value(function, params[at][1])
+    args = tuple(_literal(d) for _, d in params[:at]) + (value,)
     shown = ", ".join(f"{a.arg}={v!r}" for (a, _), v in zip(params[:at + 1], args))
     return args, f"its constructor switches Adam on by a flag: each layer built as {class_name or function.name}(sizeIn, sizeOut, {shown})"
+
+
+def constructor_constants(function: ast.FunctionDef | None) -> dict:
+    """Constants of Adam the constructor sets on the layer, `self.p1 = 0.9` or `self.eta = eta` with
+    eta a parameter of literal default; a name set twice (in two branches) is not taken."""
+    if function is None:
+        return {}
+    defaults = {a.arg: _literal(d) for a, d in _params(function) if d is not None}
+    seen: dict = {}
+    for node in ast.walk(function):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Attribute)
+                and isinstance(node.targets[0].value, ast.Name) and node.targets[0].value.id == "self"):
+            continue
+        role = next((r for r in CONSTANTS if _normal(node.targets[0].attr) in ROLE_NAMES[r]), None)
+        if role is None:
+            continue
+        value = defaults.get(node.value.id, _NOT_LITERAL) if isinstance(node.value, ast.Name) else _literal(node.value)
+        seen.setdefault(role, []).append(value)
+    return {role: float(values[0]) for role, values in seen.items()
+            if len(values) == 1 and isinstance(values[0], (int, float)) and not isinstance(values[0], bool)}
 
 
 def class_constants(root: Path, file: str, class_name: str, line: int) -> dict:
@@ -247,8 +297,10 @@ def plan_for(student, cls) -> AdamPlan:
         update = find_method(root, where.file, where.name, where.line, (methods.get("updateWeights") or "updateWeights",))
         own = find_method(root, where.file, where.name, where.line, (methods["updateWeightsAdam"],)) if methods.get("updateWeightsAdam") else None
         constants = class_constants(root, where.file, where.name, where.line)
-        built, said = constructor_flag(find_method(root, where.file, where.name, where.line, ("__init__",)), where.name)
-        if is_adam(update) or own is None:
+        init = find_method(root, where.file, where.name, where.line, ("__init__",))
+        built, said = constructor_flag(init, where.name)
+        constants = {**constants, **constructor_constants(init)}
+        if own is None or is_adam(update) and not _only_a_counter(update):
             plan = adam_plan(update, "updateWeights", constants)
             if update is not None and not is_adam(update):
                 plan = AdamPlan(plan.method, plan.written, plan.roles, plan.own, plan.reason,
