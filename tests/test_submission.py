@@ -52,13 +52,13 @@ def test_syntax_error_is_located_and_costs_only_its_classes(spec):
 
 
 def test_duplicate_prefers_the_file_named_after_the_class(tmp_path, spec):
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "stuff.py").write_text("class SoftmaxLayer:\n    pass\n")
+    (tmp_path / "other").mkdir()  # not a folder set aside (old/, not_used/): that is the next test's
+    (tmp_path / "other" / "stuff.py").write_text("class SoftmaxLayer:\n    pass\n")
     (tmp_path / "layers").mkdir()
     (tmp_path / "layers" / "SoftmaxLayer.py").write_text("class SoftmaxLayer:\n    pass\n")
     found = discover(tmp_path, spec)
     assert found.found["SoftmaxLayer"].file == "layers/SoftmaxLayer.py"
-    assert found.warnings == ["SoftmaxLayer is defined 2 times (layers/SoftmaxLayer.py:1, old/stuff.py:1); graded the one in layers/SoftmaxLayer.py:1"]
+    assert found.warnings == ["SoftmaxLayer is defined 2 times (layers/SoftmaxLayer.py:1, other/stuff.py:1); graded the one in layers/SoftmaxLayer.py:1"]
 
 
 def test_copy_refuses_what_is_not_a_submission(tmp_path):
@@ -152,3 +152,23 @@ def test_a_folder_named_like_a_module_the_grader_has_is_still_the_submissions_pa
     result = grade_submission(folder, spec=spec, sandbox="process")
     assert result.submission == name
     assert result.score == result.max_score, [(i.name, i.reason) for i in result.items if i.score < i.max_score]
+
+
+def test_copies_in_a_folder_set_aside_are_graded_only_where_nothing_else_has_the_class(tmp_path, spec):
+    """whood23: the work's `FullyConnected` (a variant of the name) in hw5_layers.py, and older copies with
+    the exact name under not_used/: the exact name won, and the set-aside copies were graded."""
+    root = tmp_path / "hw"
+    (root / "not_used").mkdir(parents=True)
+    (root / "Old").mkdir()
+    (root / "hw5_layers.py").write_text("class FullyConnected:\n    pass\n")
+    (root / "not_used" / "draft.py").write_text("class FullyConnectedLayer:\n    pass\nclass TanhLayer:\n    pass\n")
+    (root / "Old" / "v1.py").write_text("class SoftmaxLayer:\n    pass\n")
+    (root / "backup_notes.py").write_text("class ReLuLayer:\n    pass\n")  # a file's own name sets nothing aside
+    found = discover(root, spec)
+    assert found.found["FullyConnectedLayer"].file == "hw5_layers.py"
+    assert found.found["TanhLayer"].file == "not_used/draft.py"  # nothing else has it: the set-aside copy is graded
+    assert found.found["SoftmaxLayer"].file == "Old/v1.py"
+    assert found.found["ReLuLayer"].file == "backup_notes.py"
+    assert [w for w in found.warnings if "set aside" in w] == [
+        "copies in folders set aside were not graded: not_used/draft.py (the classes in the other files were)"]
+    assert "FullyConnectedLayer" not in found.problems

@@ -264,6 +264,7 @@ def discover(root: Path, spec: Spec) -> Discovery:
 
     module_names = _module_names(root, trees)
     claimed: dict[tuple[str, str], str] = {}  # (class name, file) -> the item it is graded as
+    left_aside: set[str] = set()  # files in set-aside folders (not_used/, old/) whose copies were not graded
     for cls in spec.classes.values():
         options, how = _candidates(cls, defined, spec)
         names = sorted({f.name for f in options})
@@ -281,8 +282,14 @@ def discover(root: Path, spec: Spec) -> Discovery:
         if len(options) > 1:
             where = ", ".join(f"{f.file}:{f.line}" for f in sorted(options, key=lambda f: f.file))
             result.warnings.append(f"{cls.name} is defined {len(options)} times ({where}); graded the one in {chosen.file}:{chosen.line}")
+        if not set_aside(chosen.file):
+            left_aside.update(f.file for f in _matching(cls, [d for d in defined if set_aside(d.file)], spec)[0])
         for option in options:
             claimed.setdefault((option.name, option.file), cls.name)
+    if left_aside:
+        shown = sorted(left_aside)
+        result.warnings.append(f"copies in folders set aside were not graded: {', '.join(shown[:5])}"
+                               + (f" and {len(shown) - 5} more" if len(shown) > 5 else "") + " (the classes in the other files were)")
     _no_class_twice(result, spec)
     _say_which_copies(result, defined, claimed)
     for cls in spec.classes.values():
@@ -382,11 +389,31 @@ def _items_named(spec: Spec, name: str) -> list:
     return [c for c in spec.classes.values() if key and key in {normalised(n) for n in c.names}]
 
 
+#: Folders a student names as set aside (old copies kept beside the work): their classes are graded
+#: only where no other file has a class for the item.
+SET_ASIDE = re.compile(r"(not|un)[ _-]?used|old|olds|archived?|backups?|bak|deprecated|trash|drafts?|scratch", re.IGNORECASE)
+
+
+def set_aside(file: str) -> bool:
+    """Whether `file` (relative to the submission) lies in a folder its name sets aside (not_used/, old/, backup/)."""
+    return any(SET_ASIDE.fullmatch(part) for part in PurePosixPath(file).parts[:-1])
+
+
 def _candidates(cls, defined: list[FoundClass], spec: Spec) -> tuple[list[FoundClass], str]:
-    """The classes that may be graded as `cls`, and how they were found: pinned, exact, normalised."""
+    """The classes that may be graded as `cls`, and how they were found: pinned, exact, normalised;
+    those in set-aside folders only where no other file has one."""
     if cls.pin:
         file, _, name = cls.pin.rpartition(":")
         return [f for f in defined if f.name == name and (not file or f.file == file)], "pinned in the spec"
+    kept = [f for f in defined if not set_aside(f.file)]
+    if len(kept) < len(defined):
+        options, how = _matching(cls, kept, spec)
+        if options:
+            return options, how
+    return _matching(cls, defined, spec)
+
+
+def _matching(cls, defined: list[FoundClass], spec: Spec) -> tuple[list[FoundClass], str]:
     names = {n.lower() for n in cls.names}
     exact = [f for f in defined if f.name.lower() in names]
     if exact:
