@@ -122,9 +122,17 @@ def is_adam(function: ast.FunctionDef | None) -> bool:
     or a square root in its body (t counted inside)."""
     if function is None:
         return False
-    names = [_normal(a.arg) for a, _ in _params(function)] + [_normal(a.arg) for a in function.args.kwonlyargs]
-    if any(n in ROLE_NAMES["t"] | ROLE_NAMES["p1"] | ROLE_NAMES["p2"] | OPTIMIZER_NAMES for n in names):
+    if any(n in ROLE_NAMES["t"] | ROLE_NAMES["p1"] | ROLE_NAMES["p2"] | OPTIMIZER_NAMES for n in _param_names(function)):
         return True
+    return _has_square_root(function)
+
+
+def _param_names(function: ast.FunctionDef) -> list[str]:
+    """A method's parameter names (self left out), normalised as roles are matched."""
+    return [_normal(a.arg) for a, _ in _params(function)] + [_normal(a.arg) for a in function.args.kwonlyargs]
+
+
+def _has_square_root(function: ast.FunctionDef) -> bool:
     source = ast.unparse(function)
     return "sqrt" in source or "** 0.5" in source or "**0.5" in source
 
@@ -135,11 +143,9 @@ def _only_a_counter(function: ast.FunctionDef | None) -> bool:
     class's own (cwma86: updateWeights(gradIn, epoch=1) and adam_weight_update), that one is Adam."""
     if function is None:
         return False
-    names = [_normal(a.arg) for a, _ in _params(function)] + [_normal(a.arg) for a in function.args.kwonlyargs]
-    if any(n in ROLE_NAMES["p1"] | ROLE_NAMES["p2"] | OPTIMIZER_NAMES for n in names):
+    if any(n in ROLE_NAMES["p1"] | ROLE_NAMES["p2"] | OPTIMIZER_NAMES for n in _param_names(function)):
         return False
-    source = ast.unparse(function)
-    return not ("sqrt" in source or "** 0.5" in source or "**0.5" in source)
+    return not _has_square_root(function)
 
 
 def adam_plan(function: ast.FunctionDef | None, method: str = "updateWeights", class_constants: dict | None = None) -> AdamPlan:
