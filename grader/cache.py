@@ -90,19 +90,20 @@ def key(*parts: str) -> str:
     return hashlib.sha256("|".join((code_digest(), *parts)).encode()).hexdigest()[:32]
 
 
-def read(key_: str, suffix: str, load):
-    """`load(text, path)` of the cached entry, or None when it is absent, disabled or damaged."""
+def read(key_: str, suffix: str, load, *, binary: bool = False):
+    """`load(text, path)` of the cached entry (its bytes with `binary`), or None when it is absent,
+    disabled or damaged."""
     folder = cache_dir()
     path = folder / f"{key_}{suffix}" if folder else None
     if path is None or not path.is_file():
         return None
     try:
-        return load(path.read_text(), str(path))
+        return load(path.read_bytes() if binary else path.read_text(), str(path))
     except Exception:  # a damaged or refused entry is derived again
         return None
 
 
-def write(key_: str, suffix: str, text: str) -> None:
+def write(key_: str, suffix: str, text: str | bytes) -> None:
     """Store an entry atomically (parallel graders never read half a file); a read-only cache only costs time."""
     folder = cache_dir()
     if folder is None:
@@ -111,7 +112,7 @@ def write(key_: str, suffix: str, text: str) -> None:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
+        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
                      limits: Limits | None = None, command: str = "", progress=None,
                      fork_server: ForkServer | None | bool = None, hidden: tuple[str, ...] = (),
-                     prepare=None) -> SubmissionResult:
+                     prepare=None, remember_truth: bool = False) -> SubmissionResult:
     """Grade the submission at `path` (folder, .py or .zip) and return its result.
 
     In the plain process sandbox the worker is forked from a numpy-warm process (`fork_server`;
@@ -45,6 +45,9 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
     for a single submission (the fork server preloads the standard library for many).
     `prepare()` is the caller's own work (e.g. readying the report template), done while the
     worker starts, like reading the spec's derived functions from the cache.
+    `remember_truth`: read the truth the last run of this spec and seed computed, and store what
+    this one used (`grader.truth.remembered`): a self-check run again looks its truth up. Never
+    with hidden checks' secret points, which stay off the disk.
     """
     started = time.monotonic()
     spec = spec or load_spec()
@@ -74,6 +77,8 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
             "allowed": sorted(environment.modules),
         }, fork_server=fork_server, mounts=environment.paths, hidden=hidden)
         secret = seeding.secret
+        remember = _remembered_name(spec, seed) if remember_truth and secret is None else None
+        graded = False
         try:
             if found.found:
                 box.launch()  # its interpreter and numpy start now, on the other core, while the grader imports its own
@@ -82,7 +87,7 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
 
             truth = SymbolicTruth(spec.epsilon)
             student = StudentCode(box, found, spec)
-            problems = _start(student, found, lambda: _warm_up(spec, prepare))
+            problems = _start(student, found, lambda: _warm_up(spec, prepare, remember))
             result.errors += list(dict.fromkeys(problems.values()))
             for item in spec.items:
                 if progress:
@@ -102,12 +107,17 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
             if _trains(spec):
                 result.items.append(_guarded_training(spec, student, seed, result))
             note_used(spec)
+            graded = True
             for item in result.items:  # a gradient computed numerically: full marks, and a note for the instructor
                 how = student.numeric.get(tuple(item.name.split(".", 1)))
                 if how and item.graded_as:
                     item.graded_as["numeric"] = sorted(how)
         finally:
             box.close()
+            if remember:
+                from grader.truth import remembered
+
+                remembered.store(remember) if graded else remembered.stop()
             result.output = box.printed_output
             result.placeholders = _unique(box.placeholders, found)
             for item in result.items:
@@ -125,10 +135,17 @@ def _start_fork_server() -> None:
         pass
 
 
-def _warm_up(spec: Spec, prepare) -> None:
+def _remembered_name(spec: Spec, seed: int) -> str:
+    from grader import cache
+
+    return cache.key("truth-values", spec.fingerprint, str(seed))
+
+
+def _warm_up(spec: Spec, prepare, remember: str | None = None) -> None:
     """What the grader needs soon, made ready while the worker starts on the other core: the
     checks of the kinds the spec uses and what they use (imported here, not before the worker
-    starts), the test points' generators (numpy.random: 6 ms), the derived functions."""
+    starts), the test points' generators (numpy.random: 6 ms), the derived functions (or, for
+    a self-check run before with this seed, the truth it computed: `remember`)."""
     import numpy.random  # noqa: F401
 
     import grader.checking.checks  # noqa: F401
@@ -138,9 +155,10 @@ def _warm_up(spec: Spec, prepare) -> None:
     for kind in dict.fromkeys(cls.kind for cls in spec.graded_classes):
         implementation(kind)
     from grader.truth.rules import rules_for
+    from grader.truth import remembered
     from grader.truth.symbolic import preload
 
-    preload(spec)
+    preload(spec, functions=not (remember and remembered.load(remember)))
     for cls in spec.graded_classes:
         rules_for(cls)
     if prepare is not None:

@@ -158,16 +158,19 @@ def test_the_numpy_names_of_cached_code_are_those_lambdify_uses():
 
 
 def test_remembered_truth_is_handed_out_as_copies(monkeypatch):
-    monkeypatch.setattr(symbolic, "_RESULTS", __import__("collections").OrderedDict())
+    from grader.truth import remembered
+
+    monkeypatch.setattr(remembered, "_MEMORY", __import__("collections").OrderedDict())
     spec = load_spec()
     truth = symbolic.SymbolicTruth(spec.epsilon)
     tanh = spec.classes["TanhLayer"]
     z = np.array([[0.3, -2.0]])
     first = truth.elementwise_forward(tanh, z)
     first[:] = 99.0  # a caller scribbling on its result
+    kept = len(remembered._MEMORY)
     again = truth.elementwise_forward(tanh, z)
     np.testing.assert_allclose(again, np.tanh(z))
-    assert len(symbolic._RESULTS) == 1
+    assert len(remembered._MEMORY) == kept
     Y, Yhat = np.array([[1.0, 0.0]]), np.array([[0.8, 0.1]])
     band = truth.objective_gradient_band(spec.classes["LogLoss"], Y, Yhat)
     expected = band.lower.copy()

@@ -302,19 +302,21 @@ def test_cached_code_runs_only_when_it_is_arithmetic(tmp_path, monkeypatch):
 
 def test_remembered_truth_is_keyed_by_module_and_qualified_name():
     """Two kinds' modules may each define a `forward`: their remembered results never mix (issue 20)."""
-    from grader.truth import symbolic
+    from grader.truth.remembered import remembered
 
     class First:
-        epsilon = 1e-7
+        def remember_key(self):
+            return ("truth", 1e-7)
 
-        @symbolic._remembered
+        @remembered
         def forward(self, x):
             return np.array([1.0]) * x
 
     class Second:
-        epsilon = 1e-7
+        def remember_key(self):
+            return ("truth", 1e-7)
 
-        @symbolic._remembered
+        @remembered
         def forward(self, x):
             return np.array([2.0]) * x
 

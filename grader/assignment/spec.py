@@ -160,6 +160,10 @@ class ClassSpec:
         """Everything about the class, as text: two classes with the same fingerprint are graded alike."""
         return json.dumps([self.definition, repr(self)])
 
+    def remember_key(self):
+        """What remembered truth about the class is keyed by (`grader.truth.remembered`)."""
+        return ("class", self.fingerprint)
+
     @functools.cached_property
     def definition(self) -> str:
         """Everything its derived functions depend on, as text: the key of their cache entries."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from grader.truth.remembered import remembered
 from grader.truth.symbolic import numpy_function
 
 #: The recurrence as the course writes it, and the mistakes it is compared against (code → how it differs).
@@ -58,6 +59,7 @@ def adam_exprs(steps: int, variant: str = "course"):
     return [*g, *q, p1, p2, delta], out
 
 
+@remembered
 def adam_directions(grads, p1: float, p2: float, delta: float, variant: str = "course", seconds=None) -> np.ndarray:
     """m̂ₜ/(√v̂ₜ + δ) for t = 1…T, entry by entry, for the gradients `grads` (T arrays of one shape);
     `seconds` (T arrays) is what v accumulates, gₜ² unless given. The step of call t is −η times it."""

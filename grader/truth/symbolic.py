@@ -13,30 +13,23 @@ cached and checked the same way, so the truth stays exact at the edges.
 from __future__ import annotations
 
 import ast
-import collections
 import functools
 import json
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
 from grader import cache
 from grader.assignment.spec import ClassSpec, symbols
 from grader.kinds import KINDS
+from grader.truth.band import Band
+from grader.truth.remembered import remembered
 
 #: The smallest ε that counts at ŷ = 0 or 1, where ε = 0 gives ln 0: np.finfo(float).eps and
 #: 1e-15 are what students write there.
 TINY_EPSILON = 1e-16
 
 
-@dataclass(frozen=True)
-class Band:
-    """The truth at the spec's ε, and the interval every accepted ε (and way of writing ε) spans."""
-
-    nominal: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
 
 
 # ----------------------------------------------------------------------------- generated code, cached and checked
@@ -246,6 +239,7 @@ def _role_build(cls: ClassSpec, role: str):
     return build
 
 
+@remembered
 def class_values(cls: ClassSpec, role: str, values: list, *, precise: bool = True) -> np.ndarray:
     """A class's derived function `role` entry by entry at `values` (one array per argument, broadcast).
 
@@ -279,27 +273,37 @@ def class_values(cls: ClassSpec, role: str, values: list, *, precise: bool = Tru
     return out
 
 
-def preload(spec) -> None:
+def preload(spec, *, functions: bool = True) -> None:
     """Read into memory, from the disk cache, the derived functions the last run of `spec` used
     (never deriving one): the grader does this (and `rules.rules_for` for the rules its reports
-    show) while a worker starts, so grading finds them ready. `note_used` records the list at the end of a run."""
-    global _noted
+    show) while a worker starts, so grading finds them ready. `note_used` records the list at the
+    end of a run. Without `functions` only the list is read: the run has the last run's answers
+    (`remembered.load`), and a function is read when a new point needs it."""
+    global _noted, _functions_read
     listed = cache.read(_used_key(spec), ".used.json", lambda text, _: json.loads(text))
     _noted = listed if isinstance(listed, list) else None
-    for entry in _noted or []:
+    _functions_read = functions
+    for entry in (_noted or []) if functions else []:
         if isinstance(entry, list) and len(entry) == 2 and entry[0] in _BACKENDS and isinstance(entry[1], str):
             _generated(entry[0], entry[1], None)
 
 
 def note_used(spec) -> None:
-    """Record which derived functions grading `spec` used, for the next run's `preload` (written only when it changed)."""
+    """Record which derived functions grading `spec` used, for the next run's `preload` (written
+    only when it changed). A run whose answers were remembered read only the functions new points
+    needed: those are added to the list, which it does not shorten."""
     used = sorted([backend, name] for backend, name in _MEMORY if backend in _BACKENDS)
+    if not _functions_read and _noted:
+        used = sorted({tuple(e) for e in _noted if isinstance(e, list) and len(e) == 2} | {tuple(e) for e in used})
+        used = [list(e) for e in used]
     if used != _noted:
         cache.write(_used_key(spec), ".used.json", json.dumps(used))
 
 
-#: What `preload` read for this process's spec, so that `note_used` writes only what changed.
+#: What `preload` read for this process's spec, so that `note_used` writes only what changed;
+#: whether it read the functions too.
 _noted: list | None = None
+_functions_read = True
 
 
 def _used_key(spec) -> str:
@@ -368,61 +372,6 @@ def zscore_exprs(n: int, ddof: int):
 
 
 
-# ----------------------------------------------------------------------------- remembered results
-
-#: The truth at points already asked about, by what was asked: a batch draws every student's test
-#: points from one seed, so from the second submission on most of the truth is looked up here.
-_RESULTS: "collections.OrderedDict[tuple, object]" = collections.OrderedDict()
-_RESULTS_LIMIT = 4096
-
-
-def _key_of(value):
-    if isinstance(value, np.ndarray):
-        return ("array", value.dtype.str, value.shape, value.tobytes())
-    if isinstance(value, ClassSpec):
-        return ("class", value.fingerprint)
-    if value is None or isinstance(value, (int, float, str, np.floating, np.integer)):
-        return value
-    if isinstance(value, (tuple, list)):
-        return tuple(_key_of(v) for v in value)
-    raise TypeError(type(value).__name__)
-
-
-def _fresh(value):
-    """A copy of a remembered result, so that no caller can change what the next one is given."""
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, Band):
-        return Band(*(v.copy() if isinstance(v, np.ndarray) else v for v in (value.nominal, value.lower, value.upper)))
-    if isinstance(value, list):
-        return [_fresh(v) for v in value]
-    return value
-
-
-def _remembered(method):
-    """Remember what a truth method returned for these very arguments (bounded; results copied out).
-
-    Keyed by the method's module and qualified name: two kinds' modules may each define a
-    `forward`, and one table serves them all."""
-    identity = (method.__module__, method.__qualname__)
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            key = (identity, self.epsilon, _key_of(args), _key_of(sorted(kwargs.items())))
-        except TypeError:  # an argument without a key: computed each time
-            return method(self, *args, **kwargs)
-        if key in _RESULTS:
-            _RESULTS.move_to_end(key)
-            return _fresh(_RESULTS[key])
-        value = method(self, *args, **kwargs)
-        _RESULTS[key] = _fresh(value)
-        if len(_RESULTS) > _RESULTS_LIMIT:
-            _RESULTS.popitem(last=False)
-        return value
-    return wrapper
-
-
 # ----------------------------------------------------------------------------- ground truth
 
 
@@ -432,23 +381,27 @@ class SymbolicTruth:
     def __init__(self, epsilon: float):
         self.epsilon = epsilon
 
+    def remember_key(self):
+        """What of this truth its remembered answers depend on (`remembered`): the spec's ε."""
+        return ("truth", self.epsilon)
+
     # (which of these a layer's truth is, its kind's module says: `grader/kinds/<kind>.py`, true_forward)
 
     # element-wise activations: g(z) from the spec, g'(z) derived
-    @_remembered
+    @remembered
     def elementwise_forward(self, cls: ClassSpec, Z_: np.ndarray) -> np.ndarray:
         return class_values(cls, "value", [Z_])
 
-    @_remembered
+    @remembered
     def elementwise_derivative(self, cls: ClassSpec, Z_: np.ndarray) -> np.ndarray:
         return class_values(cls, "derivative", [Z_])
 
-    @_remembered
+    @remembered
     def elementwise_jacobian(self, cls: ClassSpec, Z_: np.ndarray) -> np.ndarray:
         d = self.elementwise_derivative(cls, Z_)
         return np.einsum("nk,kj->nkj", d, np.eye(d.shape[1]))
 
-    @_remembered
+    @remembered
     def elementwise_derivative_band(self, cls: ClassSpec, Z_: np.ndarray) -> Band:
         """g′(z), and the interval the slides' rule spans for ε in the accepted range (g′ = g(1 − g) + ε)."""
         nominal = self.elementwise_derivative(cls, Z_)
@@ -459,60 +412,60 @@ class SymbolicTruth:
         return _band(nominal, candidates)
 
     # softmax: evaluated at z − max(z) per row
-    @_remembered
+    @remembered
     def softmax_forward(self, Z_: np.ndarray) -> np.ndarray:
         Z_ = _shifted(Z_)
         fn = shape_function("softmax_forward", Z_.shape[1])
         return _evaluate(fn, [Z_[:, i] for i in range(Z_.shape[1])], (Z_.shape[0],))
 
-    @_remembered
+    @remembered
     def softmax_jacobian(self, Z_: np.ndarray) -> np.ndarray:
         Z_ = _shifted(Z_)
         k = Z_.shape[1]
         return _jacobian_per_row(shape_function("softmax_jacobian", k), Z_, k, k)
 
     # fully connected
-    @_remembered
+    @remembered
     def fully_connected_forward(self, X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         d, k = W.shape
         fn = shape_function("fully_connected_forward", d, k)
         return _evaluate(fn, [X[:, i] for i in range(d)] + list(W.ravel()) + list(np.ravel(b)), (X.shape[0],))
 
-    @_remembered
+    @remembered
     def fully_connected_jacobian(self, X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         d, k = W.shape
         fn = shape_function("fully_connected_jacobian", d, k)
         return _jacobian_per_row(fn, X, k, d, extra=list(W.ravel()) + list(np.ravel(b)))
 
     # input layer
-    @_remembered
+    @remembered
     def input_forward(self, data: np.ndarray, X: np.ndarray, ddof: int) -> np.ndarray:
         n = data.shape[0]
         fn = shape_function("zscore", n, ddof)
         return _evaluate(fn, [X] + [data[i] for i in range(n)], X.shape)[..., 0]
 
     # objectives: ℓ(y, ŷ) per entry from the spec, ∂ℓ/∂ŷ derived
-    @_remembered
+    @remembered
     def loss_entries(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray, epsilon: float | None = None) -> np.ndarray:
         eps = self.epsilon if epsilon is None else epsilon
         return class_values(cls, "value", [Y_, Yhat, np.full(np.shape(Yhat), eps)])
 
-    @_remembered
+    @remembered
     def objective_value(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> float:
         return reduce_loss(self.loss_entries(cls, Y_, Yhat), cls.options.reduction)
 
-    @_remembered
+    @remembered
     def objective_gradient(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray, epsilon: float | None = None) -> np.ndarray:
         eps = self.epsilon if epsilon is None else epsilon
         return class_values(cls, "derivative", [Y_, Yhat, np.full(np.shape(Yhat), eps)])
 
-    @_remembered
+    @remembered
     def objective_value_band(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> Band:
         """J at the spec's ε, and the interval J spans for every accepted ε, added inside the logs
         or applied by clipping ŷ to [ε, 1 − ε]; where ε = 0 gives ln 0 the smallest ε is TINY_EPSILON."""
         return _band(np.float64(self.objective_value(cls, Y_, Yhat)), self.objective_value_candidates(cls, Y_, Yhat))
 
-    @_remembered
+    @remembered
     def objective_value_candidates(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> list[np.float64]:
         """J for each accepted way of writing ε (the ends of the range, added or by clipping), in a fixed order."""
         low, high = cls.epsilon_range
@@ -524,7 +477,7 @@ class SymbolicTruth:
                 candidates.append(reduce_loss(self.loss_entries(cls, Y_, clipped, 0.0), cls.options.reduction))
         return [np.float64(c) for c in candidates]
 
-    @_remembered
+    @remembered
     def objective_value_difference_band(self, cls: ClassSpec, pairs) -> Band:
         """J(Y₁, Ŷ₁) − J(Y₂, Ŷ₂) with the same ε in both: what an ε-dependent term common to both cancels from."""
         (Y1, Yhat1), (Y2, Yhat2) = pairs
@@ -533,7 +486,7 @@ class SymbolicTruth:
         with np.errstate(invalid="ignore"):
             return _band(nominal, [a - b for a, b in zip(first, second)])
 
-    @_remembered
+    @remembered
     def objective_gradient_band(self, cls: ClassSpec, Y_: np.ndarray, Yhat: np.ndarray) -> Band:
         """∂J/∂ŷ at the spec's ε, and the interval of every accepted ε in the derived rule and in the
         slides' own form. Where the rule has no value at ε = 0 (ŷ = 0 or 1: x/0, 0/0) the slides ask

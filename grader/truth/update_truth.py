@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from grader.truth.remembered import remembered
 from grader.truth.symbolic import numpy_function
 
 #: How the batch objective combines its N observations' terms, and what a report calls it.
@@ -35,6 +36,7 @@ def update_exprs(n: int, d: int, k: int, reduction: str):
     return list(X) + list(G), derived
 
 
+@remembered
 def update_gradients(X: np.ndarray, G: np.ndarray, reduction: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """(∂J/∂W D×K, ∂J/∂b 1×K) for the stored input X (N×D) and gradIn δ (N×K)."""
     if reduction not in UPDATE_REDUCTIONS:
