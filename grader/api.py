@@ -251,7 +251,8 @@ def _single(entry: Entry, *, spec, out_dir, json_file, seed, limits, sandbox, gr
     # pyenv under /root): there the fork server, which changes uid after fork without an exec, serves.
     result = grade_submission(entry.path, spec=spec, seed=seed, sandbox=sandbox, limits=limits, command=command,
                               hidden=private_paths(spec, out_dir), prepare=lambda: _prepare_outputs(spec),
-                              fork_server=False if fresh_worker_isolated() else None, remember_truth=True)
+                              fork_server=False if fresh_worker_isolated() else None, remember_truth=True,
+                              alone=True)
     from grader.outputs.html_report import render_report  # imported by then (_prepare_outputs)
     from grader.outputs.writers import gradescope_json, result_json
     from grader.outputs.text_report import table

@@ -24,6 +24,7 @@ from grader.sandbox.environment import resolve as resolve_environment
 from grader.exceptions import SubmissionError
 from grader.checking.results import CheckResult, ItemResult, SubmissionResult
 from grader.sandbox import ForkServer, Limits, Sandbox, SandboxChoice, WorkerDied, WorkerStartFailed, WorkerTimeout, resolve_sandbox
+from grader.sandbox.parent import polling_for_one
 from grader.checking.seeding import Seeding, secret_seed
 from grader.assignment.spec import Item, Spec, load_spec
 from grader.intake.submission import copy_submission, discover, submission_name, workspace
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | Seeding = 0, sandbox: str | SandboxChoice = "auto",
                      limits: Limits | None = None, command: str = "", progress=None,
                      fork_server: ForkServer | None | bool = None, hidden: tuple[str, ...] = (),
-                     prepare=None, remember_truth: bool = False) -> SubmissionResult:
+                     prepare=None, remember_truth: bool = False, alone: bool = False) -> SubmissionResult:
     """Grade the submission at `path` (folder, .py or .zip) and return its result.
 
     In the plain process sandbox the worker is forked from a numpy-warm process (`fork_server`;
@@ -47,7 +48,9 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
     worker starts, like reading the spec's derived functions from the cache.
     `remember_truth`: read the truth the last run of this spec and seed computed, and store what
     this one used (`grader.truth.remembered`): a self-check run again looks its truth up. Never
-    with hidden checks' secret points, which stay off the disk.
+    with hidden checks' secret points, which stay off the disk. `alone`: nothing else is graded
+    on this machine meanwhile, so the grader and its worker poll for each other's messages
+    instead of sleeping between them (`Sandbox.polling`): latency bought with CPU.
     """
     started = time.monotonic()
     spec = spec or load_spec()
@@ -75,7 +78,7 @@ def grade_submission(path: str | Path, *, spec: Spec | None = None, seed: int | 
             "path": found.sys_path, "path_last": found.sys_path_last, "modules": found.modules,
             "classes": {name: [f.module, f.name] for name, f in found.found.items()},
             "allowed": sorted(environment.modules),
-        }, fork_server=fork_server, mounts=environment.paths, hidden=hidden)
+        }, fork_server=fork_server, mounts=environment.paths, hidden=hidden, polling=polling_for_one() if alone else 0.0)
         secret = seeding.secret
         remember = _remembered_name(spec, seed) if remember_truth and secret is None else None
         graded = False

@@ -129,13 +129,30 @@ def snapshot(folder: Path) -> dict:
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_hostile_submission_alone(name, sandbox, arena):
+    _hostile_alone(name, sandbox, arena)
+
+
+#: What a self-check changes (the grader and its worker polling for each other's messages, the
+#: truth remembered on disk) must not change what these cost: hangs, deaths, forged replies.
+SELF_CHECK_CASES = ["loop_in_method", "os_exit_in_method", "sys_exit_in_method", "keyboard_interrupt_in_method",
+                    "forged_huge_reply", "forged_deep_reply", "output_flood", "loop_at_import", "returns_weird"]
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+@pytest.mark.parametrize("name", SELF_CHECK_CASES)
+def test_hostile_submission_in_a_self_check(name, sandbox, arena, monkeypatch, tmp_path):
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    _hostile_alone(name, sandbox, arena, alone=True, remember_truth=True)
+
+
+def _hostile_alone(name, sandbox, arena, **how):
     if name == "reads_reference" and sandbox == "process":
         pytest.skip("the process sandbox does not hide the filesystem (README: threat model)")
     if name == "writes_files" and sandbox == "process" and not AS_ROOT:
         pytest.skip("the process sandbox guards files by dropping to nobody, which needs root (README: threat model)")
     shutil.copytree(HOSTILE / name, arena / "class" / name)
     before = snapshot(arena)
-    result = grade_submission(arena / "class" / name, sandbox=sandbox, limits=LIMITS)
+    result = grade_submission(arena / "class" / name, sandbox=sandbox, limits=LIMITS, **how)
     affected, statuses = EXPECTED[name]
     for item in result.items:
         if item.name.startswith("Network."):

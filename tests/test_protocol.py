@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from grader.sandbox.parent import decode_outcome
-from grader.sandbox.protocol import MAX_CONTAINERS, MAX_MESSAGE_BYTES, BadReply, array_to_wire, frame, parse_reply, wire_to_bytes
+from grader.sandbox.protocol import (MAX_CONTAINERS, MAX_MESSAGE_BYTES, BadReply, array_to_wire, busy_wait, frame, parse_reply,
+                                     read_message, wire_to_bytes, write_message)
 
 
 def test_a_frame_is_its_length_then_json():
@@ -41,3 +42,21 @@ def test_arrays_must_fit_their_shape_and_the_size_bound():
 def test_a_reply_entry_of_any_shape_becomes_an_outcome(entry):
     outcome = decode_outcome(entry)
     assert outcome.kind in ("other", "error") and isinstance(outcome.describe(), str)
+
+
+def test_polling_finds_a_message_waiting_gives_up_on_none_and_is_capped():
+    import os
+    import time
+
+    read, write = os.pipe()
+    try:
+        assert busy_wait(read, 0.001) is False  # nothing comes: it gives up (and then one sleeps on the pipe)
+        started = time.monotonic()
+        assert busy_wait(read, 60.0) is False  # asked to poll a minute: capped at MAX_BUSY_WAIT
+        assert time.monotonic() - started < 1.0
+        write_message(write, {"op": "call", "n": 1})
+        assert busy_wait(read, 0.001) is True
+        assert read_message(read, polling=0.001) == {"op": "call", "n": 1}
+    finally:
+        os.close(read)
+        os.close(write)

@@ -12,8 +12,9 @@ from grader.sandbox.process import fresh_worker_isolated
 
 # A fresh interpreter per worker ("process") only where it can run as the job's uid: as root with an
 # interpreter other users may not run (pyenv under /root), it is refused by design (test_hostile.py).
+# "+polling": both sides poll for each other's messages before sleeping, as in a self-check.
 KINDS = [pytest.param("process", marks=pytest.mark.skipif(not fresh_worker_isolated(), reason="a job's uid may not run this interpreter")),
-         "process+fork-server"] + (["bwrap"] if bwrap_available() else [])
+         "process+fork-server", "process+fork-server+polling"] + (["bwrap", "bwrap+polling"] if bwrap_available() else [])
 
 PROBE = '''
 import os, sys, time
@@ -74,11 +75,11 @@ def box(request, tmp_path):
     root = tmp_path / "sub"
     root.mkdir()
     (root / "probe.py").write_text(PROBE)
-    kind, _, server = request.param.partition("+")
+    kind, *how = request.param.split("+")
     sandbox = Sandbox(root, kind=kind, limits=Limits(call_timeout=2.0, memory_bytes=1024**3), load_request={
         "path": [str(root)], "path_last": [str(tmp_path)], "modules": ["probe"], "classes": {"P": ["probe", "Probe"]},
         "describe": {"P": ["env", "hang", "missing_method"]}},
-        fork_server=ForkServer.shared() if server else False)
+        fork_server=ForkServer.shared() if "fork-server" in how else False, polling=0.0005 if "polling" in how else 0.0)
     result = sandbox.start()
     assert result == {"kind": "ok", "failed": {}, "loaded": ["P"], "methods": {"P": ["env", "hang"]}}
     yield sandbox
@@ -220,3 +221,21 @@ def test_a_worker_not_ready_in_time_is_the_graders_fault(tmp_path):
             box.start()
     finally:
         box.close()
+
+
+def test_only_a_single_self_check_polls_and_only_with_a_core_for_each_side(monkeypatch):
+    from grader.sandbox import parent
+
+    monkeypatch.setattr(parent.os, "sched_getaffinity", lambda pid: {0})
+    assert parent.polling_for_one() == 0.0  # one core: polling would take the time the other side needs
+    monkeypatch.setattr(parent.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert parent.polling_for_one() == parent.SELF_CHECK_POLLING > 0
+    monkeypatch.undo()
+    import inspect
+
+    from grader import api
+    from grader.course import batch
+
+    single = inspect.getsource(api._single)
+    assert "alone=True" in single and "remember_truth=True" in single
+    assert "alone=" not in inspect.getsource(batch) and "remember_truth" not in inspect.getsource(batch)

@@ -12,7 +12,9 @@ parser's recursion) and its type, and raises `BadReply` for anything else.
 import base64
 import json
 import os
+import select
 import struct
+import time
 
 #: Largest message either side accepts: an array of MAX_ELEMENTS float64 in base64, with room.
 MAX_MESSAGE_BYTES = 24 * 1024 * 1024
@@ -49,8 +51,34 @@ def parse_reply(body: bytes) -> dict:
     return data
 
 
-def read_message(fd: int):
-    """Read one message from `fd` (the worker's side: the parent is trusted); None at end of input."""
+#: The longest either side may poll for the other's message before it sleeps (`busy_wait`).
+MAX_BUSY_WAIT = 0.005
+
+
+def busy_wait(fd: int, seconds: float) -> bool:
+    """Poll `fd` for up to `seconds` without sleeping; True as soon as it is readable.
+
+    A process that sleeps on a pipe is woken by the kernel when the other side writes; on a
+    virtual machine a core that went idle takes tens of microseconds to wake (measured here: a
+    pipe round trip between two processes 66 µs sleeping, 4 µs polling). A self-check makes some
+    500 round trips between the grader and its worker, each side waiting a fraction of a
+    millisecond for the other: polling that long first saves most of the waking. It costs CPU
+    (bounded by `seconds` per wait), so only a single self-check on a machine with a core for
+    each side asks for it."""
+    if select.select([fd], [], [], 0)[0]:
+        return True
+    end = time.perf_counter() + min(seconds, MAX_BUSY_WAIT)
+    while time.perf_counter() < end:
+        if select.select([fd], [], [], 0)[0]:
+            return True
+    return False
+
+
+def read_message(fd: int, polling: float = 0.0):
+    """Read one message from `fd` (the worker's side: the parent is trusted); None at end of input.
+    `polling`: seconds to poll before sleeping (`busy_wait`)."""
+    if polling:
+        busy_wait(fd, polling)
     header = _read_exact(fd, HEADER.size)
     if header is None:
         return None
