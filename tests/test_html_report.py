@@ -336,3 +336,44 @@ document.body.setAttribute("data-shown", document.querySelectorAll("#grid tbody 
     run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", path.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert 'data-shown="10"' in run.stdout  # student_010 … student_019
+
+
+def test_templates_compiled_once_render_exactly_as_their_source_and_follow_an_edit(results, tmp_path):
+    """The report's templates are compiled to Python once per text and Jinja2 version, beside the
+    grader's modules: the pages are the same as compiled from source, an edited template is
+    compiled afresh, and where nothing can be written the source is compiled in memory as before."""
+    import jinja2
+
+    from grader.outputs import html_report
+
+    folder = tmp_path / "templates"
+    shutil.copytree(Path(html_report.__file__).parent / "templates", folder, ignore=shutil.ignore_patterns("__*"))
+    options = dict(undefined=jinja2.StrictUndefined, autoescape=jinja2.select_autoescape(html_report.AUTOESCAPED),
+                   trim_blocks=True, lstrip_blocks=True)
+    compiled = html_report._compiled_folder(jinja2, options, "test", here=folder)
+    assert compiled is not None and sorted(p.name for p in compiled.glob("tmpl_*.py")) == sorted(
+        jinja2.ModuleLoader.get_module_filename(n) for n in html_report.TEMPLATES)
+    made = compiled.stat().st_mtime_ns
+    assert html_report._compiled_folder(jinja2, options, "test", here=folder) == compiled
+    assert compiled.stat().st_mtime_ns == made and not list(compiled.parent.glob(".staging-*"))
+
+    from_modules = jinja2.Environment(loader=jinja2.ModuleLoader(str(compiled)), **options)
+    from_source = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), **options)
+    css = html_report._css()
+    for result in results:
+        page = dict(r=result, items=[html_report._guarded_item_view(i) for i in result.by_importance()], percent=50.0,
+                    counts="", css=css, output="")
+        assert from_modules.get_template("report.html.j2").render(**page) == from_source.get_template("report.html.j2").render(**page)
+
+    edited = folder / "report.html.j2"
+    edited.write_text(edited.read_text().replace("</body>", "<!-- edited --></body>"))
+    again = html_report._compiled_folder(jinja2, options, "test", here=folder)
+    assert again != compiled and "edited" in (again / jinja2.ModuleLoader.get_module_filename("report.html.j2")).read_text()
+
+    edited.write_text("{% if %}")  # a template that does not compile: nothing made, the source says why when rendered
+    assert html_report._compiled_folder(jinja2, options, "test", here=folder) is None
+    assert not list((folder / "__compiled__").glob(".staging-*"))
+    shutil.rmtree(folder / "__compiled__")
+    (folder / "__compiled__").write_text("not a folder")  # nowhere to write: compiled in memory
+    edited.write_text("plain")
+    assert html_report._compiled_folder(jinja2, options, "test", here=folder) is None

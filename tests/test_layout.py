@@ -169,7 +169,7 @@ def test_the_wheel_installs_every_stage_and_grades_the_reference_from_the_instal
     wheel = next((tmp_path / "dist").glob("nn_grader-*.whl"))
     inside = set(zipfile.ZipFile(wheel).namelist())
     wanted = {p.relative_to(checkout).as_posix() for p in ROOT.rglob("*") if p.suffix in (".py", ".toml", ".j2", ".css")
-              and "__pycache__" not in p.parts and p.parts[len(ROOT.parts)] not in ("reference", "student_template")}
+              and "__pycache__" not in p.parts and "__compiled__" not in p.parts and p.parts[len(ROOT.parts)] not in ("reference", "student_template")}
     assert wanted <= inside, sorted(wanted - inside)
 
     venv = tmp_path / "venv"

@@ -24,17 +24,64 @@ STATUS_TEXT = {"not_implemented": "not implemented"}
 PRINTED_LIMIT = 8000
 
 
+#: The report's templates, compiled to Python once per template text and Jinja2 version
+#: (`_compiled_folder`).
+TEMPLATES = ("report.html.j2", "summary.html.j2")
+AUTOESCAPED = ("html", "j2")
+
+
 @functools.lru_cache(maxsize=1)
 def _environment():
     import jinja2  # here, not at the top: a self-check imports it while its worker starts (ready_report)
 
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("grader.outputs", "templates"),
-        undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    options = dict(undefined=jinja2.StrictUndefined, autoescape=jinja2.select_autoescape(AUTOESCAPED),
+                   trim_blocks=True, lstrip_blocks=True)
+    source = jinja2.PackageLoader("grader.outputs", "templates")
+    folder = _compiled_folder(jinja2, options, f"strict|autoescape {AUTOESCAPED}|trim_blocks|lstrip_blocks")
+    loader = jinja2.ChoiceLoader([jinja2.ModuleLoader(str(folder)), source]) if folder else source
+    return jinja2.Environment(loader=loader, **options)
+
+
+def _compiled_folder(jinja2, options: dict, described: str, here=None):
+    """The folder of the templates compiled to Python modules, made on the first run where the
+    grader's own folder may be written (Python then keeps their bytecode beside them, as for the
+    grader's modules): compiling the report's template took ~20 ms of every self-check. It lies
+    in the grader's package, as trusted as its modules (never in the user's cache, which student
+    code may reach in some sandboxes); its name holds a digest of the templates' text, the
+    Jinja2 version and the options (`described`), so an edited template or another Jinja2
+    compiles afresh.
+    None where it cannot be made: the templates are then compiled in memory, as before."""
+    import hashlib
+    import os
+    import tempfile
+    from pathlib import Path
+
+    here = Path(here or Path(__file__).resolve().parent / "templates")
+    digest = hashlib.sha256(f"{jinja2.__version__}|{described}".encode())
+    try:
+        for name in TEMPLATES:
+            digest.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
+    except OSError:
+        return None
+    folder = here / "__compiled__" / digest.hexdigest()[:24]
+    if all((folder / jinja2.ModuleLoader.get_module_filename(name)).is_file() for name in TEMPLATES):
+        return folder
+    import shutil
+
+    try:
+        folder.parent.mkdir(exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
+    except OSError:  # a read-only installation
+        return None
+    try:
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(here)), **options)
+        env.compile_templates(str(staging), zip=None, filter_func=lambda name: name in TEMPLATES, ignore_errors=False)
+        os.replace(staging, folder)  # whole or not at all; another grader that made it first wins
+    except Exception:  # a template that does not compile says so when it is rendered, from its source
+        pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder if folder.is_dir() else None
 
 
 @functools.lru_cache(maxsize=1)
