@@ -117,7 +117,7 @@ def backward_check(case: str):
         expected = cross_checked(ctx, exact(per_image(lambda x, g: truth.input_gradient(x.shape, K, g), X, G)),
                                  reference(ctx, "backward", X, K, G)).nominal
         return il.verdict(ctx, name, weight, got, expected, what=f"backward(gradIn) after forward of a {'×'.join(map(str, image_shape))} image",
-                          mistakes=[*_backward(Case(K=K, G=G)), il.first_answer_again(
+                          mistakes=[*_backward(Case(X=X, K=K, G=G)), il.first_answer_again(
                               "backward", lambda: per_image(lambda x, g: truth.input_gradient(x.shape, K, g), X, before))])
     return named(il.guarded(check), f"convolution.backward.{case}")
 
@@ -193,6 +193,12 @@ def _backward(c):
                lambda: per_image(lambda g: truth.correlate(truth.padded(g, kh, kw), c.K.T), c.G))
     yield ("convolution.not_padded", "backward without zero padding (a valid cross-correlation of gradIn: too small)",
            lambda: per_image(lambda g: truth.correlate(g, np.rot90(c.K, 2)), c.G))
+    kernel_gradient = lambda: per_image(lambda x, g: truth.kernel_gradient(x, c.K.shape, g), c.X, c.G)  # noqa: E731
+    yield ("convolution.kernel_gradient", "backward returned ∂J/∂K = X ⋆ gradIn, the kernel's gradient (what the update "
+           "steps along), where it passes ∂J/∂X, the gradient of the layer's input, back", kernel_gradient)
+    if c.X.ndim == 3:
+        yield ("convolution.kernel_gradient", "backward returned ∂J/∂K = X ⋆ gradIn added over the batch, the kernel's "
+               "gradient, where it passes ∂J/∂X, the gradient of the layer's input, back", lambda: kernel_gradient().sum(axis=0))
 
 
 def _update(c):
