@@ -308,6 +308,7 @@ def _trains(spec: Spec) -> bool:
 def _guarded_training(spec, student, seed, result) -> ItemResult:
     from grader.checking.training import ITEM, run_training
 
+    student.begin_check()  # the classes as importing left them, as for every check
     try:
         return run_training(spec, student, seed)
     except Exception as exc:
@@ -318,6 +319,7 @@ def _guarded_training(spec, student, seed, result) -> ItemResult:
 def _guarded_network(net, spec, student, seed, result) -> ItemResult:
     from grader.checking.network import run_network
 
+    student.begin_check()  # the classes as importing left them, as for every check
     try:
         return run_network(net, spec, student, seed)
     except WorkerStartFailed:

@@ -56,6 +56,11 @@ class Probe:
         return np.ones(10**9)
     def boom(self):
         raise ValueError("student bug")
+    scale = 1.0
+    def count(self):
+        Probe.n = getattr(Probe, "n", 0) + 1
+        Probe.scale = Probe.scale * 2
+        return float(Probe.n * Probe.scale)
 '''
 
 
@@ -239,3 +244,10 @@ def test_only_a_single_self_check_polls_and_only_with_a_core_for_each_side(monke
     single = inspect.getsource(api._single)
     assert "alone=True" in single and "remember_truth=True" in single
     assert "alone=" not in inspect.getsource(batch) and "remember_truth" not in inspect.getsource(batch)
+
+
+def test_fresh_puts_the_classes_back_as_importing_left_them(box):
+    """What one check stores on a student class is not the next one's starting point."""
+    assert call(box, "count").value == 2.0 and call(box, "count").value == 8.0  # n = 2, scale = 4
+    box.post({"op": "fresh"}, "")
+    assert call(box, "count").value == 2.0  # n and scale as importing left them

@@ -52,8 +52,21 @@ class StudentCode:
         self.driven_text: dict[str, str] = {}  # class -> that shape in words, for graded_as
 
     def begin_check(self):
-        """Forget the precisions seen so far: a check is judged at the precision of its own answers."""
+        """Start a check: the submission's classes as importing left them (`fresh_classes`), and the
+        precisions seen so far forgotten (a check is judged at the precision of its own answers)."""
         self.precisions = []
+        self.fresh_classes()
+
+    def fresh_classes(self):
+        """Put the submission's classes back as importing left them (the worker's "fresh"): what an
+        earlier check stored on a class (moments created once on it, a step counter kept there) is
+        not the next one's starting point, as in a fresh process. Posted (no round trip); a worker
+        that is gone is restarted by the next call, as ever."""
+        if self.sandbox.proc is not None and self.methods:
+            try:
+                self.sandbox.post({"op": "fresh"}, "")
+            except (WorkerDied, WorkerTimeout):
+                pass
 
     @property
     def precision(self) -> Precision:

@@ -544,6 +544,7 @@ def adam_per_layer(ctx: ItemContext, name: str, weight: float) -> CheckResult:
         if result.passed:
             result.note = "; ".join(notes)
         else:
+            ctx.student.fresh_classes()  # moments the two layers left on the class are not the lone layer's start
             alone = trajectories(ctx, N)[0]  # shared moments only when one layer stepped alone is right
             if result.diagnosis is None and _judge(ctx, name, weight, alone, W_ROWS, "∂J/∂W's rows").passed:
                 result.diagnosis = Diagnosis("moments shared between layers (class attributes or module globals?): each layer "

@@ -359,6 +359,7 @@ class Worker:
         self.given = {}  # object -> fingerprints of the arrays the grader passed it
         self.send = None  # sends one message before the request's own answer (serve sets it)
         self.polling = 0.0  # seconds to poll for the next request before sleeping (the load request says)
+        self.pristine = {}  # each of the submission's classes -> its attributes right after import ("fresh")
 
     # ------------------------------------------------------------------ encoding
 
@@ -435,6 +436,8 @@ class Worker:
         if op == "drop":
             self.objects.clear()
             return {"kind": "ok"}
+        if op == "fresh":
+            return self.fresh()
         return {"kind": "bad-request", "message": f"unknown op {op!r}"}
 
     def new(self, request):
@@ -512,7 +515,49 @@ class Worker:
             self.classes[key] = found
         wanted = request.get("describe", {})
         methods = {key: [n for n in wanted.get(key, []) if callable(getattr(cls, n, None))] for key, cls in self.classes.items()}
+        self.pristine = self.snapshot()
         return self.with_placeholders({"kind": "ok", "failed": failed, "loaded": sorted(self.classes), "methods": methods})
+
+    def snapshot(self):
+        """The attributes of the submission's classes (those graded and the bases they inherit from the
+        submission's own files) as importing left them."""
+        out = {}
+        for cls in self.classes.values():
+            for klass in getattr(cls, "__mro__", ()):
+                module = sys.modules.get(getattr(klass, "__module__", None) or "")
+                where = getattr(module, "__file__", None) or ""
+                if klass not in out and isinstance(where, str) and any(where.startswith(r) for r in self.roots):
+                    try:
+                        out[klass] = dict(vars(klass))
+                    except Exception:
+                        pass
+        return out
+
+    def fresh(self):
+        """Put the submission's classes back as importing left them: what one check stored on a class
+        (moments created once on the class, a step counter kept there) is not the next check's
+        starting point, as in a fresh process. Always "ok": nothing here is the student's answer."""
+        restored = 0
+        for klass, attributes in self.pristine.items():
+            try:
+                current = dict(vars(klass))
+            except Exception:
+                continue
+            for name, value in current.items():
+                if name not in attributes:
+                    try:
+                        delattr(klass, name)
+                        restored += 1
+                    except Exception:
+                        pass
+            for name, value in attributes.items():
+                if current.get(name, value) is not value or name not in current:
+                    try:
+                        setattr(klass, name, value)
+                        restored += 1
+                    except Exception:
+                        pass
+        return {"kind": "ok", "restored": restored}
 
     def with_placeholders(self, response):
         """Add the placeholders created since the last response (imports can happen in methods too)."""
