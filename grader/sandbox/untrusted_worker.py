@@ -523,14 +523,14 @@ class Worker:
         submission's own files) as importing left them."""
         out = {}
         for cls in self.classes.values():
-            for klass in getattr(cls, "__mro__", ()):
-                module = sys.modules.get(getattr(klass, "__module__", None) or "")
-                where = getattr(module, "__file__", None) or ""
-                if klass not in out and isinstance(where, str) and any(where.startswith(r) for r in self.roots):
-                    try:
+            try:
+                for klass in type.mro(cls):
+                    module = sys.modules.get(vars(klass).get("__module__") or "")
+                    where = getattr(module, "__file__", None) or ""
+                    if klass not in out and isinstance(where, str) and any(where.startswith(r) for r in self.roots):
                         out[klass] = dict(vars(klass))
-                    except Exception:
-                        pass
+            except BaseException:  # a class whose metaclass answers oddly is not reset
+                continue
         return out
 
     def fresh(self):
@@ -541,21 +541,21 @@ class Worker:
         for klass, attributes in self.pristine.items():
             try:
                 current = dict(vars(klass))
-            except Exception:
+            except BaseException:  # a metaclass of the student's may raise anything
                 continue
             for name, value in current.items():
                 if name not in attributes:
                     try:
                         delattr(klass, name)
                         restored += 1
-                    except Exception:
+                    except BaseException:  # a metaclass of the student's may raise anything
                         pass
             for name, value in attributes.items():
                 if current.get(name, value) is not value or name not in current:
                     try:
                         setattr(klass, name, value)
                         restored += 1
-                    except Exception:
+                    except BaseException:  # a metaclass of the student's may raise anything
                         pass
         return {"kind": "ok", "restored": restored}
 
