@@ -287,3 +287,15 @@ def test_moments_kept_once_on_the_class_are_shared_moments_whatever_the_order(gr
     per_layer = next(c for c in item.checks if c.name == "per_layer")
     assert getattr(per_layer.diagnosis, "code", None) == "fully_connected_adam.shared_moments"
     assert item.score == pytest.approx(graded(SUBMISSIONS / "adam_shared_moments").item(ADAM).score)
+
+
+def test_moments_in_a_dict_of_the_class_are_shared_moments_whatever_the_order(graded):
+    """Moments kept in a dict created on the class at import and updated in place (never reset):
+    the dict is refilled as importing left it before each check, so this too is shared moments,
+    4.5/5 (it was 2.25/5: every check after the first started from the last one's moments)."""
+    item = graded(SUBMISSIONS / "adam_moments_in_class_dict").item(ADAM)
+    failed = [c.name for c in item.checks if not c.passed]
+    assert failed == ["per_layer"]
+    per_layer = next(c for c in item.checks if c.name == "per_layer")
+    assert getattr(per_layer.diagnosis, "code", None) == "fully_connected_adam.shared_moments"
+    assert item.score == pytest.approx(graded(SUBMISSIONS / "adam_shared_moments").item(ADAM).score)

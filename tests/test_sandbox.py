@@ -24,7 +24,15 @@ class Sub(np.ndarray):
     def __eq__(self, other):
         return True
 
-class Probe:
+class Guard(type):
+    def __delattr__(cls, name):  # a student's metaclass that never lets go of some attributes
+        if name.startswith("trap"):
+            while True:
+                pass
+        super().__delattr__(name)
+
+
+class Probe(metaclass=Guard):
     def env(self, name):
         return 1.0 if name in os.environ else 0.0
     def hang(self):
@@ -61,6 +69,19 @@ class Probe:
         Probe.n = getattr(Probe, "n", 0) + 1
         Probe.scale = Probe.scale * 2
         return float(Probe.n * Probe.scale)
+    history = []
+    table = {"seen": [0.0]}
+    weights = np.zeros(3)
+    def keep(self):
+        self.history.append(1.0)
+        self.table["seen"].append(1.0)
+        self.weights += 1.0
+        return float(len(self.history) + len(self.table["seen"]) - 1 + self.weights[0])
+    def trap(self):
+        Probe.trap_x = 1.0
+        return 0.0
+    def trapped(self):
+        return float(hasattr(Probe, "trap_x"))
 '''
 
 
@@ -251,3 +272,14 @@ def test_fresh_puts_the_classes_back_as_importing_left_them(box):
     assert call(box, "count").value == 2.0 and call(box, "count").value == 8.0  # n = 2, scale = 4
     box.post({"op": "fresh"}, "")
     assert call(box, "count").value == 2.0  # n and scale as importing left them
+
+
+def test_fresh_refills_the_class_containers_and_runs_no_metaclass_code(box):
+    """Entries added to a list, a dict or an array of the class are not the next check's starting
+    point either (Adam moments kept in a dict on the class were 2.25/5 by the order of the checks),
+    and a metaclass whose __delattr__ never returns does not make the next check time out."""
+    assert call(box, "keep").value == 3.0 and call(box, "keep").value == 6.0
+    assert call(box, "trap").value == 0.0 and call(box, "trapped").value == 1.0
+    box.post({"op": "fresh"}, "")
+    assert call(box, "keep").value == 3.0  # the list, the dict's list and the array as importing left them
+    assert call(box, "trapped").value == 0.0

@@ -520,7 +520,8 @@ class Worker:
 
     def snapshot(self):
         """The attributes of the submission's classes (those graded and the bases they inherit from the
-        submission's own files) as importing left them."""
+        submission's own files) as importing left them, with a copy of what each plain container
+        among them (a dict, list, set or array of numbers and text) then held."""
         out = {}
         for cls in self.classes.values():
             try:
@@ -528,17 +529,22 @@ class Worker:
                     module = sys.modules.get(vars(klass).get("__module__") or "")
                     where = getattr(module, "__file__", None) or ""
                     if klass not in out and isinstance(where, str) and any(where.startswith(r) for r in self.roots):
-                        out[klass] = dict(vars(klass))
+                        attributes = dict(vars(klass))
+                        out[klass] = (attributes, {
+                            name: held for name, value in attributes.items() if _is(type(value), dict, list, set, self.np.ndarray)
+                            and (held := _plain_copy(self.np, value, [PLAIN_COPY_LIMIT])) is not _NOT_PLAIN})
             except BaseException:  # a class whose metaclass answers oddly is not reset
                 continue
         return out
 
     def fresh(self):
         """Put the submission's classes back as importing left them: what one check stored on a class
-        (moments created once on the class, a step counter kept there) is not the next check's
-        starting point, as in a fresh process. Always "ok": nothing here is the student's answer."""
+        (moments created once on the class, a step counter kept there, entries added to a dict or a
+        list of the class) is not the next check's starting point, as in a fresh process. Written
+        with type's own setattr and delattr, so a metaclass of the student's runs no code here.
+        Always "ok": nothing here is the student's answer."""
         restored = 0
-        for klass, attributes in self.pristine.items():
+        for klass, (attributes, held) in self.pristine.items():
             try:
                 current = dict(vars(klass))
             except BaseException:  # a metaclass of the student's may raise anything
@@ -546,14 +552,19 @@ class Worker:
             for name, value in current.items():
                 if name not in attributes:
                     try:
-                        delattr(klass, name)
+                        _class_attribute(klass, name)
                         restored += 1
                     except BaseException:  # a metaclass of the student's may raise anything
                         pass
             for name, value in attributes.items():
+                try:
+                    if name in held and not _refill(self.np, value, held[name]):
+                        value = _plain_copy(self.np, held[name], [PLAIN_COPY_LIMIT])  # an array reshaped in place: a copy
+                except BaseException:  # what dropping the student's entries runs (a __del__) may raise anything
+                    pass
                 if current.get(name, value) is not value or name not in current:
                     try:
-                        setattr(klass, name, value)
+                        _class_attribute(klass, name, value)
                         restored += 1
                     except BaseException:  # a metaclass of the student's may raise anything
                         pass
@@ -620,6 +631,84 @@ class Worker:
                 return message
             self.send(message)
         return {"kind": "bad-request", "message": "an empty chain"}
+
+
+#: Most numbers and strings `_plain_copy` copies out of one class attribute: a larger container
+#: (a data set kept on the class) is left as it is.
+PLAIN_COPY_LIMIT = 100_000
+_NOT_PLAIN = object()
+
+
+def _is(kind, *types):
+    """`kind` is one of `types` (by identity: comparing a student's class may run its metaclass's code)."""
+    return any(kind is t for t in types)
+
+
+def _plain_copy(np, value, budget):
+    """A deep copy of `value` when it is plain data: exactly a dict, list, set, tuple or numpy array
+    of numbers, text and None, nested (no subclass, so no code of the student's runs in copying);
+    `_NOT_PLAIN` otherwise, or when it holds more than `budget[0]` entries. Immutable values are
+    themselves."""
+    kind = type(value)
+    if value is None or _is(kind, bool, int, float, complex, str, bytes) or _is(kind, *_numpy_scalars(np)):
+        return value
+    if kind is np.ndarray:
+        if value.dtype.kind not in "biufcSU" or value.size > budget[0]:
+            return _NOT_PLAIN
+        budget[0] -= value.size
+        return value.copy()
+    if not _is(kind, list, tuple, set, dict):
+        return _NOT_PLAIN
+    items = list(value.items()) if kind is dict else list(value)
+    budget[0] -= len(items)
+    if budget[0] < 0:
+        return _NOT_PLAIN
+    copied = []
+    for item in items:
+        parts = [_plain_copy(np, part, budget) for part in item] if kind is dict else [_plain_copy(np, item, budget)]
+        if any(part is _NOT_PLAIN for part in parts):
+            return _NOT_PLAIN
+        copied.append(tuple(parts) if kind is dict else parts[0])
+    return kind(copied)
+
+
+def _numpy_scalars(np):
+    return (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
+            np.uint64, np.uint32, np.uint16, np.uint8, np.bool_, np.complex128, np.complex64)
+
+
+def _refill(np, container, held):
+    """Give a plain container of a class (a dict, list, set or array) back the contents `held`
+    (`_plain_copy` of it at import), in place, so that every name for it sees them; False when it
+    cannot (an array reshaped in place)."""
+    kind = type(container)
+    if kind is np.ndarray:
+        if container.shape != held.shape or container.dtype != held.dtype or not container.flags.writeable:
+            return False
+        np.copyto(container, held)
+        return True
+    fresh = _plain_copy(np, held, [PLAIN_COPY_LIMIT])
+    if kind is list:
+        container[:] = fresh
+    else:
+        container.clear()
+        container.update(fresh)
+    return True
+
+
+def _class_attribute(klass, name, *value):
+    """Set (with a value) or delete a class's attribute with type's own setattr and delattr, not a
+    metaclass's; one its metaclass intercepts with a descriptor of its own (a property) is left."""
+    for meta in type.mro(type(klass)):
+        found = vars(meta).get(name)
+        if found is not None and any("__set__" in vars(k) or "__delete__" in vars(k) for k in type.mro(type(found))):
+            raise AttributeError(name)
+    if value:
+        type.__setattr__(klass, name, value[0])
+    else:
+        type.__delattr__(klass, name)
+
+
 
 def _fingerprint(array):
     return (array.shape, array.dtype.str, array.tobytes()[:1 << 16])
