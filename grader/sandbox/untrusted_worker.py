@@ -360,6 +360,7 @@ class Worker:
         self.send = None  # sends one message before the request's own answer (serve sets it)
         self.polling = 0.0  # seconds to poll for the next request before sleeping (the load request says)
         self.pristine = {}  # each of the submission's classes -> its attributes right after import ("fresh")
+        self.dropped = []  # what "fresh" took off the classes, kept so that no __del__ of the student's runs then
 
     # ------------------------------------------------------------------ encoding
 
@@ -541,14 +542,19 @@ class Worker:
         """Put the submission's classes back as importing left them: what one check stored on a class
         (moments created once on the class, a step counter kept there, entries added to a dict or a
         list of the class) is not the next check's starting point, as in a fresh process. Written
-        with type's own setattr and delattr, so a metaclass of the student's runs no code here.
-        Always "ok": nothing here is the student's answer."""
+        with type's own setattr and delattr, so a metaclass of the student's runs no code here; what
+        it takes off a class stays referenced (`self.dropped`), so no `__del__` of the student's runs
+        here either (one that never returns would cost the next check its time). Always "ok":
+        nothing here is the student's answer."""
         restored = 0
+        dropped = []
+        self.dropped.append(dropped)
         for klass, (attributes, held) in self.pristine.items():
             try:
                 current = dict(vars(klass))
             except BaseException:  # a metaclass of the student's may raise anything
                 continue
+            dropped.append(current)
             for name, value in current.items():
                 if name not in attributes:
                     try:
@@ -558,6 +564,8 @@ class Worker:
                         pass
             for name, value in attributes.items():
                 try:
+                    if name in held:  # the entries a check put in it (iterated: nothing hashed again)
+                        dropped.append(list(value.items()) if type(value) is dict else list(value) if type(value) is not self.np.ndarray else ())
                     if name in held and not _refill(self.np, value, held[name]):
                         value = _plain_copy(self.np, held[name], [PLAIN_COPY_LIMIT])  # an array reshaped in place: a copy
                 except BaseException:  # what dropping the student's entries runs (a __del__) may raise anything
