@@ -37,7 +37,10 @@ def _environment():
     options = dict(undefined=jinja2.StrictUndefined, autoescape=jinja2.select_autoescape(AUTOESCAPED),
                    trim_blocks=True, lstrip_blocks=True)
     source = jinja2.PackageLoader("grader.outputs", "templates")
-    folder = _compiled_folder(jinja2, options, f"strict|autoescape {AUTOESCAPED}|trim_blocks|lstrip_blocks")
+    # what the compiled code depends on, read off the options (the autoescape function by what it was made of)
+    described = repr([options["undefined"].__name__, AUTOESCAPED,
+                      sorted((k, v) for k, v in options.items() if k not in ("undefined", "autoescape"))])
+    folder = _compiled_folder(jinja2, options, described)
     loader = jinja2.ChoiceLoader([jinja2.ModuleLoader(str(folder)), source]) if folder else source
     return jinja2.Environment(loader=loader, **options)
 
@@ -53,6 +56,7 @@ def _compiled_folder(jinja2, options: dict, described: str, here=None):
     None where it cannot be made: the templates are then compiled in memory, as before."""
     import hashlib
     import os
+    import shutil
     import tempfile
     from pathlib import Path
 
@@ -66,8 +70,6 @@ def _compiled_folder(jinja2, options: dict, described: str, here=None):
     folder = here / "__compiled__" / digest.hexdigest()[:24]
     if all((folder / jinja2.ModuleLoader.get_module_filename(name)).is_file() for name in TEMPLATES):
         return folder
-    import shutil
-
     try:
         folder.parent.mkdir(exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))

@@ -563,13 +563,15 @@ class Worker:
                     except BaseException:  # a metaclass of the student's may raise anything
                         pass
             for name, value in attributes.items():
-                try:
-                    if name in held:  # the entries a check put in it (iterated: nothing hashed again)
-                        dropped.append(list(value.items()) if type(value) is dict else list(value) if type(value) is not self.np.ndarray else ())
-                    if name in held and not _refill(self.np, value, held[name]):
-                        value = _plain_copy(self.np, held[name], [PLAIN_COPY_LIMIT])  # an array reshaped in place: a copy
-                except BaseException:  # what dropping the student's entries runs (a __del__) may raise anything
-                    pass
+                if name in held:
+                    try:
+                        # the entries a check put in it stay referenced (iterated: nothing hashed again)
+                        if type(value) is not self.np.ndarray:
+                            dropped.append(list(value.items()) if type(value) is dict else list(value))
+                        if not _refill(self.np, value, held[name]):
+                            value = _plain_copy(self.np, held[name], [PLAIN_COPY_LIMIT])  # an array reshaped in place: a copy
+                    except BaseException:  # a student's object in it may raise anything
+                        pass
                 if current.get(name, value) is not value or name not in current:
                     try:
                         _class_attribute(klass, name, value)

@@ -85,11 +85,6 @@ def remembered(function):
     return wrapper
 
 
-def forget() -> None:
-    """Drop everything remembered in memory (tests; a new spec in the same process needs no such care)."""
-    _MEMORY.clear()
-
-
 # ----------------------------------------------------------------------------- on disk
 
 
